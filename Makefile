@@ -1,0 +1,38 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PREFECT_VENV := .venv-prefect
+
+.PHONY: up test lint format bench clean
+
+$(BIN)/tripwire: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# A real Prefect client for the compatibility tests, in its own environment.
+$(PREFECT_VENV)/bin/prefect:
+	$(PYTHON) -m venv $(PREFECT_VENV)
+	$(PREFECT_VENV)/bin/pip install --quiet 'prefect>=3.8,<3.9'
+	touch $@
+
+up: $(BIN)/tripwire
+	$(BIN)/tripwire up
+
+lint: $(BIN)/tripwire
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(BIN)/tripwire $(PREFECT_VENV)/bin/prefect lint
+	$(BIN)/pytest
+
+format: $(BIN)/tripwire
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(BIN)/tripwire
+	$(BIN)/python -m bench.ingest
+
+clean:
+	rm -rf $(VENV) $(PREFECT_VENV) .tripwire

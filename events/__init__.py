@@ -1,0 +1,65 @@
+"""Events: the model, the bus, ingestion, the store and the client."""
+
+from events.bus import Bus, Names, StreamSettings
+from events.client import (
+    AsyncTripwireClient,
+    TripwireClient,
+    aemit_event,
+    api_auth_headers,
+    build_event,
+    emit_event,
+)
+from events.clock import FrozenClock, frozen_clock, now, set_clock
+from events.embedded import EmbeddedNats, free_port
+from events.errors import BusUnavailable, EventsError, EventTooLarge, InvalidEvent, StoreError
+from events.filters import (
+    EventFilter,
+    EventIDFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventOrder,
+    EventRelatedFilter,
+    EventResourceFilter,
+)
+from events.model import Event, ReceivedEvent, RelatedResource, Resource
+from events.store import Countable, CountBucket, EventStore, Page
+from events.tables import metadata
+
+__all__ = [
+    "AsyncTripwireClient",
+    "Bus",
+    "BusUnavailable",
+    "CountBucket",
+    "Countable",
+    "EmbeddedNats",
+    "Event",
+    "EventFilter",
+    "EventIDFilter",
+    "EventNameFilter",
+    "EventOccurredFilter",
+    "EventOrder",
+    "EventRelatedFilter",
+    "EventResourceFilter",
+    "EventStore",
+    "EventTooLarge",
+    "EventsError",
+    "FrozenClock",
+    "InvalidEvent",
+    "Names",
+    "Page",
+    "ReceivedEvent",
+    "RelatedResource",
+    "Resource",
+    "StoreError",
+    "StreamSettings",
+    "TripwireClient",
+    "aemit_event",
+    "api_auth_headers",
+    "build_event",
+    "emit_event",
+    "free_port",
+    "frozen_clock",
+    "metadata",
+    "now",
+    "set_clock",
+]

@@ -1,0 +1,200 @@
+"""The bus: NATS JetStream through FastStream's NatsBroker.
+
+Two streams per namespace: `<NS>_EVENTS` (subjects `<ns>.events.>`) and `<NS>_ACTIONS`
+(`<ns>.actions.>`). Events are published with `Nats-Msg-Id` = event id, so a resent event
+is stored once by JetStream's duplicate window (and once more by the store's primary key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import nats.errors
+import nats.js.errors
+from faststream.nats import NatsBroker
+from nats.js.api import (
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from events.errors import BusUnavailable
+
+log = logging.getLogger("tripwire.bus")
+
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How the streams are declared; see the README's JetStream section."""
+
+    replicas: int = 1
+    events_max_age: timedelta = timedelta(days=7)
+    actions_max_age: timedelta = timedelta(days=7)
+    max_bytes: int = -1
+    duplicate_window: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Stream, subject and consumer names derived from one namespace."""
+
+    namespace: str = "tripwire"
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.namespace.upper()}_EVENTS"
+
+    @property
+    def actions_stream(self) -> str:
+        return f"{self.namespace.upper()}_ACTIONS"
+
+    @property
+    def events_subject(self) -> str:
+        return f"{self.namespace}.events.in"
+
+    @property
+    def events_wildcard(self) -> str:
+        return f"{self.namespace}.events.>"
+
+    @property
+    def actions_subject(self) -> str:
+        return f"{self.namespace}.actions.requested"
+
+    @property
+    def actions_wildcard(self) -> str:
+        return f"{self.namespace}.actions.>"
+
+    @property
+    def store_consumer(self) -> str:
+        return f"{self.namespace}-store"
+
+
+class Bus:
+    """Connection to NATS, stream declaration and publishing."""
+
+    def __init__(
+        self,
+        url: str,
+        names: Names | None = None,
+        streams: StreamSettings | None = None,
+        *,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.names = names or Names()
+        self.streams = streams or StreamSettings()
+        self.publish_timeout = publish_timeout
+        self.broker = NatsBroker(
+            url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            logger=logging.getLogger("tripwire.faststream"),
+        )
+        self._connected = False
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the NATS connection is up."""
+        if not self._connected:
+            return False
+        return bool(self.broker.connection.is_connected)
+
+    async def connect(self) -> None:
+        """Connect and declare the streams (idempotent)."""
+        await self.broker.connect()
+        self._connected = True
+        await self.declare_streams()
+
+    async def start(self) -> None:
+        """Start the broker's subscribers (after `connect`)."""
+        await self.broker.start()
+
+    async def close(self) -> None:
+        """Stop subscribers and drain the connection."""
+        if self._connected:
+            self._connected = False
+            await self.broker.stop()
+
+    @property
+    def js(self):  # type: ignore[no-untyped-def]  # nats-py ships no type for this context
+        """The JetStream context; connect first."""
+        if not self._connected:
+            raise RuntimeError("connect the bus first (await bus.connect())")
+        return self.broker.config.broker_config.connection_state.stream
+
+    def _stream_configs(self) -> list[StreamConfig]:
+        common = {
+            "storage": StorageType.FILE,
+            "retention": RetentionPolicy.LIMITS,
+            "discard": DiscardPolicy.OLD,
+            "num_replicas": self.streams.replicas,
+            "max_bytes": self.streams.max_bytes,
+            "duplicate_window": self.streams.duplicate_window.total_seconds(),
+        }
+        return [
+            StreamConfig(
+                name=self.names.events_stream,
+                subjects=[self.names.events_wildcard],
+                max_age=self.streams.events_max_age.total_seconds(),
+                description="tripwire events, deduplicated by Nats-Msg-Id = event id",
+                **common,
+            ),
+            StreamConfig(
+                name=self.names.actions_stream,
+                subjects=[self.names.actions_wildcard],
+                max_age=self.streams.actions_max_age.total_seconds(),
+                description="tripwire action requests, one per action of a firing",
+                **common,
+            ),
+        ]
+
+    async def declare_streams(self) -> None:
+        """Create the streams, or update them when the settings changed."""
+        for config in self._stream_configs():
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != 10058:  # stream name in use with a different config
+                    raise
+                log.info("updating stream %s to the configured settings", config.name)
+                await self.js.update_stream(config)
+
+    async def publish(self, subject: str, messages: Sequence[tuple[UUID | str, bytes]]) -> None:
+        """Publish and wait until JetStream acknowledged every message.
+
+        Raises BusUnavailable when NATS is down or does not answer in time; messages that
+        did get in are deduplicated by id when the caller sends them again.
+        """
+        if not self.is_connected:
+            raise BusUnavailable("the event bus (NATS) is not reachable; retry shortly")
+        js = self.js
+        futures: list[asyncio.Future[object]] = []
+        try:
+            for msg_id, data in messages:
+                futures.append(await js.publish_async(subject, data, headers={MSG_ID: str(msg_id)}))
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=self.publish_timeout)
+        except (TimeoutError, nats.errors.Error) as exc:
+            for future in futures:
+                future.cancel()
+            raise BusUnavailable(
+                f"the event bus did not acknowledge the events ({type(exc).__name__}); "
+                "nothing is lost: send them again"
+            ) from exc
+
+    async def publish_events(self, messages: Sequence[tuple[UUID, bytes]]) -> None:
+        """Publish encoded events onto the events stream."""
+        await self.publish(self.names.events_subject, messages)
+
+    async def pending(self, stream: str, durable: str) -> int:
+        """Messages a durable consumer has not yet acknowledged (its lag)."""
+        info = await self.js.consumer_info(stream, durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)

@@ -1,0 +1,202 @@
+"""Python client: emit events to a running tripwire, sync or async, batched, with retries.
+
+    from events import emit_event
+    emit_event("dbt.model.refreshed", resource={"prefect.resource.id": "dbt.model.sales"})
+
+    async with AsyncTripwireClient() as client:
+        await client.emit([event1, event2, ...])   # sent in batches of 500
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import httpx
+
+from events.errors import BusUnavailable, InvalidEvent
+from events.model import Event, RelatedResource, Resource
+
+DEFAULT_API_URL = "http://127.0.0.1:4280"
+BATCH_SIZE = 500
+RETRYABLE = {429, 502, 503, 504}
+
+
+def api_auth_headers(api_key: str | None = None, auth_string: str | None = None) -> dict[str, str]:
+    """Authorization header from TRIPWIRE_API_KEY (Bearer) or TRIPWIRE_API_AUTH_STRING (Basic)."""
+    api_key = api_key or os.environ.get("TRIPWIRE_API_KEY")
+    auth_string = auth_string or os.environ.get("TRIPWIRE_API_AUTH_STRING")
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    if auth_string:
+        import base64
+
+        return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+    return {}
+
+
+def build_event(
+    event: str,
+    resource: Mapping[str, str] | str,
+    *,
+    related: Iterable[Mapping[str, str]] = (),
+    payload: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Event:
+    """An Event from plain values; `resource` may be just the resource id."""
+    labels = {"prefect.resource.id": resource} if isinstance(resource, str) else dict(resource)
+    return Event(
+        event=event,
+        resource=Resource(labels),
+        related=[RelatedResource(dict(r)) for r in related],
+        payload=dict(payload or {}),
+        **fields,
+    )
+
+
+def _batches(events: Sequence[Event], size: int) -> Iterator[Sequence[Event]]:
+    for start in range(0, len(events), size):
+        yield events[start : start + size]
+
+
+def _body(batch: Sequence[Event]) -> bytes:
+    return b"[" + b",".join(e.model_dump_json().encode() for e in batch) + b"]"
+
+
+def _delay(attempt: int, response: httpx.Response | None) -> float:
+    if response is not None and "retry-after" in response.headers:
+        try:
+            return float(response.headers["retry-after"])
+        except ValueError:
+            pass
+    return float(min(10.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2))
+
+
+def _outcome(response: httpx.Response) -> list[UUID] | None:
+    """Accepted ids, None to retry; raise for input the engine refused."""
+    if response.status_code == 202:
+        return [UUID(i) for i in response.json()["accepted"]]
+    if response.status_code in RETRYABLE:
+        return None
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    raise InvalidEvent(f"tripwire refused the events ({response.status_code}): {detail}")
+
+
+class _Base:
+    def __init__(
+        self,
+        api_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        auth_string: str | None = None,
+        retries: int = 8,
+        batch_size: int = BATCH_SIZE,
+        timeout: float = 30.0,
+    ) -> None:
+        self.api_url = (api_url or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self.retries = retries
+        self.batch_size = batch_size
+        self._options: dict[str, Any] = {
+            "base_url": self.api_url,
+            "headers": api_auth_headers(api_key, auth_string),
+            "timeout": timeout,
+        }
+
+    def _give_up(self, error: Exception | None) -> BusUnavailable:
+        return BusUnavailable(
+            f"tripwire at {self.api_url} did not accept the events after {self.retries} retries"
+            + (f" ({error})" if error else "")
+        )
+
+
+class TripwireClient(_Base):
+    """Blocking client."""
+
+    def __enter__(self) -> Self:
+        self._http = httpx.Client(**self._options)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def emit(self, events: Event | Sequence[Event]) -> list[UUID]:
+        """Send events (in batches); returns their ids once all were accepted."""
+        batch_list = [events] if isinstance(events, Event) else list(events)
+        accepted: list[UUID] = []
+        for batch in _batches(batch_list, self.batch_size):
+            accepted += self._send(_body(batch))
+        return accepted
+
+    def _send(self, body: bytes) -> list[UUID]:
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            response = None
+            try:
+                response = self._http.post("/api/events", content=body, headers={"content-type": "application/json"})
+                ids = _outcome(response)
+                if ids is not None:
+                    return ids
+            except httpx.TransportError as exc:
+                error = exc
+            if attempt < self.retries:
+                time.sleep(_delay(attempt, response))
+        raise self._give_up(error)
+
+
+class AsyncTripwireClient(_Base):
+    """Asyncio client."""
+
+    async def __aenter__(self) -> Self:
+        self._http = httpx.AsyncClient(**self._options)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._http.aclose()
+
+    async def emit(self, events: Event | Sequence[Event]) -> list[UUID]:
+        """Send events (in batches); returns their ids once all were accepted."""
+        batch_list = [events] if isinstance(events, Event) else list(events)
+        accepted: list[UUID] = []
+        for batch in _batches(batch_list, self.batch_size):
+            accepted += await self._send(_body(batch))
+        return accepted
+
+    async def _send(self, body: bytes) -> list[UUID]:
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            response = None
+            try:
+                response = await self._http.post("/api/events", content=body, headers={"content-type": "application/json"})
+                ids = _outcome(response)
+                if ids is not None:
+                    return ids
+            except httpx.TransportError as exc:
+                error = exc
+            if attempt < self.retries:
+                await asyncio.sleep(_delay(attempt, response))
+        raise self._give_up(error)
+
+
+def emit_event(event: str, resource: Mapping[str, str] | str, **kwargs: Any) -> UUID:
+    """Emit one event and wait until tripwire accepted it; returns its id."""
+    api_url = kwargs.pop("api_url", None)
+    with TripwireClient(api_url) as client:
+        return client.emit(build_event(event, resource, **kwargs))[0]
+
+
+async def aemit_event(event: str, resource: Mapping[str, str] | str, **kwargs: Any) -> UUID:
+    """Async `emit_event`."""
+    api_url = kwargs.pop("api_url", None)
+    async with AsyncTripwireClient(api_url) as client:
+        return (await client.emit(build_event(event, resource, **kwargs)))[0]

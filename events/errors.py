@@ -1,0 +1,39 @@
+"""Errors raised by the events package.
+
+    EventsError
+    ├── InvalidEvent (ValueError)       -- input that is not a valid event; names the field
+    │   └── EventTooLarge               -- over the per-event size limit
+    ├── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
+    └── StoreError                      -- the event store failed
+"""
+
+from __future__ import annotations
+
+
+class EventsError(Exception):
+    """Root of every error raised by the events package."""
+
+
+class InvalidEvent(EventsError, ValueError):
+    """The input is not a valid event; `field` names where, `message` says what to do."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class EventTooLarge(InvalidEvent):
+    """An event is larger than the configured per-event limit."""
+
+
+class BusUnavailable(EventsError):
+    """The bus could not take the events; nothing was lost, send them again."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreError(EventsError):
+    """The event store could not complete an operation."""

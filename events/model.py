@@ -1,0 +1,155 @@
+"""The event, in Prefect's schema verbatim, with Prefect's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_validator,
+    model_validator,
+)
+
+from events import clock
+
+MAX_LABELS_PER_RESOURCE: Final = 500
+MAX_RELATED_RESOURCES: Final = 100
+MAX_EVENT_NAME_LENGTH: Final = 1024
+MAX_EVENT_BYTES: Final = 1_500_000
+
+RESOURCE_ID: Final = "prefect.resource.id"
+RESOURCE_ROLE: Final = "prefect.resource.role"
+RESOURCE_NAME: Final = "prefect.resource.name"
+
+
+class Resource(RootModel[dict[str, str]]):
+    """A resource: flat string labels, `prefect.resource.id` required."""
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> Resource:
+        labels = self.root
+        if len(labels) > MAX_LABELS_PER_RESOURCE:
+            raise ValueError(
+                f"has {len(labels)} labels; at most {MAX_LABELS_PER_RESOURCE} are allowed"
+            )
+        if not labels.get(RESOURCE_ID):
+            raise ValueError(f"the label '{RESOURCE_ID}' is required and must not be empty")
+        return self
+
+    @property
+    def id(self) -> str:
+        """The resource id (`prefect.resource.id`)."""
+        return self.root[RESOURCE_ID]
+
+    @property
+    def name(self) -> str | None:
+        """The resource name, when labelled."""
+        return self.root.get(RESOURCE_NAME)
+
+    def get(self, label: str, default: str | None = None) -> str | None:
+        """A label's value, or `default`."""
+        return self.root.get(label, default)
+
+    def __getitem__(self, label: str) -> str:
+        return self.root[label]
+
+    def __contains__(self, label: object) -> bool:
+        return label in self.root
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.root)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """The (label, value) pairs."""
+        return iter(self.root.items())
+
+
+class RelatedResource(Resource):
+    """A resource related to the event; also needs `prefect.resource.role`."""
+
+    @model_validator(mode="after")
+    def _check_role(self) -> RelatedResource:
+        if not self.root.get(RESOURCE_ROLE):
+            raise ValueError(f"the label '{RESOURCE_ROLE}' is required on related resources")
+        return self
+
+    @property
+    def role(self) -> str:
+        """The role this resource plays in the event."""
+        return self.root[RESOURCE_ROLE]
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Event(BaseModel):
+    """Something that happened to a resource, as a producer reports it."""
+
+    # Prefect ignores unknown top-level fields; so do we.
+    model_config = ConfigDict(extra="ignore")
+
+    occurred: datetime = Field(
+        default_factory=clock.now, description="When the event happened (UTC)."
+    )
+    event: str = Field(
+        min_length=1,
+        max_length=MAX_EVENT_NAME_LENGTH,
+        description="Dotted event name, e.g. prefect.flow-run.Completed.",
+    )
+    resource: Resource = Field(description="The resource the event is about.")
+    related: list[RelatedResource] = Field(
+        default_factory=list,
+        max_length=MAX_RELATED_RESOURCES,
+        description="Other resources involved, each with a prefect.resource.role.",
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form details of the event."
+    )
+    id: UUID = Field(default_factory=uuid4, description="Unique id; resending it dedupes.")
+    follows: UUID | None = Field(
+        default=None, description="The id of an event this one is known to follow."
+    )
+
+    @field_validator("occurred")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+    def involved_resources(self) -> Iterator[Resource]:
+        """The resource, then each related resource."""
+        yield self.resource
+        yield from self.related
+
+    def resources_in_role(self, role: str) -> list[RelatedResource]:
+        """Related resources playing `role`."""
+        return [r for r in self.related if r.role == role]
+
+    def receive(self, received: datetime | None = None) -> ReceivedEvent:
+        """Stamp the event as received by tripwire."""
+        # Already validated: construct without validating every field again.
+        return ReceivedEvent.model_construct(**dict(self), received=received or clock.now())
+
+
+class ReceivedEvent(Event):
+    """An event as tripwire accepted it: `received` is set by tripwire."""
+
+    received: datetime = Field(
+        default_factory=clock.now, description="When tripwire accepted the event (UTC)."
+    )
+
+    @field_validator("received")
+    @classmethod
+    def _received_utc(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+
+def label_map(labels: Mapping[str, str] | Resource) -> dict[str, str]:
+    """Plain dict of labels from a Resource or mapping."""
+    return dict(labels.root) if isinstance(labels, Resource) else dict(labels)

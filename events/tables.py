@@ -1,0 +1,60 @@
+"""Event store tables. Other packages add their tables to the same `metadata`."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Labels = JSON().with_variant(JSONB(), "postgresql")
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("occurred", DateTime(timezone=True), nullable=False),
+    Column("event", String(1024), nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("resource", Labels, nullable=False),
+    Column("received", DateTime(timezone=True), nullable=False),
+    Column("recorded", DateTime(timezone=True), nullable=False),
+    Column("follows", String(36)),
+    # The whole ReceivedEvent as JSON: read back without re-assembling columns.
+    Column("body", Text, nullable=False),
+    Index(None, "occurred", "id"),
+    Index(None, "event", "occurred"),
+    Index(None, "resource_id", "occurred"),
+)
+
+# One row per related resource, for filtering by role, id and labels.
+event_resources = Table(
+    "event_resources",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("occurred", DateTime(timezone=True), nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("resource_role", Text, nullable=False),
+    Column("resource", Labels, nullable=False),
+    Index(None, "resource_id", "occurred"),
+    Index(None, "resource_role", "occurred"),
+    Index(None, "occurred"),
+)

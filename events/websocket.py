@@ -1,0 +1,173 @@
+"""Prefect's events websocket protocol: `/api/events/in` and `/api/events/out`.
+
+With the `prefect` subprotocol the first message is `{"type": "auth", "token": ...}`,
+answered `{"type": "auth_success"}`; without it, auth comes from the upgrade request's
+Authorization header. `in` takes one event JSON per text frame; `out` takes a
+`{"type": "filter", "filter": {...}, "backfill": true}` message and then streams
+`{"type": "event", "event": {...}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from starlette.websockets import WebSocketState
+
+from events.bus import Bus
+from events.errors import BusUnavailable, InvalidEvent
+from events.filters import EventFilter, EventOrder
+from events.model import ReceivedEvent
+from events.parsing import describe, encode, validate_events_json
+from events.store import EventStore
+
+log = logging.getLogger("tripwire.websocket")
+
+POLICY_VIOLATION = 1008
+PROTOCOL_ERROR = 1002
+TRY_AGAIN_LATER = 1013
+BACKFILL_LIMIT = 1000
+LIVE_QUEUE_LIMIT = 10_000  # a subscriber this far behind is closed, not buffered forever
+
+# Checks a token (the auth message's) or an Authorization header; True = allowed.
+TokenCheck = Callable[[str | None], bool]
+HeaderCheck = Callable[[str | None], bool]
+
+
+def _reason(text: str) -> str:
+    # A close reason is at most 123 bytes.
+    data = text.encode()[:123]
+    return data.decode(errors="ignore")
+
+
+async def accept(websocket: WebSocket, token_ok: TokenCheck, header_ok: HeaderCheck) -> bool:
+    """Accept and authenticate; False when the socket was closed instead."""
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    if "prefect" not in offered:
+        if not header_ok(websocket.headers.get("authorization")):
+            await websocket.close(POLICY_VIOLATION, reason="authentication required: send an Authorization header")
+            return False
+        await websocket.accept()
+        return True
+    await websocket.accept(subprotocol="prefect")
+    try:
+        message = orjson.loads(await websocket.receive_text())
+    except (orjson.JSONDecodeError, WebSocketDisconnect):
+        await _close(websocket, POLICY_VIOLATION, "expected an auth message: {\"type\": \"auth\", \"token\": ...}")
+        return False
+    if not isinstance(message, dict) or message.get("type") != "auth":
+        await _close(websocket, POLICY_VIOLATION, "expected an auth message: {\"type\": \"auth\", \"token\": ...}")
+        return False
+    if not token_ok(message.get("token")):
+        await _close(websocket, POLICY_VIOLATION, "invalid token: use TRIPWIRE_API_KEY or TRIPWIRE_API_AUTH_STRING")
+        return False
+    await websocket.send_text('{"type":"auth_success"}')
+    return True
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code, reason=_reason(reason))
+
+
+async def _live_start(bus: Bus) -> dict[str, Any]:
+    """Where live streaming starts: just past what the store has committed."""
+    try:
+        info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
+        return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": info.ack_floor.stream_seq + 1}
+    except Exception:  # no store consumer yet: nothing is stored, start with new events
+        return {"deliver_policy": DeliverPolicy.NEW}
+
+
+def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: HeaderCheck) -> APIRouter:
+    """The two websocket routes."""
+    router = APIRouter(prefix="/api/events")
+
+    @router.websocket("/in")
+    async def events_in(websocket: WebSocket) -> None:
+        if not await accept(websocket, token_ok, header_ok):
+            return
+        try:
+            while True:
+                text = await websocket.receive_text()
+                try:
+                    events = [e.receive() for e in validate_events_json(text.encode())]
+                    encoded = encode(events)
+                except InvalidEvent as exc:
+                    await _close(websocket, POLICY_VIOLATION, f"invalid event: {exc}")
+                    return
+                try:
+                    await bus.publish_events([(e.id, d) for e, d in zip(events, encoded, strict=True)])
+                except BusUnavailable as exc:
+                    await _close(websocket, TRY_AGAIN_LATER, str(exc))
+                    return
+        except WebSocketDisconnect:
+            return
+
+    @router.websocket("/out")
+    async def events_out(websocket: WebSocket) -> None:
+        if not await accept(websocket, token_ok, header_ok):
+            return
+        try:
+            message = orjson.loads(await websocket.receive_text())
+            if not isinstance(message, dict) or message.get("type") != "filter":
+                await _close(websocket, PROTOCOL_ERROR, "expected a filter message: {\"type\": \"filter\", \"filter\": {...}}")
+                return
+            flt = EventFilter.model_validate(message.get("filter") or {})
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            detail = str(describe(exc, "filter")) if isinstance(exc, ValidationError) else "not JSON"
+            await _close(websocket, PROTOCOL_ERROR, f"invalid filter: {detail}")
+            return
+        except WebSocketDisconnect:
+            return
+        await _stream(websocket, bus, store, flt, backfill=bool(message.get("backfill", True)))
+
+    return router
+
+
+async def _stream(websocket: WebSocket, bus: Bus, store: EventStore, flt: EventFilter, *, backfill: bool) -> None:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_message(msg: Any) -> None:
+        if queue.qsize() >= LIVE_QUEUE_LIMIT:
+            return  # the sentinel below is already queued; the socket is being closed
+        queue.put_nowait(msg.data if queue.qsize() < LIVE_QUEUE_LIMIT - 1 else b"")
+
+    # Subscribe before reading the backfill so nothing falls between the two.
+    sub = await bus.js.subscribe(
+        bus.names.events_wildcard,
+        stream=bus.names.events_stream,
+        cb=on_message,
+        ordered_consumer=True,
+        **await _live_start(bus),
+    )
+    sent: set[str] = set()
+    try:
+        if backfill:
+            page = await store.read(flt.model_copy(update={"order": EventOrder.DESC}), BACKFILL_LIMIT)
+            for event in reversed(page.events):
+                sent.add(str(event.id))
+                await websocket.send_text('{"type":"event","event":' + event.model_dump_json() + "}")
+        while True:
+            data = await queue.get()
+            if not data:
+                log.warning("a live events subscriber fell %d events behind; closing it", LIVE_QUEUE_LIMIT)
+                await _close(websocket, TRY_AGAIN_LATER, "too slow to keep up; reconnect")
+                return
+            event = ReceivedEvent.model_validate_json(data)
+            if str(event.id) in sent or not flt.includes(event):
+                continue
+            await websocket.send_text('{"type":"event","event":' + data.decode() + "}")
+    except WebSocketDisconnect:
+        return
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

@@ -1,0 +1,70 @@
+"""The FastAPI app: events routes, websockets, health, auth."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Response
+
+from events import api as events_api
+from events import websocket as events_websocket
+from tripwire import __version__
+from tripwire.auth import ApiAuth, AuthMiddleware
+from tripwire.engine import Engine, Role
+
+
+async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
+    """Bus, database and store-consumer lag; ok only when every part answers."""
+    bus_ok = engine.bus.is_connected
+    report: dict[str, Any] = {"version": __version__, "roles": sorted(r.value for r in engine.roles)}
+    report["bus"] = {"connected": bus_ok, "embedded": engine.embedded is not None}
+    try:
+        await engine.store.ping()
+        report["database"] = {"ok": True, "dialect": engine.store.dialect}
+    except Exception as exc:
+        report["database"] = {"ok": False, "error": type(exc).__name__}
+    lag: int | None = None
+    if bus_ok and Role.worker in engine.roles:
+        try:
+            lag = await engine.bus.pending(engine.bus.names.events_stream, engine.bus.names.store_consumer)
+        except Exception:
+            lag = None
+    report["store_consumer"] = {"lag": lag}
+    ok = bus_ok and report["database"]["ok"]
+    report["status"] = "ok" if ok else "degraded"
+    return ok, report
+
+
+def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
+    """The app for one engine; with `manage_engine` the app's lifespan starts and stops it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_engine:
+            await engine.start()
+        try:
+            yield
+        finally:
+            if manage_engine:
+                await engine.stop()
+
+    app = FastAPI(
+        title="tripwire",
+        version=__version__,
+        description="Automations engine for data platforms: events in, triggers, SLAs, actions out.",
+        lifespan=lifespan,
+    )
+    auth = ApiAuth(engine.settings)
+    app.add_middleware(AuthMiddleware, auth=auth)
+
+    @app.get("/api/health", tags=["health"], summary="Bus, database and consumer lag")
+    async def get_health() -> Response:
+        ok, report = await health(engine)
+        return Response(orjson.dumps(report), 200 if ok else 503, media_type="application/json")
+
+    app.include_router(events_api.build_router(engine.bus, engine.store))
+    app.include_router(events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok))
+    return app

@@ -1,0 +1,297 @@
+"""The `tripwire` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import typer
+import uvicorn
+
+from events.client import DEFAULT_API_URL, TripwireClient, api_auth_headers, build_event
+from events.durations import parse_duration
+from events.errors import EventsError
+from tripwire.settings import Settings
+
+app = typer.Typer(help="tripwire: an automations engine for data platforms.", no_args_is_help=True)
+events_app = typer.Typer(help="List and follow stored events.", no_args_is_help=True)
+serve_app = typer.Typer(help="Run one role of the engine.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+app.add_typer(serve_app, name="serve")
+
+ApiOption = typer.Option(None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL}).")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a clear error and exit (never a traceback)."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(home: Path | None, host: str | None, port: int | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        fail(f"invalid settings: {exc}")
+        raise
+
+
+def _banner(settings: Settings, engine: Any) -> str:
+    api = settings.api_url
+    nats = f"{engine.nats_url} (embedded, store {settings.nats_store_dir})" if engine.embedded else engine.nats_url
+    database = settings.resolved_database_url.split("@")[-1]
+    return (
+        f"\ntripwire is up\n"
+        f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
+        f"  NATS      {nats}\n"
+        f"  database  {database}\n"
+        f"Try, in another terminal:\n"
+        f"  .venv/bin/tripwire emit my.event --resource my.resource.id --payload '{{\"rows\": 3}}'\n"
+        f"  .venv/bin/tripwire events ls\n"
+        f"  .venv/bin/tripwire events tail\n"
+        f"Ctrl-C stops everything.\n"
+    )
+
+
+def _serve(settings: Settings, roles: frozenset[Any]) -> None:
+    from tripwire.app import create_app
+    from tripwire.engine import Engine
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # FastStream logs every batch at INFO; keep its warnings and errors only.
+    logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    engine = Engine(settings, roles)
+    fastapi_app = create_app(engine)
+    config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port, log_level="warning",
+                            ws_ping_interval=20, ws_ping_timeout=20)
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            typer.echo(_banner(settings, engine))
+        await serving
+
+    try:
+        asyncio.run(run())
+    except EventsError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        fail(f"the engine did not start; is port {settings.port} already in use? (--port to choose another)")
+
+
+@app.command()
+def up(
+    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="API port (default 4280)."),
+    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME", help="Data folder (default ./.tripwire)."),
+) -> None:
+    """Run everything in one process on embedded defaults (nats-server + SQLite)."""
+    from tripwire.engine import Role
+
+    _serve(_settings(home, host, port), frozenset(Role))
+
+
+@serve_app.command("api")
+def serve_api(
+    host: str = typer.Option(None), port: int = typer.Option(None),
+    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
+) -> None:
+    """Ingest and query over HTTP and websockets."""
+    from tripwire.engine import Role
+
+    _serve(_settings(home, host, port), frozenset({Role.api}))
+
+
+@serve_app.command("worker")
+def serve_worker(
+    host: str = typer.Option(None), port: int = typer.Option(None),
+    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
+) -> None:
+    """Store events (and, later, evaluate triggers and run actions); serves health on --port."""
+    from tripwire.engine import Role
+
+    _serve(_settings(home, host, port), frozenset({Role.worker}))
+
+
+def _pairs(values: list[str], sep: str, what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        left, found, right = value.rpartition(sep) if sep == ":" else value.partition(sep)
+        if not found or not left or not right:
+            fail(f"{what} {value!r} must look like {'ID:ROLE' if sep == ':' else 'KEY=VALUE'}")
+        pairs.append((left, right))
+    return pairs
+
+
+@app.command()
+def emit(
+    event: str = typer.Argument(..., help="Event name, e.g. dbt.model.refreshed."),
+    resource: str = typer.Option(..., "--resource", "-r", help="Resource id (prefect.resource.id)."),
+    label: list[str] = typer.Option([], "--label", "-l", help="Extra resource label KEY=VALUE (repeatable)."),
+    related: list[str] = typer.Option([], "--related", help="Related resource ID:ROLE (repeatable)."),
+    payload: str = typer.Option("{}", "--payload", "-p", help="Payload as a JSON object."),
+    api: str = ApiOption,
+) -> None:
+    """Send one event to a running engine."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        fail(f"--payload is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        fail("--payload must be a JSON object, e.g. '{\"rows\": 3}'")
+    labels = {"prefect.resource.id": resource, **dict(_pairs(label, "=", "--label"))}
+    rel = [{"prefect.resource.id": rid, "prefect.resource.role": role} for rid, role in _pairs(related, ":", "--related")]
+    try:
+        built = build_event(event, labels, related=rel, payload=body)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with TripwireClient(api, retries=3) as client:
+            ids = client.emit(built)
+    except EventsError as exc:
+        fail(f"{exc}. Is the engine running (make up)?")
+    typer.echo(str(ids[0]))
+
+
+def _filter(event: str | None, resource: str | None, since: str | None) -> dict[str, Any]:
+    flt: dict[str, Any] = {}
+    if event:
+        flt["event"] = {"prefix": [event]}
+    if resource:
+        flt["resource"] = {"id_prefix": [resource]} if resource.endswith("*") else {"id": [resource]}
+        if resource.endswith("*"):
+            flt["resource"] = {"id_prefix": [resource[:-1]]}
+    if since:
+        window = parse_duration(since)
+        if isinstance(window, str):
+            fail(f"--since {since!r} is not a duration; use e.g. 30m, 1h, 7d")
+        flt["occurred"] = {"since": (datetime.now(UTC) - window).isoformat()}
+    return flt
+
+
+def _line(event: dict[str, Any]) -> str:
+    occurred = event["occurred"].replace("T", " ")[:23]
+    return f"{occurred}  {event['event']:<40} {event['resource']['prefect.resource.id']}  {event['id']}"
+
+
+def _http(api: str | None) -> httpx.Client:
+    return httpx.Client(base_url=(api or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/"),
+                        headers=api_auth_headers(), timeout=30)
+
+
+@events_app.command("ls")
+def events_ls(
+    event: str = typer.Option(None, "--event", help="Event name prefix."),
+    resource: str = typer.Option(None, "--resource", help="Resource id (or prefix*)."),
+    since: str = typer.Option(None, "--since", help="Only events within this window, e.g. 1h."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="One JSON event per line."),
+    api: str = ApiOption,
+) -> None:
+    """List stored events, newest first."""
+    try:
+        with _http(api) as http:
+            response = http.post("/api/events/filter", json={"filter": _filter(event, resource, since), "limit": limit})
+    except httpx.TransportError as exc:
+        fail(f"cannot reach the engine at {api or DEFAULT_API_URL} ({exc}); is it running (make up)?")
+    if response.status_code != 200:
+        fail(f"the engine answered {response.status_code}: {response.text}")
+    data = response.json()
+    for item in data["events"]:
+        typer.echo(orjson.dumps(item).decode() if as_json else _line(item))
+    if not as_json:
+        typer.secho(f"{len(data['events'])} of {data['total']} matching events", err=True, dim=True)
+
+
+@events_app.command("tail")
+def events_tail(
+    event: str = typer.Option(None, "--event", help="Event name prefix."),
+    resource: str = typer.Option(None, "--resource", help="Resource id (or prefix*)."),
+    backfill: bool = typer.Option(True, help="Start with recent stored events."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON event per line."),
+    api: str = ApiOption,
+) -> None:
+    """Follow events live (Ctrl-C to stop)."""
+    import websockets
+
+    base = (api or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/")
+    url = base.replace("http", "ws", 1) + "/api/events/out"
+    token = os.environ.get("TRIPWIRE_API_KEY") or os.environ.get("TRIPWIRE_API_AUTH_STRING")
+
+    async def follow() -> None:
+        async with websockets.connect(url, subprotocols=[websockets.Subprotocol("prefect")]) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            answer = json.loads(await ws.recv())
+            if answer.get("type") != "auth_success":
+                fail(f"authentication failed: {answer}")
+            flt = _filter(event, resource, "1h" if backfill else None)
+            await ws.send(json.dumps({"type": "filter", "filter": flt, "backfill": backfill}))
+            async for message in ws:
+                item = json.loads(message)["event"]
+                typer.echo(orjson.dumps(item).decode() if as_json else _line(item))
+
+    try:
+        asyncio.run(follow())
+    except KeyboardInterrupt:
+        pass
+    except (OSError, websockets.exceptions.WebSocketException) as exc:
+        fail(f"lost the engine at {url} ({exc}); is it running (make up)?")
+
+
+@app.command()
+def config(home: Path = typer.Option(None, envvar="TRIPWIRE_HOME")) -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = _settings(home, None, None)
+    for name, value in settings.model_dump(mode="json").items():
+        if name in ("api_key", "api_auth_string") and value:
+            value = "********"
+        typer.echo(f"{name:<24} {value}")
+
+
+@app.command()
+def migrate(home: Path = typer.Option(None, envvar="TRIPWIRE_HOME")) -> None:
+    """Create or upgrade the database schema."""
+    from tripwire.database import create_engine
+    from tripwire.database import migrate as run_migrations
+
+    settings = _settings(home, None, None)
+
+    async def run() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await run_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is at the latest schema")
+
+
+def main() -> None:
+    """Entry point of the `tripwire` script."""
+    app(prog_name="tripwire")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The engine: embedded NATS, the bus, the database and the roles running in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from enum import Enum
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events import clock
+from events.bus import Bus, Names, StreamSettings
+from events.consumer import subscribe_store
+from events.embedded import EmbeddedNats
+from events.store import EventStore
+from tripwire.database import create_engine, migrate
+from tripwire.settings import Settings
+
+log = logging.getLogger("tripwire.engine")
+
+
+class Role(str, Enum):
+    """What a process does; `tripwire up` runs them all."""
+
+    api = "api"
+    worker = "worker"
+
+
+class Engine:
+    """Starts and stops everything one process needs, in order."""
+
+    def __init__(self, settings: Settings, roles: frozenset[Role] = frozenset(Role)) -> None:
+        # Everything is built here but nothing connects until `start`.
+        self.settings = s = settings
+        self.roles = roles
+        self.embedded = None if s.nats_url else EmbeddedNats(s.nats_store_dir, s.nats_port)
+        self.nats_url = s.nats_url or self.embedded.url  # type: ignore[union-attr]
+        self.db: AsyncEngine = create_engine(s.resolved_database_url)
+        self.store = EventStore(self.db)
+        self.bus = Bus(
+            self.nats_url,
+            Names(s.namespace),
+            StreamSettings(
+                replicas=s.stream_replicas,
+                events_max_age=s.stream_max_age,
+                actions_max_age=s.stream_max_age,
+                max_bytes=s.stream_max_bytes,
+                duplicate_window=s.duplicate_window,
+            ),
+        )
+        if Role.worker in roles:
+            subscribe_store(self.bus, self.store, batch_size=s.store_batch_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    async def start(self) -> None:
+        """Embedded NATS (when no URL is set), migrations, streams, consumers, sweeper."""
+        if self._started:
+            raise RuntimeError("this engine was started already; build a new Engine to start again")
+        self._started = True
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        if self.embedded is not None:
+            await self.embedded.astart()
+        await migrate(self.db)
+        await self.bus.connect()
+        await self.bus.start()
+        if Role.worker in self.roles:
+            self._tasks.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
+        log.info("engine started (roles: %s)", ", ".join(sorted(r.value for r in self.roles)))
+
+    async def stop(self) -> None:
+        """Stop in reverse order; safe to call twice."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.bus.close()
+        await self.db.dispose()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+
+    async def sweep_once(self) -> int:
+        """Delete events older than the retention period; returns how many."""
+        removed = await self.store.sweep(clock.now() - self.settings.event_retention)
+        if removed:
+            log.info("retention: swept %d events older than %s", removed, self.settings.event_retention)
+        return removed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("retention sweep failed; trying again at the next interval")
+            await asyncio.sleep(self.settings.retention_sweep_every.total_seconds())
