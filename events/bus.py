@@ -8,6 +8,7 @@ is stored once by JetStream's duplicate window (and once more by the store's pri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,15 +115,17 @@ class Bus:
         self._connected = True
         await self.declare_streams()
 
-    async def start(self) -> None:
-        """Start the broker's subscribers (after `connect`)."""
-        await self.broker.start()
-
     async def close(self) -> None:
-        """Stop subscribers and drain the connection."""
-        if self._connected:
-            self._connected = False
+        """Drain the connection; close it outright when NATS is not there to drain to."""
+        if not self._connected:
+            return
+        self._connected = False
+        try:
             await self.broker.stop()
+        except Exception as exc:  # reconnecting or gone: nothing to drain to
+            log.warning("NATS connection did not drain (%s); closing it", exc)
+            with contextlib.suppress(Exception):
+                await self.broker.connection.close()
 
     @property
     def js(self):  # type: ignore[no-untyped-def]  # nats-py ships no type for this context
@@ -175,7 +178,7 @@ class Bus:
         did get in are deduplicated by id when the caller sends them again.
         """
         if not self.is_connected:
-            raise BusUnavailable("the event bus (NATS) is not reachable; retry shortly")
+            raise BusUnavailable("the event bus (NATS) is not reachable; nothing was accepted: send them again shortly")
         js = self.js
         futures: list[asyncio.Future[object]] = []
         try:

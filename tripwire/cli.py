@@ -26,6 +26,8 @@ events_app = typer.Typer(help="List and follow stored events.", no_args_is_help=
 serve_app = typer.Typer(help="Run one role of the engine.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(serve_app, name="serve")
+bench_app = typer.Typer(help="Benchmarks on a throwaway engine.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 ApiOption = typer.Option(None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL}).")
 
@@ -257,6 +259,20 @@ def events_tail(
         pass
     except (OSError, websockets.exceptions.WebSocketException) as exc:
         fail(f"lost the engine at {url} ({exc}); is it running (make up)?")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    seconds: float = typer.Option(60.0, help="Load duration in seconds."),
+    batch: int = typer.Option(500, min=1, help="Events per POST."),
+    concurrency: int = typer.Option(4, min=1, help="POSTs in flight."),
+    port: int = typer.Option(None, help="Engine API port (default a free one)."),
+) -> None:
+    """Start an engine, POST events for a while, report accepted/stored rates and latency."""
+    from bench.ingest import main as ingest
+
+    argv = ["--seconds", str(seconds), "--batch", str(batch), "--concurrency", str(concurrency)]
+    raise typer.Exit(ingest(argv + (["--port", str(port)] if port else [])))
 
 
 @app.command()

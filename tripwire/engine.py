@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events import clock
 from events.bus import Bus, Names, StreamSettings
-from events.consumer import subscribe_store
+from events.consumer import BatchConsumer, store_consumer
 from events.embedded import EmbeddedNats
 from events.store import EventStore
 from tripwire.database import create_engine, migrate
@@ -49,8 +49,9 @@ class Engine:
                 duplicate_window=s.duplicate_window,
             ),
         )
+        self.consumers: list[BatchConsumer] = []
         if Role.worker in roles:
-            subscribe_store(self.bus, self.store, batch_size=s.store_batch_size)
+            self.consumers.append(store_consumer(self.bus, self.store.write, batch_size=s.store_batch_size))
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -64,7 +65,8 @@ class Engine:
             await self.embedded.astart()
         await migrate(self.db)
         await self.bus.connect()
-        await self.bus.start()
+        for consumer in self.consumers:
+            await consumer.start()
         if Role.worker in self.roles:
             self._tasks.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
         log.info("engine started (roles: %s)", ", ".join(sorted(r.value for r in self.roles)))
@@ -77,6 +79,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for consumer in self.consumers:
+            await consumer.stop()
         await self.bus.close()
         await self.db.dispose()
         if self.embedded is not None:
