@@ -35,7 +35,9 @@ def problem(status: int, detail: str, field: str | None = None, **headers: str) 
     body: dict[str, Any] = {"detail": detail}
     if field:
         body["field"] = field
-    return Response(orjson.dumps(body), status, headers=headers or None, media_type="application/json")
+    return Response(
+        orjson.dumps(body), status, headers=headers or None, media_type="application/json"
+    )
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -54,10 +56,14 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"oneOf": [
-                        {"$ref": "#/components/schemas/Event"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-                    ]}},
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Event"},
+                                {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                            ]
+                        }
+                    },
                     "application/cloudevents+json": {"schema": {"type": "object"}},
                     "application/cloudevents-batch+json": {"schema": {"type": "array"}},
                 },
@@ -71,7 +77,9 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
         """
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-            return problem(413, f"the request is over {MAX_REQUEST_BYTES:,} bytes; send smaller batches")
+            return problem(
+                413, f"the request is over {MAX_REQUEST_BYTES:,} bytes; send smaller batches"
+            )
         body = await request.body()
         try:
             received = parse_body(body, request.headers.get("content-type", ""), request.headers)
@@ -81,7 +89,9 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
         except InvalidEvent as exc:
             return problem(422, str(exc), exc.field)
         try:
-            await bus.publish_events([(e.id, data) for e, data in zip(received, encoded, strict=True)])
+            await bus.publish_events(
+                [(e.id, data) for e, data in zip(received, encoded, strict=True)]
+            )
         except BusUnavailable as exc:
             return problem(503, str(exc), **{"Retry-After": str(int(exc.retry_after))})
         return json_response({"accepted": [str(e.id) for e in received]}, 202)
@@ -89,23 +99,34 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
     def page_response(request: Request, page: Any) -> Response:
         next_page = None
         if page.next_token:
-            next_page = str(request.url_for("read_next_page").include_query_params(**{"page-token": page.next_token}))
+            next_page = str(
+                request.url_for("read_next_page").include_query_params(
+                    **{"page-token": page.next_token}
+                )
+            )
         return Response(
             b'{"events":['
             + b",".join(e.model_dump_json().encode() for e in page.events)
-            + b'],"total":' + str(page.total).encode()
-            + b',"next_page":' + orjson.dumps(next_page) + b"}",
+            + b'],"total":'
+            + str(page.total).encode()
+            + b',"next_page":'
+            + orjson.dumps(next_page)
+            + b"}",
             media_type="application/json",
         )
 
     @router.post("/filter", summary="Query stored events")
-    async def read_events(request: Request, query: FilterRequest | None = Body(default=None)) -> Response:
+    async def read_events(
+        request: Request, query: FilterRequest | None = Body(default=None)
+    ) -> Response:
         """Events matching a Prefect-style filter, newest first unless `order` is ASC."""
         query = query or FilterRequest()
         return page_response(request, await store.read(query.filter, query.limit))
 
     @router.get("/filter/next", summary="Next page of a query", name="read_next_page")
-    async def read_next_page(request: Request, page_token: Annotated[str, Query(alias="page-token")]) -> Response:
+    async def read_next_page(
+        request: Request, page_token: Annotated[str, Query(alias="page-token")]
+    ) -> Response:
         """The page after the one whose `next_page` link brought you here."""
         try:
             flt, limit, after = decode_token(page_token)
@@ -114,22 +135,34 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
         return page_response(request, await store.read(flt, limit, after))
 
     @router.post("/count-by/{countable}", summary="Count events by day, hour, event or resource")
-    async def count_by(countable: Countable, query: CountByRequest | None = Body(default=None)) -> Response:
+    async def count_by(
+        countable: Countable, query: CountByRequest | None = Body(default=None)
+    ) -> Response:
         """Counts per group for the events matching the filter."""
         buckets = await store.count_by(countable, (query or CountByRequest()).filter)
-        return json_response([
-            {"value": b.value, "label": b.value, "count": b.count,
-             "start_time": b.start_time.isoformat() if b.start_time else None,
-             "end_time": b.end_time.isoformat() if b.end_time else None}
-            for b in buckets
-        ])
+        return json_response(
+            [
+                {
+                    "value": b.value,
+                    "label": b.value,
+                    "count": b.count,
+                    "start_time": b.start_time.isoformat() if b.start_time else None,
+                    "end_time": b.end_time.isoformat() if b.end_time else None,
+                }
+                for b in buckets
+            ]
+        )
 
     @router.get("/{event_id}", summary="One stored event")
     async def read_event(event_id: str) -> Response:
         """The stored event with this id."""
         event = await store.get(event_id)
         if event is None:
-            raise HTTPException(404, f"no stored event has id {event_id}; it may not be stored yet or was swept by retention")
+            raise HTTPException(
+                404,
+                f"no stored event has id {event_id}; "
+                "it may not be stored yet or was swept by retention",
+            )
         return Response(event.model_dump_json(), media_type="application/json")
 
     return router

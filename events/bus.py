@@ -96,7 +96,7 @@ class Bus:
         self.broker = NatsBroker(
             url,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             connect_timeout=5,
             logger=logging.getLogger("tripwire.faststream"),
         )
@@ -134,29 +134,36 @@ class Bus:
             raise RuntimeError("connect the bus first (await bus.connect())")
         return self.broker.config.broker_config.connection_state.stream
 
+    def _stream_config(
+        self, name: str, subjects: str, max_age: timedelta, what: str
+    ) -> StreamConfig:
+        return StreamConfig(
+            name=name,
+            subjects=[subjects],
+            description=what,
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.OLD,
+            num_replicas=self.streams.replicas,
+            max_age=max_age.total_seconds(),
+            max_bytes=self.streams.max_bytes,
+            duplicate_window=self.streams.duplicate_window.total_seconds(),
+        )
+
     def _stream_configs(self) -> list[StreamConfig]:
-        common = {
-            "storage": StorageType.FILE,
-            "retention": RetentionPolicy.LIMITS,
-            "discard": DiscardPolicy.OLD,
-            "num_replicas": self.streams.replicas,
-            "max_bytes": self.streams.max_bytes,
-            "duplicate_window": self.streams.duplicate_window.total_seconds(),
-        }
+        n, s = self.names, self.streams
         return [
-            StreamConfig(
-                name=self.names.events_stream,
-                subjects=[self.names.events_wildcard],
-                max_age=self.streams.events_max_age.total_seconds(),
-                description="tripwire events, deduplicated by Nats-Msg-Id = event id",
-                **common,
+            self._stream_config(
+                n.events_stream,
+                n.events_wildcard,
+                s.events_max_age,
+                "tripwire events, deduplicated by Nats-Msg-Id = event id",
             ),
-            StreamConfig(
-                name=self.names.actions_stream,
-                subjects=[self.names.actions_wildcard],
-                max_age=self.streams.actions_max_age.total_seconds(),
-                description="tripwire action requests, one per action of a firing",
-                **common,
+            self._stream_config(
+                n.actions_stream,
+                n.actions_wildcard,
+                s.actions_max_age,
+                "tripwire action requests, one per action of a firing",
             ),
         ]
 
@@ -178,7 +185,10 @@ class Bus:
         did get in are deduplicated by id when the caller sends them again.
         """
         if not self.is_connected:
-            raise BusUnavailable("the event bus (NATS) is not reachable; nothing was accepted: send them again shortly")
+            raise BusUnavailable(
+                "the event bus (NATS) is not reachable; "
+                "nothing was accepted: send them again shortly"
+            )
         js = self.js
         futures: list[asyncio.Future[object]] = []
         try:

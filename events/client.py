@@ -1,10 +1,10 @@
 """Python client: emit events to a running tripwire, sync or async, batched, with retries.
 
-    from events import emit_event
-    emit_event("dbt.model.refreshed", resource={"prefect.resource.id": "dbt.model.sales"})
+from events import emit_event
+emit_event("dbt.model.refreshed", resource={"prefect.resource.id": "dbt.model.sales"})
 
-    async with AsyncTripwireClient() as client:
-        await client.emit([event1, event2, ...])   # sent in batches of 500
+async with AsyncTripwireClient() as client:
+    await client.emit([event1, event2, ...])   # sent in batches of 500
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ class _Base:
         batch_size: int = BATCH_SIZE,
         timeout: float = 30.0,
     ) -> None:
-        self.api_url = (api_url or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self.api_url = (api_url or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip(
+            "/"
+        )
         self.retries = retries
         self.batch_size = batch_size
         self._options: dict[str, Any] = {
@@ -141,7 +143,9 @@ class TripwireClient(_Base):
         for attempt in range(self.retries + 1):
             response = None
             try:
-                response = self._http.post("/api/events", content=body, headers={"content-type": "application/json"})
+                response = self._http.post(
+                    "/api/events", content=body, headers={"content-type": "application/json"}
+                )
                 ids = _outcome(response)
                 if ids is not None:
                     return ids
@@ -160,7 +164,10 @@ class AsyncTripwireClient(_Base):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self._http.aclose()
 
@@ -177,7 +184,9 @@ class AsyncTripwireClient(_Base):
         for attempt in range(self.retries + 1):
             response = None
             try:
-                response = await self._http.post("/api/events", content=body, headers={"content-type": "application/json"})
+                response = await self._http.post(
+                    "/api/events", content=body, headers={"content-type": "application/json"}
+                )
                 ids = _outcome(response)
                 if ids is not None:
                     return ids

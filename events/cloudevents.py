@@ -22,8 +22,19 @@ from events.model import RESOURCE_ID, Event
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 REQUIRED = ("specversion", "id", "source", "type")
-_CONTEXT = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype",
-            "dataschema", "data", "data_base64"}
+_AS_LABELS = ("source", "id", "subject", "dataschema")
+_CONTEXT = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+}
 
 
 def is_binary(headers: Mapping[str, str]) -> bool:
@@ -53,9 +64,8 @@ def to_event(attributes: Mapping[str, Any], data: Any, where: str) -> Event:
     source, ce_id = str(attributes["source"]), str(attributes["id"])
     labels = {RESOURCE_ID: str(attributes.get("subject") or source)}
     for name, value in attributes.items():
-        if name not in _CONTEXT or name in ("source", "id", "subject", "dataschema"):
-            if value is not None and name != "specversion":
-                labels[f"cloudevents.{name}"] = str(value)
+        if value is not None and (name not in _CONTEXT or name in _AS_LABELS):
+            labels[f"cloudevents.{name}"] = str(value)
     fields: dict[str, Any] = {
         "event": attributes["type"],
         "resource": labels,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import nats.errors
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from events.bus import Bus
@@ -106,12 +107,15 @@ class BatchConsumer:
                 continue
             await self._process(messages)
 
-    async def _process(self, messages: list[nats.aio.msg.Msg]) -> None:
+    async def _process(self, messages: list[Msg]) -> None:
         try:
             await self.handle([m.data for m in messages])
         except Exception:
-            log.exception("handling a batch of %d from %s failed; it will be redelivered",
-                          len(messages), self.stream)
+            log.exception(
+                "handling a batch of %d from %s failed; it will be redelivered",
+                len(messages),
+                self.stream,
+            )
             for message in messages:
                 with contextlib.suppress(Exception):
                     await message.nak(delay=self.redeliver_after)
@@ -125,5 +129,11 @@ class BatchConsumer:
 def store_consumer(bus: Bus, write: BatchHandler, *, batch_size: int = 500) -> BatchConsumer:
     """The durable consumer that writes every event to the store."""
     names = bus.names
-    return BatchConsumer(bus, names.events_stream, names.events_wildcard, names.store_consumer,
-                         write, batch_size=batch_size)
+    return BatchConsumer(
+        bus,
+        names.events_stream,
+        names.events_wildcard,
+        names.store_consumer,
+        write,
+        batch_size=batch_size,
+    )

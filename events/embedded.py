@@ -53,11 +53,15 @@ class EmbeddedNats:
         log_file = self.store_dir / "nats-server.log"
         command = [
             nats_server_binary(),
-            "-a", self.host,
-            "-p", str(self.port),
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
             "-js",
-            "-sd", str(self.store_dir),
-            "-l", str(log_file),
+            "-sd",
+            str(self.store_dir),
+            "-l",
+            str(log_file),
         ]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

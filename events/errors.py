@@ -1,10 +1,10 @@
 """Errors raised by the events package.
 
-    EventsError
-    ├── InvalidEvent (ValueError)       -- input that is not a valid event; names the field
-    │   └── EventTooLarge               -- over the per-event size limit
-    ├── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
-    └── StoreError                      -- the event store failed
+EventsError
+├── InvalidEvent (ValueError)       -- input that is not a valid event; names the field
+│   └── EventTooLarge               -- over the per-event size limit
+├── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
+└── StoreError                      -- the event store failed
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -77,7 +77,10 @@ class EventNameFilter(_Filter):
         name = event.event
         return (
             (self.prefix is None or any(name.startswith(p) for p in self.prefix))
-            and (self.exclude_prefix is None or not any(name.startswith(p) for p in self.exclude_prefix))
+            and (
+                self.exclude_prefix is None
+                or not any(name.startswith(p) for p in self.exclude_prefix)
+            )
             and (self.name is None or name in self.name)
             and (self.exclude_name is None or name not in self.exclude_name)
         )
@@ -127,7 +130,7 @@ class EventIDFilter(_Filter):
         return self.id is None or event.id in self.id
 
 
-class EventOrder(str, Enum):
+class EventOrder(StrEnum):
     """Sort order by `occurred`."""
 
     ASC = "ASC"

@@ -13,7 +13,13 @@ from events.errors import EventTooLarge, InvalidEvent
 from events.model import MAX_EVENT_BYTES, Event, ReceivedEvent
 
 # curl -d sends form-urlencoded by default; a JSON body is what such users mean.
-JSON_TYPES = ("application/json", "text/json", "text/plain", "application/x-www-form-urlencoded", "")
+JSON_TYPES = (
+    "application/json",
+    "text/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "",
+)
 
 
 def describe(error: ValidationError, prefix: str = "") -> InvalidEvent:
@@ -72,9 +78,7 @@ def validate_events_json(body: bytes) -> list[Event]:
         raise describe(exc) from exc
 
 
-def parse_body(
-    body: bytes, content_type: str, headers: Mapping[str, str]
-) -> list[ReceivedEvent]:
+def parse_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> list[ReceivedEvent]:
     """Events from an HTTP request in any of the accepted encodings."""
     media_type = content_type.split(";")[0].strip().lower()
     if cloudevents.is_binary(headers):

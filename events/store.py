@@ -6,7 +6,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -42,7 +42,7 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-class Countable(str, Enum):
+class Countable(StrEnum):
     """What `count_by` groups on."""
 
     day = "day"
@@ -77,11 +77,14 @@ def _parse_time(value: str) -> datetime:
 def _label_condition(column: Any, name: str, spec: LabelValues) -> ColumnElement[bool]:
     values = [spec] if isinstance(spec, str) else spec
     value = column[name].as_string()
-    positives, negatives = [], []
+    positives: list[ColumnElement[bool]] = []
+    negatives: list[ColumnElement[bool]] = []
     for item in values:
         target = negatives if item.startswith("!") else positives
         item = item.removeprefix("!")
-        target.append(value.startswith(item[:-1], autoescape=True) if item.endswith("*") else value == item)
+        target.append(
+            value.startswith(item[:-1], autoescape=True) if item.endswith("*") else value == item
+        )
     condition: ColumnElement[bool] = value.is_not(None)
     if positives:
         condition = and_(condition, or_(*positives))
@@ -90,12 +93,16 @@ def _label_condition(column: Any, name: str, spec: LabelValues) -> ColumnElement
     return condition
 
 
-def _resource_conditions(spec: EventResourceFilter, id_col: Any, labels_col: Any) -> list[ColumnElement[bool]]:
+def _resource_conditions(
+    spec: EventResourceFilter, id_col: Any, labels_col: Any
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if spec.id is not None:
         conditions.append(id_col.in_(spec.id))
     if spec.id_prefix is not None:
-        conditions.append(or_(false(), *(id_col.startswith(p, autoescape=True) for p in spec.id_prefix)))
+        conditions.append(
+            or_(false(), *(id_col.startswith(p, autoescape=True) for p in spec.id_prefix))
+        )
     for name, values in (spec.labels or {}).items():
         conditions.append(_label_condition(labels_col, name, values))
     return conditions
@@ -111,9 +118,13 @@ def _where(flt: EventFilter) -> list[ColumnElement[bool]]:
     if flt.event is not None:
         e = flt.event
         if e.prefix is not None:
-            conditions.append(or_(false(), *(c.event.startswith(p, autoescape=True) for p in e.prefix)))
+            conditions.append(
+                or_(false(), *(c.event.startswith(p, autoescape=True) for p in e.prefix))
+            )
         if e.exclude_prefix:
-            conditions.extend(not_(c.event.startswith(p, autoescape=True)) for p in e.exclude_prefix)
+            conditions.extend(
+                not_(c.event.startswith(p, autoescape=True)) for p in e.exclude_prefix
+            )
         if e.name is not None:
             conditions.append(c.event.in_(e.name))
         if e.exclude_name:
@@ -144,7 +155,9 @@ def _where(flt: EventFilter) -> list[ColumnElement[bool]]:
 
 
 def _encode_token(flt: EventFilter, limit: int, after: tuple[str, str]) -> str:
-    raw = orjson.dumps({"filter": flt.model_dump(mode="json", exclude_none=True), "limit": limit, "after": after})
+    raw = orjson.dumps(
+        {"filter": flt.model_dump(mode="json", exclude_none=True), "limit": limit, "after": after}
+    )
     return base64.urlsafe_b64encode(raw).decode()
 
 
@@ -155,7 +168,9 @@ def decode_token(token: str) -> tuple[EventFilter, int, tuple[str, str]]:
         after = data["after"]
         return EventFilter.model_validate(data["filter"]), int(data["limit"]), (after[0], after[1])
     except Exception as exc:
-        raise InvalidEvent("the page token is not valid; start again from the first page", field="page-token") from exc
+        raise InvalidEvent(
+            "the page token is not valid; start again from the first page", field="page-token"
+        ) from exc
 
 
 def _row(raw: dict[str, Any], recorded: datetime) -> dict[str, Any]:
@@ -198,14 +213,16 @@ class EventStore:
             row["body"] = body.decode()
             rows.append(row)
             for position, resource in enumerate(raw.get("related") or ()):
-                related_rows.append({
-                    "event_id": row["id"],
-                    "position": position,
-                    "occurred": row["occurred"],
-                    "resource_id": resource[RESOURCE_ID],
-                    "resource_role": resource.get(RESOURCE_ROLE, ""),
-                    "resource": resource,
-                })
+                related_rows.append(
+                    {
+                        "event_id": row["id"],
+                        "position": position,
+                        "occurred": row["occurred"],
+                        "resource_id": resource[RESOURCE_ID],
+                        "resource_role": resource.get(RESOURCE_ROLE, ""),
+                        "resource": resource,
+                    }
+                )
         async with self.engine.begin() as conn:
             await conn.execute(self._insert(events), rows)
             if related_rows:
@@ -232,9 +249,17 @@ class EventStore:
         if after is not None:
             at, last_id = _utc(_parse_time(after[0])), after[1]
             if flt.order is EventOrder.ASC:
-                query = query.where(or_(events.c.occurred > at, and_(events.c.occurred == at, events.c.id > last_id)))
+                query = query.where(
+                    or_(
+                        events.c.occurred > at, and_(events.c.occurred == at, events.c.id > last_id)
+                    )
+                )
             else:
-                query = query.where(or_(events.c.occurred < at, and_(events.c.occurred == at, events.c.id < last_id)))
+                query = query.where(
+                    or_(
+                        events.c.occurred < at, and_(events.c.occurred == at, events.c.id < last_id)
+                    )
+                )
         query = self._ordered(query, flt.order).limit(limit + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
@@ -254,7 +279,10 @@ class EventStore:
 
     def _bucket(self, unit: str) -> Any:
         if self.dialect == "postgresql":
-            return func.to_char(func.date_trunc(unit, func.timezone("UTC", events.c.occurred)), 'YYYY-MM-DD"T"HH24:00:00')
+            return func.to_char(
+                func.date_trunc(unit, func.timezone("UTC", events.c.occurred)),
+                'YYYY-MM-DD"T"HH24:00:00',
+            )
         pattern = "%Y-%m-%dT00:00:00" if unit == "day" else "%Y-%m-%dT%H:00:00"
         return func.strftime(pattern, events.c.occurred)
 
@@ -272,7 +300,11 @@ class EventStore:
         buckets = []
         for row in rows:
             start = datetime.fromisoformat(row.key).replace(tzinfo=UTC) if step else None
-            buckets.append(CountBucket(str(row.key), int(row.n), start, start + step if start and step else None))
+            buckets.append(
+                CountBucket(
+                    str(row.key), int(row.n), start, start + step if start and step else None
+                )
+            )
         return buckets
 
     async def sweep(self, older_than: datetime, batch: int = 5000) -> int:
@@ -280,9 +312,13 @@ class EventStore:
         cutoff = _utc(older_than)
         removed = 0
         while True:
-            ids = select(events.c.id).where(events.c.occurred < cutoff).limit(batch).scalar_subquery()
+            ids = (
+                select(events.c.id).where(events.c.occurred < cutoff).limit(batch).scalar_subquery()
+            )
             async with self.engine.begin() as conn:
-                await conn.execute(delete(event_resources).where(event_resources.c.event_id.in_(ids)))
+                await conn.execute(
+                    delete(event_resources).where(event_resources.c.event_id.in_(ids))
+                )
                 result = await conn.execute(delete(events).where(events.c.id.in_(ids)))
             removed += result.rowcount or 0
             if (result.rowcount or 0) < batch:

@@ -35,6 +35,8 @@ PROTOCOL_ERROR = 1002
 TRY_AGAIN_LATER = 1013
 BACKFILL_LIMIT = 1000
 LIVE_QUEUE_LIMIT = 10_000  # a subscriber this far behind is closed, not buffered forever
+GONE = None
+OVERFLOW = b""
 
 # Checks a token (the auth message's) or an Authorization header; True = allowed.
 TokenCheck = Callable[[str | None], bool]
@@ -82,9 +84,11 @@ async def _live_start(bus: Bus) -> dict[str, Any]:
     """Where live streaming starts: just past what the store has committed."""
     try:
         info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
-        return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": info.ack_floor.stream_seq + 1}
+        start = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                               opt_start_seq=info.ack_floor.stream_seq + 1)
     except Exception:  # no store consumer yet: nothing is stored, start with new events
-        return {"deliver_policy": DeliverPolicy.NEW}
+        start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    return {"config": start}
 
 
 def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: HeaderCheck) -> APIRouter:
@@ -134,12 +138,19 @@ def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: H
 
 
 async def _stream(websocket: WebSocket, bus: Bus, store: EventStore, flt: EventFilter, *, backfill: bool) -> None:
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    # bytes: a live event; GONE: the client left; OVERFLOW: the client cannot keep up.
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def on_message(msg: Any) -> None:
-        if queue.qsize() >= LIVE_QUEUE_LIMIT:
-            return  # the sentinel below is already queued; the socket is being closed
-        queue.put_nowait(msg.data if queue.qsize() < LIVE_QUEUE_LIMIT - 1 else b"")
+        if queue.qsize() < LIVE_QUEUE_LIMIT:
+            queue.put_nowait(msg.data if queue.qsize() < LIVE_QUEUE_LIMIT - 1 else OVERFLOW)
+
+    async def watch_disconnect() -> None:
+        # Nothing is expected from the client now; reading is how we learn it left.
+        with contextlib.suppress(Exception):
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+        queue.put_nowait(GONE)
 
     # Subscribe before reading the backfill so nothing falls between the two.
     sub = await bus.js.subscribe(
@@ -149,6 +160,7 @@ async def _stream(websocket: WebSocket, bus: Bus, store: EventStore, flt: EventF
         ordered_consumer=True,
         **await _live_start(bus),
     )
+    watcher = asyncio.create_task(watch_disconnect())
     sent: set[str] = set()
     try:
         if backfill:
@@ -156,18 +168,19 @@ async def _stream(websocket: WebSocket, bus: Bus, store: EventStore, flt: EventF
             for event in reversed(page.events):
                 sent.add(str(event.id))
                 await websocket.send_text('{"type":"event","event":' + event.model_dump_json() + "}")
-        while True:
-            data = await queue.get()
-            if not data:
+        while (data := await queue.get()) is not GONE:
+            if data == OVERFLOW:
                 log.warning("a live events subscriber fell %d events behind; closing it", LIVE_QUEUE_LIMIT)
                 await _close(websocket, TRY_AGAIN_LATER, "too slow to keep up; reconnect")
                 return
+            assert data is not None
             event = ReceivedEvent.model_validate_json(data)
             if str(event.id) in sent or not flt.includes(event):
                 continue
             await websocket.send_text('{"type":"event","event":' + data.decode() + "}")
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, RuntimeError):
         return
     finally:
+        watcher.cancel()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

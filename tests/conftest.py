@@ -36,7 +36,9 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
 
 
 def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://").replace("postgres://", "postgresql://")
+    return url.replace("postgresql+asyncpg://", "postgresql://").replace(
+        "postgres://", "postgresql://"
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -118,8 +120,13 @@ async def start_engine(settings_factory: Callable[..., Settings]) -> AsyncIterat
     async def start(roles: frozenset[Role] = frozenset(Role), **overrides: Any) -> Running:
         settings = settings_factory(**overrides)
         engine = Engine(settings, roles)
-        config = uvicorn.Config(create_app(engine), host=settings.host, port=settings.port,
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(engine),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.create_task(server.serve())

@@ -19,7 +19,10 @@ from tripwire.engine import Engine, Role
 async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
     """Bus, database and store-consumer lag; ok only when every part answers."""
     bus_ok = engine.bus.is_connected
-    report: dict[str, Any] = {"version": __version__, "roles": sorted(r.value for r in engine.roles)}
+    report: dict[str, Any] = {
+        "version": __version__,
+        "roles": sorted(r.value for r in engine.roles),
+    }
     report["bus"] = {"connected": bus_ok, "embedded": engine.embedded is not None}
     try:
         await engine.store.ping()
@@ -29,7 +32,9 @@ async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
     lag: int | None = None
     if bus_ok and Role.worker in engine.roles:
         try:
-            lag = await engine.bus.pending(engine.bus.names.events_stream, engine.bus.names.store_consumer)
+            lag = await engine.bus.pending(
+                engine.bus.names.events_stream, engine.bus.names.store_consumer
+            )
         except Exception:
             lag = None
     report["store_consumer"] = {"lag": lag}
@@ -54,7 +59,8 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     app = FastAPI(
         title="tripwire",
         version=__version__,
-        description="Automations engine for data platforms: events in, triggers, SLAs, actions out.",
+        description="Automations engine for data platforms: "
+        "events in, triggers, SLAs, actions out.",
         lifespan=lifespan,
     )
     auth = ApiAuth(engine.settings)
@@ -66,5 +72,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
         return Response(orjson.dumps(report), 200 if ok else 503, media_type="application/json")
 
     app.include_router(events_api.build_router(engine.bus, engine.store))
-    app.include_router(events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok))
+    app.include_router(
+        events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)
+    )
     return app

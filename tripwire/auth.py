@@ -17,7 +17,9 @@ class ApiAuth:
 
     def __init__(self, settings: Settings) -> None:
         self.api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.auth_string = settings.api_auth_string.get_secret_value() if settings.api_auth_string else None
+        self.auth_string = (
+            settings.api_auth_string.get_secret_value() if settings.api_auth_string else None
+        )
 
     @property
     def enabled(self) -> bool:
@@ -29,7 +31,11 @@ class ApiAuth:
             return True
         if not token:
             return False
-        return any(hmac.compare_digest(token, secret) for secret in (self.api_key, self.auth_string) if secret)
+        return any(
+            hmac.compare_digest(token, secret)
+            for secret in (self.api_key, self.auth_string)
+            if secret
+        )
 
     def header_ok(self, header: str | None) -> bool:
         """An Authorization header."""
@@ -66,9 +72,26 @@ class AuthMiddleware:
         if self.auth.header_ok(header):
             await self.app(scope, receive, send)
             return
-        schemes = ", ".join(s for s, on in (("Bearer", self.auth.api_key), ('Basic realm="tripwire"', self.auth.auth_string)) if on)
-        body = (b'{"detail":"authentication required: send Authorization with TRIPWIRE_API_KEY '
-                b'(Bearer) or TRIPWIRE_API_AUTH_STRING (Basic)"}')
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"www-authenticate", schemes.encode())]})
+        schemes = ", ".join(
+            s
+            for s, on in (
+                ("Bearer", self.auth.api_key),
+                ('Basic realm="tripwire"', self.auth.auth_string),
+            )
+            if on
+        )
+        body = (
+            b'{"detail":"authentication required: send Authorization with TRIPWIRE_API_KEY '
+            b'(Bearer) or TRIPWIRE_API_AUTH_STRING (Basic)"}'
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", schemes.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -21,10 +21,13 @@ def _json(value: Any) -> str:
 
 def normalize_url(url: str) -> str:
     """Pick the async driver for plain postgresql:// and sqlite:// URLs."""
-    for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
-                          ("sqlite://", "sqlite+aiosqlite://")):
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
         if url.startswith(plain):
-            return driver + url[len(plain):]
+            return driver + url[len(plain) :]
     return url
 
 
@@ -35,8 +38,13 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, json_serializer=_json, json_deserializer=orjson.loads,
-                                     connect_args={"timeout": 30}, **options)
+        engine = create_async_engine(
+            url,
+            json_serializer=_json,
+            json_deserializer=orjson.loads,
+            connect_args={"timeout": 30},
+            **options,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,8 +55,9 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, json_serializer=_json, json_deserializer=orjson.loads,
-                               pool_pre_ping=True, **options)
+    return create_async_engine(
+        url, json_serializer=_json, json_deserializer=orjson.loads, pool_pre_ping=True, **options
+    )
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,7 +20,7 @@ from tripwire.settings import Settings
 log = logging.getLogger("tripwire.engine")
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a process does; `tripwire up` runs them all."""
 
     api = "api"
@@ -51,7 +51,9 @@ class Engine:
         )
         self.consumers: list[BatchConsumer] = []
         if Role.worker in roles:
-            self.consumers.append(store_consumer(self.bus, self.store.write, batch_size=s.store_batch_size))
+            self.consumers.append(
+                store_consumer(self.bus, self.store.write, batch_size=s.store_batch_size)
+            )
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -90,7 +92,9 @@ class Engine:
         """Delete events older than the retention period; returns how many."""
         removed = await self.store.sweep(clock.now() - self.settings.event_retention)
         if removed:
-            log.info("retention: swept %d events older than %s", removed, self.settings.event_retention)
+            log.info(
+                "retention: swept %d events older than %s", removed, self.settings.event_retention
+            )
         return removed
 
     async def _sweep_forever(self) -> None:

@@ -1,7 +1,7 @@
 """Settings, read once at start-up from TRIPWIRE_* environment variables.
 
-    settings = Settings()                      # from the environment
-    settings = Settings(home=Path("/data"))    # overrides win over the environment
+settings = Settings()                      # from the environment
+settings = Settings(home=Path("/data"))    # overrides win over the environment
 """
 
 from __future__ import annotations
@@ -20,21 +20,47 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_", extra="ignore")
 
-    home: Path = Field(default=Path(".tripwire"), description="Data folder (SQLite, embedded NATS store).")
+    home: Path = Field(
+        default=Path(".tripwire"), description="Data folder (SQLite, embedded NATS store)."
+    )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=4280, description="Port the API listens on.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home.")
-    nats_url: str | None = Field(default=None, description="NATS server(s); unset = embedded nats-server.")
-    nats_port: int | None = Field(default=None, description="Port of the embedded nats-server; default free.")
-    namespace: str = Field(default="tripwire", description="Prefix of stream, subject and consumer names.")
-    stream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas per stream.")
-    stream_max_age: Duration = Field(default=timedelta(days=7), description="How long streams keep messages.")
-    stream_max_bytes: int = Field(default=-1, description="Size cap per stream in bytes; -1 = none.")
-    duplicate_window: Duration = Field(default=timedelta(minutes=10), description="JetStream dedupe window.")
-    api_key: SecretStr | None = Field(default=None, description="Require 'Authorization: Bearer <key>'.")
-    api_auth_string: SecretStr | None = Field(default=None, description="Require Basic auth 'user:pass'.")
-    event_retention: Duration = Field(default=timedelta(days=7), description="Stored events older than this are swept.")
-    retention_sweep_every: Duration = Field(default=timedelta(minutes=10), description="How often to sweep.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in home."
+    )
+    nats_url: str | None = Field(
+        default=None, description="NATS server(s); unset = embedded nats-server."
+    )
+    nats_port: int | None = Field(
+        default=None, description="Port of the embedded nats-server; default free."
+    )
+    namespace: str = Field(
+        default="tripwire", description="Prefix of stream, subject and consumer names."
+    )
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="JetStream replicas per stream."
+    )
+    stream_max_age: Duration = Field(
+        default=timedelta(days=7), description="How long streams keep messages."
+    )
+    stream_max_bytes: int = Field(
+        default=-1, description="Size cap per stream in bytes; -1 = none."
+    )
+    duplicate_window: Duration = Field(
+        default=timedelta(minutes=10), description="JetStream dedupe window."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Require 'Authorization: Bearer <key>'."
+    )
+    api_auth_string: SecretStr | None = Field(
+        default=None, description="Require Basic auth 'user:pass'."
+    )
+    event_retention: Duration = Field(
+        default=timedelta(days=7), description="Stored events older than this are swept."
+    )
+    retention_sweep_every: Duration = Field(
+        default=timedelta(minutes=10), description="How often to sweep."
+    )
     store_batch_size: int = Field(default=500, ge=1, description="Events per store transaction.")
     log_level: str = Field(default="INFO", description="Python logging level.")
 

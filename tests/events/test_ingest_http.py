@@ -33,8 +33,11 @@ async def test_one_event_is_accepted_then_stored_with_its_id(engine: Running) ->
 async def test_real_prefect_events_are_stored_with_ids_and_labels_intact(engine: Running) -> None:
     captured = fixture_events()
     async with engine.client() as http:
-        response = await http.post("/api/events", content=orjson.dumps(captured),
-                                   headers={"content-type": "application/json"})
+        response = await http.post(
+            "/api/events",
+            content=orjson.dumps(captured),
+            headers={"content-type": "application/json"},
+        )
     assert response.status_code == 202
     await engine.wait_stored(len(captured))
     for original in captured:
@@ -43,7 +46,11 @@ async def test_real_prefect_events_are_stored_with_ids_and_labels_intact(engine:
         assert stored.resource.root == original["resource"]
         assert [r.root for r in stored.related] == original["related"]
         assert stored.payload == original["payload"]
-        assert str(stored.follows) == str(original["follows"]) if original["follows"] else stored.follows is None
+        assert (
+            str(stored.follows) == str(original["follows"])
+            if original["follows"]
+            else stored.follows is None
+        )
 
 
 async def test_resending_the_same_id_stores_it_once(engine: Running) -> None:
@@ -67,21 +74,50 @@ async def test_resending_the_same_id_stores_it_once(engine: Running) -> None:
         (b"{not json", 422, None, "not valid JSON"),
         (b'{"resource": {"prefect.resource.id": "x"}}', 422, "event", "required"),
         (b'{"event": "x", "resource": {}}', 422, "resource", "prefect.resource.id"),
-        (b'{"event": "x", "resource": {"prefect.resource.id": "x"}, "occurred": "yesterday"}', 422, "occurred", ""),
-        (b'{"event": "x", "resource": {"prefect.resource.id": 7}}', 422, "resource.prefect.resource.id", "string"),
-        (b'[{"event": "x", "resource": {"prefect.resource.id": "x"}}, {"event": ""}]', 422, "[1].event", ""),
+        (
+            b'{"event": "x", "resource": {"prefect.resource.id": "x"}, "occurred": "yesterday"}',
+            422,
+            "occurred",
+            "",
+        ),
+        (
+            b'{"event": "x", "resource": {"prefect.resource.id": 7}}',
+            422,
+            "resource.prefect.resource.id",
+            "string",
+        ),
+        (
+            b'[{"event": "x", "resource": {"prefect.resource.id": "x"}}, {"event": ""}]',
+            422,
+            "[1].event",
+            "",
+        ),
         (b"[]", 422, None, "empty"),
-        (b'{"event": "' + b"x" * 1025 + b'", "resource": {"prefect.resource.id": "x"}}', 422, "event", "1024"),
-        (b'{"event": "x", "resource": {"prefect.resource.id": "x"}, "related": '
-         + orjson.dumps([{"prefect.resource.id": f"r{i}", "prefect.resource.role": "r"} for i in range(101)])
-         + b"}", 422, "related", "100"),
+        (
+            b'{"event": "' + b"x" * 1025 + b'", "resource": {"prefect.resource.id": "x"}}',
+            422,
+            "event",
+            "1024",
+        ),
+        (
+            b'{"event": "x", "resource": {"prefect.resource.id": "x"}, "related": '
+            + orjson.dumps(
+                [{"prefect.resource.id": f"r{i}", "prefect.resource.role": "r"} for i in range(101)]
+            )
+            + b"}",
+            422,
+            "related",
+            "100",
+        ),
     ],
 )
 async def test_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_published(
     engine: Running, body: bytes, status: int, field: str | None, words: str
 ) -> None:
     async with engine.client() as http:
-        response = await http.post("/api/events", content=body, headers={"content-type": "application/json"})
+        response = await http.post(
+            "/api/events", content=body, headers={"content-type": "application/json"}
+        )
         assert response.status_code == status, response.text
         detail = response.json()
         if field:
@@ -118,18 +154,41 @@ async def test_unknown_top_level_fields_are_ignored(engine: Running) -> None:
 
 
 async def test_cloudevents_structured_batch_and_binary_modes(engine: Running) -> None:
-    structured = {"specversion": "1.0", "type": "com.example.order.created", "source": "/shop",
-                  "id": "order-1", "subject": "shop.order.1", "time": "2026-11-21T09:00:00Z",
-                  "data": {"total": 12}, "tenant": "acme"}
+    structured = {
+        "specversion": "1.0",
+        "type": "com.example.order.created",
+        "source": "/shop",
+        "id": "order-1",
+        "subject": "shop.order.1",
+        "time": "2026-11-21T09:00:00Z",
+        "data": {"total": 12},
+        "tenant": "acme",
+    }
     batch = [dict(structured, id="order-2"), dict(structured, id="order-3", subject=None)]
     async with engine.client() as http:
-        one = await http.post("/api/events", json=structured, headers={"content-type": "application/cloudevents+json"})
-        many = await http.post("/api/events", content=orjson.dumps(batch),
-                               headers={"content-type": "application/cloudevents-batch+json"})
-        binary = await http.post("/api/events", content=b'{"rows": 3}', headers={
-            "content-type": "application/json", "ce-specversion": "1.0", "ce-type": "dbt.model.refreshed",
-            "ce-source": "dbt://prod", "ce-id": "run-9", "ce-subject": "dbt.model.sales"})
-        again = await http.post("/api/events", json=structured, headers={"content-type": "application/cloudevents+json"})
+        one = await http.post(
+            "/api/events", json=structured, headers={"content-type": "application/cloudevents+json"}
+        )
+        many = await http.post(
+            "/api/events",
+            content=orjson.dumps(batch),
+            headers={"content-type": "application/cloudevents-batch+json"},
+        )
+        binary = await http.post(
+            "/api/events",
+            content=b'{"rows": 3}',
+            headers={
+                "content-type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-type": "dbt.model.refreshed",
+                "ce-source": "dbt://prod",
+                "ce-id": "run-9",
+                "ce-subject": "dbt.model.sales",
+            },
+        )
+        again = await http.post(
+            "/api/events", json=structured, headers={"content-type": "application/cloudevents+json"}
+        )
     assert [r.status_code for r in (one, many, binary, again)] == [202] * 4
     assert again.json() == one.json()  # same source + id: same event id, stored once
     await engine.wait_stored(4)
@@ -142,21 +201,51 @@ async def test_cloudevents_structured_batch_and_binary_modes(engine: Running) ->
     assert stored.payload == {"total": 12}
     assert stored.occurred.isoformat() == "2026-11-21T09:00:00+00:00"
     no_subject = await engine.engine.store.get(many.json()["accepted"][1])
-    assert no_subject is not None and no_subject.resource.id == "/shop"
+    assert no_subject is not None
+    assert no_subject.resource.id == "/shop"
     from_headers = await engine.engine.store.get(binary.json()["accepted"][0])
     assert from_headers is not None
     assert (from_headers.event, from_headers.resource.id, from_headers.payload) == (
-        "dbt.model.refreshed", "dbt.model.sales", {"rows": 3})
+        "dbt.model.refreshed",
+        "dbt.model.sales",
+        {"rows": 3},
+    )
 
 
 async def test_bad_cloudevents_headers_name_the_attribute(engine: Running) -> None:
     async with engine.client() as http:
-        missing = await http.post("/api/events", content=b"{}", headers={
-            "content-type": "application/json", "ce-specversion": "1.0", "ce-source": "s", "ce-id": "1"})
-        version = await http.post("/api/events", content=b"{}", headers={
-            "content-type": "application/json", "ce-specversion": "0.3", "ce-type": "t", "ce-source": "s", "ce-id": "1"})
-        body = await http.post("/api/events", content=b"{oops", headers={
-            "content-type": "application/json", "ce-specversion": "1.0", "ce-type": "t", "ce-source": "s", "ce-id": "1"})
+        missing = await http.post(
+            "/api/events",
+            content=b"{}",
+            headers={
+                "content-type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-source": "s",
+                "ce-id": "1",
+            },
+        )
+        version = await http.post(
+            "/api/events",
+            content=b"{}",
+            headers={
+                "content-type": "application/json",
+                "ce-specversion": "0.3",
+                "ce-type": "t",
+                "ce-source": "s",
+                "ce-id": "1",
+            },
+        )
+        body = await http.post(
+            "/api/events",
+            content=b"{oops",
+            headers={
+                "content-type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-type": "t",
+                "ce-source": "s",
+                "ce-id": "1",
+            },
+        )
     assert (missing.status_code, missing.json()["field"]) == (422, "ce-type")
     assert (version.status_code, version.json()["field"]) == (422, "ce-specversion")
     assert (body.status_code, body.json()["field"]) == (422, "data")
@@ -164,7 +253,9 @@ async def test_bad_cloudevents_headers_name_the_attribute(engine: Running) -> No
 
 async def test_unsupported_content_type_is_rejected(engine: Running) -> None:
     async with engine.client() as http:
-        response = await http.post("/api/events", content=b"<xml/>", headers={"content-type": "application/xml"})
+        response = await http.post(
+            "/api/events", content=b"<xml/>", headers={"content-type": "application/xml"}
+        )
     assert response.status_code == 422
     assert "application/json" in response.json()["detail"]
 
@@ -180,7 +271,9 @@ async def test_nats_down_gives_503_with_retry_after_and_nothing_half_accepted(
         running = await start_engine(nats_url=nats.url)
         nats.stop()
         async with running.client() as http:
-            down = await http.post("/api/events", json=[event(id=str(uuid.uuid4())) for _ in range(3)])
+            down = await http.post(
+                "/api/events", json=[event(id=str(uuid.uuid4())) for _ in range(3)]
+            )
             assert down.status_code == 503
             assert down.headers["retry-after"] == "1"
             assert "send them again" in down.json()["detail"]

@@ -43,8 +43,14 @@ def upgrade() -> None:
         sa.Column("resource", labels, nullable=False),
         sa.PrimaryKeyConstraint("event_id", "position", name="pk_event_resources"),
     )
-    op.create_index("ix_event_resources_resource_id_occurred", "event_resources", ["resource_id", "occurred"])
-    op.create_index("ix_event_resources_resource_role_occurred", "event_resources", ["resource_role", "occurred"])
+    op.create_index(
+        "ix_event_resources_resource_id_occurred", "event_resources", ["resource_id", "occurred"]
+    )
+    op.create_index(
+        "ix_event_resources_resource_role_occurred",
+        "event_resources",
+        ["resource_role", "occurred"],
+    )
     op.create_index("ix_event_resources_occurred", "event_resources", ["occurred"])
 
 

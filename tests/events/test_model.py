@@ -1,0 +1,60 @@
+"""The event model: Prefect's schema and limits, errors that name the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from events import clock
+from events.errors import InvalidEvent
+from events.model import Event, ReceivedEvent
+from events.parsing import validate_events_json
+from tests.conftest import fixture_events
+
+
+def test_every_captured_prefect_event_loads_unchanged() -> None:
+    for raw in fixture_events():
+        event = ReceivedEvent.model_validate(raw)
+        assert str(event.id) == raw["id"]
+        assert event.resource.root == raw["resource"]
+        assert event.model_dump(mode="json")["related"] == raw["related"]
+
+
+def test_occurred_defaults_to_the_clock_and_is_utc() -> None:
+    start = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    with clock.frozen_clock(start) as frozen:
+        assert Event(event="e", resource={"prefect.resource.id": "r"}).occurred == start
+        frozen.advance(timedelta(hours=1))
+        received = Event(event="e", resource={"prefect.resource.id": "r"}).receive()
+        assert received.received == start + timedelta(hours=1)
+    naive = Event(event="e", resource={"prefect.resource.id": "r"}, occurred=datetime(2026, 1, 1))
+    assert naive.occurred.tzinfo == UTC
+
+
+def test_related_resources_need_a_role() -> None:
+    with pytest.raises(ValidationError, match=r"prefect\.resource\.role"):
+        Event(
+            event="e", resource={"prefect.resource.id": "r"}, related=[{"prefect.resource.id": "x"}]
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"event": "e", "resource": {"prefect.resource.id": ""}}', "resource"),
+        (
+            b'{"event": "e", "resource": {"prefect.resource.id": "r"}, '
+            b'"related": [{"prefect.resource.id": "x"}]}',
+            "related[0]",
+        ),
+        (b'{"event": "e", "resource": {"prefect.resource.id": "r"}, "id": "nope"}', "id"),
+        (b'{"event": "e", "resource": {"prefect.resource.id": "r"}, "payload": []}', "payload"),
+        (b'[{"event": "e", "resource": {"prefect.resource.id": "r"}}, 3]', "[1]"),
+    ],
+)
+def test_validation_errors_name_the_field(body: bytes, field: str) -> None:
+    with pytest.raises(InvalidEvent) as error:
+        validate_events_json(body)
+    assert error.value.field == field

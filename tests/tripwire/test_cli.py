@@ -1,0 +1,54 @@
+"""The CLI against a running engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from typer.testing import CliRunner
+
+from tests.conftest import Running
+from tripwire.cli import app
+
+runner = CliRunner()
+
+
+async def invoke(*args: str) -> tuple[int, str, str]:
+    result = await asyncio.to_thread(runner.invoke, app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_emit_then_list(engine: Running) -> None:
+    code, out, _ = await invoke("emit", "my.event", "--resource", "my.resource.id", "--label", "team=data",
+                                "--related", "airflow.dag.sales:dag", "--payload", '{"rows": 3}', "--api", engine.url)
+    assert code == 0, out
+    event_id = out.strip()
+    await engine.wait_stored(1)
+    code, out, _ = await invoke("events", "ls", "--json", "--api", engine.url, "--event", "my.", "--since", "1h")
+    assert code == 0
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert [e["id"] for e in listed] == [event_id]
+    assert listed[0]["resource"] == {"prefect.resource.id": "my.resource.id", "team": "data"}
+    assert listed[0]["related"] == [{"prefect.resource.id": "airflow.dag.sales", "prefect.resource.role": "dag"}]
+    assert listed[0]["payload"] == {"rows": 3}
+    code, out, _ = await invoke("events", "ls", "--api", engine.url, "--resource", "other.id")
+    assert code == 0 and out == ""
+
+
+async def test_bad_arguments_and_unreachable_engine_are_clear(engine: Running) -> None:
+    code, _, err = await invoke("emit", "e", "--resource", "r", "--payload", "{oops", "--api", engine.url)
+    assert code == 1 and "--payload is not valid JSON" in err
+    code, _, err = await invoke("emit", "e", "--resource", "r", "--label", "novalue", "--api", engine.url)
+    assert code == 1 and "KEY=VALUE" in err
+    code, _, err = await invoke("events", "ls", "--since", "soon", "--api", engine.url)
+    assert code == 1 and "not a duration" in err
+    code, _, err = await invoke("events", "ls", "--api", "http://127.0.0.1:9")
+    assert code == 1 and "is it running" in err
+
+
+async def test_config_masks_secrets(monkeypatch) -> None:
+    monkeypatch.setenv("TRIPWIRE_API_KEY", "very-secret")
+    code, out, _ = await invoke("config")
+    assert code == 0
+    assert "very-secret" not in out
+    assert "api_key" in out and "********" in out
