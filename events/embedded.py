@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import signal
 import shutil
 import socket
 import subprocess
@@ -27,6 +30,12 @@ def nats_server_binary() -> str:
     )
 
 
+def _die_with_parent() -> None:
+    # Linux: nats-server gets SIGTERM if the engine dies without stopping it (kill -9).
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -44,6 +53,10 @@ class EmbeddedNats:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid_file(self) -> Path:
+        return self.store_dir / "nats-server.pid"
+
+    @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
@@ -51,19 +64,12 @@ class EmbeddedNats:
         """Start the server and wait until it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.store_dir / "nats-server.log"
-        command = [
-            nats_server_binary(),
-            "-a",
-            self.host,
-            "-p",
-            str(self.port),
-            "-js",
-            "-sd",
-            str(self.store_dir),
-            "-l",
-            str(log_file),
-        ]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        command = [nats_server_binary(), "-a", self.host, "-p", str(self.port), "-js"]
+        command += ["-sd", str(self.store_dir), "-l", str(log_file), "-P", str(self.pid_file)]
+        # Own process group: Ctrl-C reaches the engine only, which stops NATS last.
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,15 @@ def _banner(settings: Settings, engine: Any) -> str:
     )
 
 
+def _check_port_free(settings: Settings) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError:
+            fail(f"port {settings.port} on {settings.host} is already in use; "
+                 "stop what uses it or pick another with --port / TRIPWIRE_PORT")
+
+
 def _serve(settings: Settings, roles: frozenset[Any]) -> None:
     from tripwire.app import create_app
     from tripwire.engine import Engine
@@ -78,6 +88,7 @@ def _serve(settings: Settings, roles: frozenset[Any]) -> None:
     # FastStream logs every batch at INFO; keep its warnings and errors only.
     logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    _check_port_free(settings)
     engine = Engine(settings, roles)
     fastapi_app = create_app(engine)
     config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port, log_level="warning",
@@ -96,7 +107,7 @@ def _serve(settings: Settings, roles: frozenset[Any]) -> None:
         asyncio.run(run())
     except EventsError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     if not server.started:
         fail(f"the engine did not start; is port {settings.port} already in use? (--port to choose another)")
