@@ -94,7 +94,7 @@ class Bus:
         self.streams = streams or StreamSettings()
         self.publish_timeout = publish_timeout
         self.broker = NatsBroker(
-            url,
+            [server.strip() for server in url.split(",")],  # a cluster: several seed URLs
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             connect_timeout=5,
