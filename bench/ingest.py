@@ -125,8 +125,12 @@ def start_engine(port: int, home: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "tripwire.cli", "up", "--port", str(port), "--home", str(home)]
     with (home / "engine.log").open("wb") as output:
         return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
 
@@ -139,8 +143,10 @@ def stop_engine(process: subprocess.Popen[bytes], home: Path) -> None:
         try:
             process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            log(f"the engine did not stop within {STOP_TIMEOUT:.0f}s; killing it. Its log ends:\n"
-                f"{engine_log_tail(home)}")
+            log(
+                f"the engine did not stop within {STOP_TIMEOUT:.0f}s; killing it. Its log ends:\n"
+                f"{engine_log_tail(home)}"
+            )
     # The group is the engine's own session (start_new_session): only what it started.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -326,7 +332,8 @@ async def measure(
         for name, pid in watched.items():
             before, after = cpu_before[name], cpu_seconds(pid)
             run.cpu_percent[name] = (
-                None if before is None or after is None
+                None
+                if before is None or after is None
                 else round(100 * (after - before) / run.load_seconds, 1)
             )
         run.cpu_percent["bench_client"] = round(
@@ -416,8 +423,10 @@ def run(
     batches = math.ceil(seconds * max_rate / batch) + concurrency
     log(f"serialising {batches:,} batches of {batch} events ({batches * batch:,} events)")
     pool = [factory.batch(batch) for _ in range(batches)]
-    log(f"pool ready: {sum(len(b) for b in pool) / 2**20:,.0f} MiB, "
-        f"{len(pool[0]) / batch:,.0f} bytes per event")
+    log(
+        f"pool ready: {sum(len(b) for b in pool) / 2**20:,.0f} MiB, "
+        f"{len(pool[0]) / batch:,.0f} bytes per event"
+    )
     port = port or free_port()
     api = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="tripwire-bench-") as tmp:
@@ -466,16 +475,22 @@ def run(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of `python -m bench.ingest`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration (default 60)")
     parser.add_argument("--batch", type=int, default=500, help="events per POST (default 500)")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="POSTs in flight (default 4)")
+    parser.add_argument("--concurrency", type=int, default=4, help="POSTs in flight (default 4)")
     parser.add_argument("--port", type=int, default=None, help="engine API port (default free)")
-    parser.add_argument("--max-rate", type=int, default=DEFAULT_MAX_RATE,
-                        help="events/s the pre-serialised pool covers; past it batches are "
-                             f"serialised during the load (default {DEFAULT_MAX_RATE})")
+    parser.add_argument(
+        "--max-rate",
+        type=int,
+        default=DEFAULT_MAX_RATE,
+        help="events/s the pre-serialised pool covers; past it batches are "
+        f"serialised during the load (default {DEFAULT_MAX_RATE})",
+    )
     return parser.parse_args(argv)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from events.bus import Bus
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
@@ -17,17 +17,26 @@ from events.store import MAX_PAGE, Countable, EventStore, decode_token
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
+def _no_filter_is_all(value: Any) -> Any:
+    # Prefect's client sends {"filter": null} for "everything".
+    return EventFilter() if value is None else value
+
+
 class FilterRequest(BaseModel):
     """Body of POST /api/events/filter."""
 
-    filter: EventFilter = Field(default_factory=EventFilter)
+    filter: Annotated[EventFilter, BeforeValidator(_no_filter_is_all)] = Field(
+        default_factory=EventFilter
+    )
     limit: int = Field(default=50, ge=1, le=MAX_PAGE, description="Events per page.")
 
 
 class CountByRequest(BaseModel):
     """Body of POST /api/events/count-by/{countable}."""
 
-    filter: EventFilter = Field(default_factory=EventFilter)
+    filter: Annotated[EventFilter, BeforeValidator(_no_filter_is_all)] = Field(
+        default_factory=EventFilter
+    )
 
 
 def problem(status: int, detail: str, field: str | None = None, **headers: str) -> Response:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys

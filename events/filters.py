@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from events import clock
 from events.model import Event, Resource
@@ -23,6 +23,22 @@ LabelValues = str | list[str]
 
 class _Filter(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unset(cls, data: Any) -> Any:
+        # Prefect's clients send every field of their filters (`model_dump()`), unset ones
+        # as null, [], {} or false: each subscriber's filter has `"id": {"id": []}`, and a
+        # resource filter `"distinct": false`. Prefect reads all of those as "no
+        # condition", so drop them: [] must not match nothing, and Prefect-only fields
+        # left unset must not trip extra="forbid" (set ones still do).
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not _unset(v)}
+        return data
+
+
+def _unset(value: Any) -> bool:
+    return value is None or value is False or value == [] or value == {}
 
 
 def _values(spec: LabelValues) -> list[str]:

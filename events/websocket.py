@@ -54,7 +54,9 @@ async def accept(websocket: WebSocket, token_ok: TokenCheck, header_ok: HeaderCh
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     if "prefect" not in offered:
         if not header_ok(websocket.headers.get("authorization")):
-            await websocket.close(POLICY_VIOLATION, reason="authentication required: send an Authorization header")
+            await websocket.close(
+                POLICY_VIOLATION, reason="authentication required: send an Authorization header"
+            )
             return False
         await websocket.accept()
         return True
@@ -62,13 +64,21 @@ async def accept(websocket: WebSocket, token_ok: TokenCheck, header_ok: HeaderCh
     try:
         message = orjson.loads(await websocket.receive_text())
     except (orjson.JSONDecodeError, WebSocketDisconnect):
-        await _close(websocket, POLICY_VIOLATION, "expected an auth message: {\"type\": \"auth\", \"token\": ...}")
+        await _close(
+            websocket, POLICY_VIOLATION, 'expected an auth message: {"type": "auth", "token": ...}'
+        )
         return False
     if not isinstance(message, dict) or message.get("type") != "auth":
-        await _close(websocket, POLICY_VIOLATION, "expected an auth message: {\"type\": \"auth\", \"token\": ...}")
+        await _close(
+            websocket, POLICY_VIOLATION, 'expected an auth message: {"type": "auth", "token": ...}'
+        )
         return False
     if not token_ok(message.get("token")):
-        await _close(websocket, POLICY_VIOLATION, "invalid token: use TRIPWIRE_API_KEY or TRIPWIRE_API_AUTH_STRING")
+        await _close(
+            websocket,
+            POLICY_VIOLATION,
+            "invalid token: use TRIPWIRE_API_KEY or TRIPWIRE_API_AUTH_STRING",
+        )
         return False
     await websocket.send_text('{"type":"auth_success"}')
     return True
@@ -84,14 +94,18 @@ async def _live_start(bus: Bus) -> dict[str, Any]:
     """Where live streaming starts: just past what the store has committed."""
     try:
         info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
-        start = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                               opt_start_seq=info.ack_floor.stream_seq + 1)
+        start = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=info.ack_floor.stream_seq + 1,
+        )
     except Exception:  # no store consumer yet: nothing is stored, start with new events
         start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
     return {"config": start}
 
 
-def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: HeaderCheck) -> APIRouter:
+def build_router(
+    bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: HeaderCheck
+) -> APIRouter:
     """The two websocket routes."""
     router = APIRouter(prefix="/api/events")
 
@@ -109,7 +123,9 @@ def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: H
                     await _close(websocket, POLICY_VIOLATION, f"invalid event: {exc}")
                     return
                 try:
-                    await bus.publish_events([(e.id, d) for e, d in zip(events, encoded, strict=True)])
+                    await bus.publish_events(
+                        [(e.id, d) for e, d in zip(events, encoded, strict=True)]
+                    )
                 except BusUnavailable as exc:
                     await _close(websocket, TRY_AGAIN_LATER, str(exc))
                     return
@@ -123,11 +139,17 @@ def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: H
         try:
             message = orjson.loads(await websocket.receive_text())
             if not isinstance(message, dict) or message.get("type") != "filter":
-                await _close(websocket, PROTOCOL_ERROR, "expected a filter message: {\"type\": \"filter\", \"filter\": {...}}")
+                await _close(
+                    websocket,
+                    PROTOCOL_ERROR,
+                    'expected a filter message: {"type": "filter", "filter": {...}}',
+                )
                 return
             flt = EventFilter.model_validate(message.get("filter") or {})
         except (orjson.JSONDecodeError, ValidationError) as exc:
-            detail = str(describe(exc, "filter")) if isinstance(exc, ValidationError) else "not JSON"
+            detail = (
+                str(describe(exc, "filter")) if isinstance(exc, ValidationError) else "not JSON"
+            )
             await _close(websocket, PROTOCOL_ERROR, f"invalid filter: {detail}")
             return
         except WebSocketDisconnect:
@@ -137,7 +159,9 @@ def build_router(bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: H
     return router
 
 
-async def _stream(websocket: WebSocket, bus: Bus, store: EventStore, flt: EventFilter, *, backfill: bool) -> None:
+async def _stream(
+    websocket: WebSocket, bus: Bus, store: EventStore, flt: EventFilter, *, backfill: bool
+) -> None:
     # bytes: a live event; GONE: the client left; OVERFLOW: the client cannot keep up.
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
@@ -164,13 +188,19 @@ async def _stream(websocket: WebSocket, bus: Bus, store: EventStore, flt: EventF
     sent: set[str] = set()
     try:
         if backfill:
-            page = await store.read(flt.model_copy(update={"order": EventOrder.DESC}), BACKFILL_LIMIT)
+            page = await store.read(
+                flt.model_copy(update={"order": EventOrder.DESC}), BACKFILL_LIMIT
+            )
             for event in reversed(page.events):
                 sent.add(str(event.id))
-                await websocket.send_text('{"type":"event","event":' + event.model_dump_json() + "}")
+                await websocket.send_text(
+                    '{"type":"event","event":' + event.model_dump_json() + "}"
+                )
         while (data := await queue.get()) is not GONE:
             if data == OVERFLOW:
-                log.warning("a live events subscriber fell %d events behind; closing it", LIVE_QUEUE_LIMIT)
+                log.warning(
+                    "a live events subscriber fell %d events behind; closing it", LIVE_QUEUE_LIMIT
+                )
                 await _close(websocket, TRY_AGAIN_LATER, "too slow to keep up; reconnect")
                 return
             assert data is not None

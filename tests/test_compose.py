@@ -51,4 +51,6 @@ def test_nats_cluster_routes_point_at_each_other() -> None:
         routes = command[command.index("--routes") + 1].split(",")
         assert {r.split("//")[1].split(":")[0] for r in routes} == nodes - {node}
     api_env = tripwire_services()["api"]["environment"]
-    assert {u.split("//")[1].split(":")[0] for u in api_env["TRIPWIRE_NATS_URL"].split(",")} == nodes
+    assert {
+        u.split("//")[1].split(":")[0] for u in api_env["TRIPWIRE_NATS_URL"].split(",")
+    } == nodes

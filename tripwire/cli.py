@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import socket
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ app.add_typer(serve_app, name="serve")
 bench_app = typer.Typer(help="Benchmarks on a throwaway engine.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-ApiOption = typer.Option(None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL}).")
+ApiOption = typer.Option(
+    None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."
+)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -56,7 +58,11 @@ def _settings(home: Path | None, host: str | None, port: int | None) -> Settings
 
 def _banner(settings: Settings, engine: Any) -> str:
     api = settings.api_url
-    nats = f"{engine.nats_url} (embedded, store {settings.nats_store_dir})" if engine.embedded else engine.nats_url
+    nats = (
+        f"{engine.nats_url} (embedded, store {settings.nats_store_dir})"
+        if engine.embedded
+        else engine.nats_url
+    )
     database = settings.resolved_database_url.split("@")[-1]
     return (
         f"\ntripwire is up\n"
@@ -64,7 +70,8 @@ def _banner(settings: Settings, engine: Any) -> str:
         f"  NATS      {nats}\n"
         f"  database  {database}\n"
         f"Try, in another terminal:\n"
-        f"  .venv/bin/tripwire emit my.event --resource my.resource.id --payload '{{\"rows\": 3}}'\n"
+        f"  .venv/bin/tripwire emit my.event --resource my.resource.id "
+        f"--payload '{{\"rows\": 3}}'\n"
         f"  .venv/bin/tripwire events ls\n"
         f"  .venv/bin/tripwire events tail\n"
         f"Ctrl-C stops everything.\n"
@@ -76,48 +83,74 @@ def _check_port_free(settings: Settings) -> None:
         try:
             probe.bind((settings.host, settings.port))
         except OSError:
-            fail(f"port {settings.port} on {settings.host} is already in use; "
-                 "stop what uses it or pick another with --port / TRIPWIRE_PORT")
+            fail(
+                f"port {settings.port} on {settings.host} is already in use; "
+                "stop what uses it or pick another with --port / TRIPWIRE_PORT"
+            )
 
 
 def _serve(settings: Settings, roles: frozenset[Any]) -> None:
     from tripwire.app import create_app
     from tripwire.engine import Engine
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # FastStream logs every batch at INFO; keep its warnings and errors only.
     logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_port_free(settings)
     engine = Engine(settings, roles)
     fastapi_app = create_app(engine)
-    config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port, log_level="warning",
-                            ws_ping_interval=20, ws_ping_timeout=20)
-    server = uvicorn.Server(config)
-
-    async def run() -> None:
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.05)
-        if server.started:
-            typer.echo(_banner(settings, engine))
-        await serving
-
+    config = uvicorn.Config(
+        fastapi_app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    server = _AnnouncingServer(config, lambda: typer.echo(_banner(settings, engine)))
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(server.serve())
     except EventsError as exc:
         fail(str(exc))
     except (KeyboardInterrupt, SystemExit):
         pass
     if not server.started:
-        fail(f"the engine did not start; is port {settings.port} already in use? (--port to choose another)")
+        fail(f"the engine did not start on port {settings.port}; see the messages above")
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, telling the user where to look once it listens."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.announce()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # uvloop when installed (uvicorn[standard] brings it): a faster event loop for ingest.
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 @app.command()
 def up(
     host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
     port: int = typer.Option(None, help="API port (default 4280)."),
-    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME", help="Data folder (default ./.tripwire)."),
+    home: Path = typer.Option(
+        None, envvar="TRIPWIRE_HOME", help="Data folder (default ./.tripwire)."
+    ),
 ) -> None:
     """Run everything in one process on embedded defaults (nats-server + SQLite)."""
     from tripwire.engine import Role
@@ -127,7 +160,8 @@ def up(
 
 @serve_app.command("api")
 def serve_api(
-    host: str = typer.Option(None), port: int = typer.Option(None),
+    host: str = typer.Option(None),
+    port: int = typer.Option(None),
     home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
 ) -> None:
     """Ingest and query over HTTP and websockets."""
@@ -138,7 +172,8 @@ def serve_api(
 
 @serve_app.command("worker")
 def serve_worker(
-    host: str = typer.Option(None), port: int = typer.Option(None),
+    host: str = typer.Option(None),
+    port: int = typer.Option(None),
     home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
 ) -> None:
     """Store events (and, later, evaluate triggers and run actions); serves health on --port."""
@@ -160,9 +195,15 @@ def _pairs(values: list[str], sep: str, what: str) -> list[tuple[str, str]]:
 @app.command()
 def emit(
     event: str = typer.Argument(..., help="Event name, e.g. dbt.model.refreshed."),
-    resource: str = typer.Option(..., "--resource", "-r", help="Resource id (prefect.resource.id)."),
-    label: list[str] = typer.Option([], "--label", "-l", help="Extra resource label KEY=VALUE (repeatable)."),
-    related: list[str] = typer.Option([], "--related", help="Related resource ID:ROLE (repeatable)."),
+    resource: str = typer.Option(
+        ..., "--resource", "-r", help="Resource id (prefect.resource.id)."
+    ),
+    label: list[str] = typer.Option(
+        [], "--label", "-l", help="Extra resource label KEY=VALUE (repeatable)."
+    ),
+    related: list[str] = typer.Option(
+        [], "--related", help="Related resource ID:ROLE (repeatable)."
+    ),
     payload: str = typer.Option("{}", "--payload", "-p", help="Payload as a JSON object."),
     api: str = ApiOption,
 ) -> None:
@@ -174,7 +215,10 @@ def emit(
     if not isinstance(body, dict):
         fail("--payload must be a JSON object, e.g. '{\"rows\": 3}'")
     labels = {"prefect.resource.id": resource, **dict(_pairs(label, "=", "--label"))}
-    rel = [{"prefect.resource.id": rid, "prefect.resource.role": role} for rid, role in _pairs(related, ":", "--related")]
+    rel = [
+        {"prefect.resource.id": rid, "prefect.resource.role": role}
+        for rid, role in _pairs(related, ":", "--related")
+    ]
     try:
         built = build_event(event, labels, related=rel, payload=body)
     except ValueError as exc:
@@ -192,7 +236,9 @@ def _filter(event: str | None, resource: str | None, since: str | None) -> dict[
     if event:
         flt["event"] = {"prefix": [event]}
     if resource:
-        flt["resource"] = {"id_prefix": [resource]} if resource.endswith("*") else {"id": [resource]}
+        flt["resource"] = (
+            {"id_prefix": [resource]} if resource.endswith("*") else {"id": [resource]}
+        )
         if resource.endswith("*"):
             flt["resource"] = {"id_prefix": [resource[:-1]]}
     if since:
@@ -205,12 +251,16 @@ def _filter(event: str | None, resource: str | None, since: str | None) -> dict[
 
 def _line(event: dict[str, Any]) -> str:
     occurred = event["occurred"].replace("T", " ")[:23]
-    return f"{occurred}  {event['event']:<40} {event['resource']['prefect.resource.id']}  {event['id']}"
+    resource = event["resource"]["prefect.resource.id"]
+    return f"{occurred}  {event['event']:<40} {resource}  {event['id']}"
 
 
 def _http(api: str | None) -> httpx.Client:
-    return httpx.Client(base_url=(api or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/"),
-                        headers=api_auth_headers(), timeout=30)
+    return httpx.Client(
+        base_url=(api or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/"),
+        headers=api_auth_headers(),
+        timeout=30,
+    )
 
 
 @events_app.command("ls")
@@ -225,9 +275,14 @@ def events_ls(
     """List stored events, newest first."""
     try:
         with _http(api) as http:
-            response = http.post("/api/events/filter", json={"filter": _filter(event, resource, since), "limit": limit})
+            response = http.post(
+                "/api/events/filter",
+                json={"filter": _filter(event, resource, since), "limit": limit},
+            )
     except httpx.TransportError as exc:
-        fail(f"cannot reach the engine at {api or DEFAULT_API_URL} ({exc}); is it running (make up)?")
+        fail(
+            f"cannot reach the engine at {api or DEFAULT_API_URL} ({exc}); is it running (make up)?"
+        )
     if response.status_code != 200:
         fail(f"the engine answered {response.status_code}: {response.text}")
     data = response.json()

@@ -14,12 +14,21 @@ from websockets.asyncio.client import ClientConnection
 from tests.conftest import Running, StartEngine
 
 
-def event(name: str = "ws.happened", resource: str = "ws.resource", **fields: Any) -> dict[str, Any]:
-    return {"event": name, "resource": {"prefect.resource.id": resource}, "id": str(uuid.uuid4()), **fields}
+def event(
+    name: str = "ws.happened", resource: str = "ws.resource", **fields: Any
+) -> dict[str, Any]:
+    return {
+        "event": name,
+        "resource": {"prefect.resource.id": resource},
+        "id": str(uuid.uuid4()),
+        **fields,
+    }
 
 
 async def prefect_socket(engine: Running, path: str, token: str | None = None) -> ClientConnection:
-    ws = await websockets.connect(engine.ws_url + path, subprotocols=[websockets.Subprotocol("prefect")])
+    ws = await websockets.connect(
+        engine.ws_url + path, subprotocols=[websockets.Subprotocol("prefect")]
+    )
     await ws.send(json.dumps({"type": "auth", "token": token}))
     return ws
 
@@ -46,7 +55,9 @@ async def test_in_without_subprotocol_takes_events_directly(engine: Running) -> 
     await engine.wait_stored(1)
 
 
-async def test_in_closes_with_the_field_at_fault_and_keeps_what_came_before(engine: Running) -> None:
+async def test_in_closes_with_the_field_at_fault_and_keeps_what_came_before(
+    engine: Running,
+) -> None:
     good = event()
     ws = await prefect_socket(engine, "/api/events/in")
     await ws.recv()
@@ -62,11 +73,14 @@ async def test_in_closes_with_the_field_at_fault_and_keeps_what_came_before(engi
 
 
 async def test_first_message_must_be_auth(engine: Running) -> None:
-    ws = await websockets.connect(engine.ws_url + "/api/events/in", subprotocols=[websockets.Subprotocol("prefect")])
+    ws = await websockets.connect(
+        engine.ws_url + "/api/events/in", subprotocols=[websockets.Subprotocol("prefect")]
+    )
     await ws.send(json.dumps(event()))
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
     assert "auth" in closed.value.rcvd.reason
 
 
@@ -90,7 +104,9 @@ async def test_out_backfills_then_streams_live_without_duplicates(engine: Runnin
         await http.post("/api/events", json=[event("out.fresh")])
     ws = await prefect_socket(engine, "/api/events/out")
     assert json.loads(await ws.recv())["type"] == "auth_success"
-    await ws.send(json.dumps({"type": "filter", "filter": {"event": {"prefix": ["out."]}}, "backfill": True}))
+    await ws.send(
+        json.dumps({"type": "filter", "filter": {"event": {"prefix": ["out."]}}, "backfill": True})
+    )
     live = [event("out.live"), event("other.live"), event("out.live")]
     async with engine.client() as http:
         await http.post("/api/events", json=live)
@@ -112,7 +128,8 @@ async def test_out_rejects_a_bad_filter_with_the_reason(engine: Running) -> None
     await ws.send(json.dumps({"type": "filter", "filter": {"occurred": {"since": "not a time"}}}))
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1002
     assert "occurred.since" in closed.value.rcvd.reason
 
 
@@ -121,14 +138,16 @@ async def test_websockets_need_the_token_when_auth_is_on(start_engine: StartEngi
     ws = await prefect_socket(running, "/api/events/in", token="wrong")
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
     ws = await prefect_socket(running, "/api/events/in", token="s3cret")
     assert json.loads(await ws.recv()) == {"type": "auth_success"}
     await ws.close()
     with pytest.raises(websockets.InvalidStatus):
         await websockets.connect(running.ws_url + "/api/events/out")
-    async with websockets.connect(running.ws_url + "/api/events/in",
-                                  additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+    async with websockets.connect(
+        running.ws_url + "/api/events/in", additional_headers={"Authorization": "Bearer s3cret"}
+    ) as ws:
         await ws.send(json.dumps(event()))
         await asyncio.wait_for(await ws.ping(), 5)
     await running.wait_stored(1)

@@ -19,31 +19,56 @@ async def invoke(*args: str) -> tuple[int, str, str]:
 
 
 async def test_emit_then_list(engine: Running) -> None:
-    code, out, _ = await invoke("emit", "my.event", "--resource", "my.resource.id", "--label", "team=data",
-                                "--related", "airflow.dag.sales:dag", "--payload", '{"rows": 3}', "--api", engine.url)
+    code, out, _ = await invoke(
+        "emit",
+        "my.event",
+        "--resource",
+        "my.resource.id",
+        "--label",
+        "team=data",
+        "--related",
+        "airflow.dag.sales:dag",
+        "--payload",
+        '{"rows": 3}',
+        "--api",
+        engine.url,
+    )
     assert code == 0, out
     event_id = out.strip()
     await engine.wait_stored(1)
-    code, out, _ = await invoke("events", "ls", "--json", "--api", engine.url, "--event", "my.", "--since", "1h")
+    code, out, _ = await invoke(
+        "events", "ls", "--json", "--api", engine.url, "--event", "my.", "--since", "1h"
+    )
     assert code == 0
     listed = [json.loads(line) for line in out.splitlines()]
     assert [e["id"] for e in listed] == [event_id]
     assert listed[0]["resource"] == {"prefect.resource.id": "my.resource.id", "team": "data"}
-    assert listed[0]["related"] == [{"prefect.resource.id": "airflow.dag.sales", "prefect.resource.role": "dag"}]
+    assert listed[0]["related"] == [
+        {"prefect.resource.id": "airflow.dag.sales", "prefect.resource.role": "dag"}
+    ]
     assert listed[0]["payload"] == {"rows": 3}
     code, out, _ = await invoke("events", "ls", "--api", engine.url, "--resource", "other.id")
-    assert code == 0 and out == ""
+    assert code == 0
+    assert out == ""
 
 
 async def test_bad_arguments_and_unreachable_engine_are_clear(engine: Running) -> None:
-    code, _, err = await invoke("emit", "e", "--resource", "r", "--payload", "{oops", "--api", engine.url)
-    assert code == 1 and "--payload is not valid JSON" in err
-    code, _, err = await invoke("emit", "e", "--resource", "r", "--label", "novalue", "--api", engine.url)
-    assert code == 1 and "KEY=VALUE" in err
+    code, _, err = await invoke(
+        "emit", "e", "--resource", "r", "--payload", "{oops", "--api", engine.url
+    )
+    assert code == 1
+    assert "--payload is not valid JSON" in err
+    code, _, err = await invoke(
+        "emit", "e", "--resource", "r", "--label", "novalue", "--api", engine.url
+    )
+    assert code == 1
+    assert "KEY=VALUE" in err
     code, _, err = await invoke("events", "ls", "--since", "soon", "--api", engine.url)
-    assert code == 1 and "not a duration" in err
+    assert code == 1
+    assert "not a duration" in err
     code, _, err = await invoke("events", "ls", "--api", "http://127.0.0.1:9")
-    assert code == 1 and "is it running" in err
+    assert code == 1
+    assert "is it running" in err
 
 
 async def test_config_masks_secrets(monkeypatch) -> None:
@@ -51,4 +76,5 @@ async def test_config_masks_secrets(monkeypatch) -> None:
     code, out, _ = await invoke("config")
     assert code == 0
     assert "very-secret" not in out
-    assert "api_key" in out and "********" in out
+    assert "api_key" in out
+    assert "********" in out

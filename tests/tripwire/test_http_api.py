@@ -40,6 +40,14 @@ async def test_filter_pages_through_next_page_links(engine: Running) -> None:
     assert len(ids) == len(set(ids))
 
 
+async def test_a_null_filter_means_everything(engine: Running) -> None:
+    captured = await seed(engine)
+    async with engine.client() as http:
+        response = await http.post("/api/events/filter", json={"filter": None, "limit": 5})
+    assert response.status_code == 200
+    assert response.json()["total"] == len(captured)
+
+
 async def test_bad_page_token_and_bad_filter_are_4xx(engine: Running) -> None:
     async with engine.client() as http:
         token = await http.get("/api/events/filter/next", params={"page-token": "garbage"})
