@@ -34,6 +34,7 @@ from uuid import uuid4
 
 import httpx
 import orjson
+from uuid6 import uuid7
 
 HEALTH_TIMEOUT = 30.0
 CATCH_UP_TIMEOUT = 300.0  # at most this long after the load for the store to catch up,
@@ -76,7 +77,7 @@ class EventFactory:
         flow = n % len(self.flows)
         deployment = n % len(self.deployments)
         return {
-            "id": str(uuid4()),
+            "id": str(uuid7()),  # time-ordered, as Prefect's client sends them
             "occurred": (self.base + timedelta(microseconds=n)).isoformat(),
             "event": f"bench.flow-run.{state}",
             "resource": {
@@ -267,13 +268,24 @@ async def load(
     batch: int,
     concurrency: int,
     deadline: float,
+    rate: float | None = None,
 ) -> None:
-    """`concurrency` workers POST batches until the deadline; in-flight requests finish."""
+    """`concurrency` workers POST batches until the deadline; in-flight requests finish.
+
+    With `rate`, batches are paced to offer that many events per second (an open load),
+    so the store's sustained rate can be measured at a given ingest rate."""
     index = 0
+    issued = 0
+    started = time.monotonic()
 
     async def worker() -> None:
-        nonlocal index
+        nonlocal index, issued
         while time.monotonic() < deadline:
+            if rate:
+                due = started + issued * batch / rate
+                issued += 1
+                if due > time.monotonic():
+                    await asyncio.sleep(due - time.monotonic())
             if index < len(pool):
                 body = pool[index]
                 pool[index] = b""  # sent once: let it go
@@ -306,6 +318,7 @@ async def measure(
     seconds: float,
     batch: int,
     concurrency: int,
+    rate: float | None = None,
 ) -> Run:
     """Load, poll, catch up; the engine's peak memory is read before returning."""
     run = Run()
@@ -324,7 +337,7 @@ async def measure(
         stop = asyncio.Event()
         polling = asyncio.create_task(poll_store(poller, run, started, stop))
         try:
-            await load(loader, run, pool, factory, batch, concurrency, started + seconds)
+            await load(loader, run, pool, factory, batch, concurrency, started + seconds, rate)
         finally:
             stop.set()
             await polling
@@ -415,6 +428,7 @@ def run(
     concurrency: int = 4,
     port: int | None = None,
     max_rate: int = DEFAULT_MAX_RATE,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark against a new engine and return the result object."""
     if seconds <= 0 or batch < 1 or concurrency < 1 or max_rate < 1:
@@ -435,7 +449,7 @@ def run(
         log(f"engine pid {engine.pid}, home {home}")
         try:
             result = asyncio.run(
-                measure(api, engine, home, pool, factory, seconds, batch, concurrency)
+                measure(api, engine, home, pool, factory, seconds, batch, concurrency, rate)
             )
             del pool
             latencies = stored_latencies_ms(home / "tripwire.db")
@@ -447,6 +461,7 @@ def run(
         "seconds": seconds,
         "batch": batch,
         "concurrency": concurrency,
+        "offered_rate": rate,
         "accepted": result.accepted,
         "accepted_per_s": round(result.accepted / load_s, 1),
         "stored_per_s_during_load": round(result.stored_at_load_end / load_s, 1),
@@ -491,6 +506,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="events/s the pre-serialised pool covers; past it batches are "
         f"serialised during the load (default {DEFAULT_MAX_RATE})",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offer this many events/s (paced); default: as fast as the engine accepts",
+    )
     return parser.parse_args(argv)
 
 
@@ -498,7 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every accepted event was stored without errors."""
     args = parse_args(argv)
     try:
-        result = run(args.seconds, args.batch, args.concurrency, args.port, args.max_rate)
+        result = run(
+            args.seconds, args.batch, args.concurrency, args.port, args.max_rate, args.rate
+        )
     except (RuntimeError, ValueError) as exc:
         log(f"error: {exc}")
         return 2

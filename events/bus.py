@@ -7,7 +7,6 @@ is stored once by JetStream's duplicate window (and once more by the store's pri
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -26,10 +25,9 @@ from nats.js.api import (
 )
 
 from events.errors import BusUnavailable
+from events.publisher import BatchPublisher
 
 log = logging.getLogger("tripwire.bus")
-
-MSG_ID = "Nats-Msg-Id"
 
 
 @dataclass(frozen=True)
@@ -114,6 +112,8 @@ class Bus:
         await self.broker.connect()
         self._connected = True
         await self.declare_streams()
+        self._publisher = BatchPublisher(self.broker.connection)
+        await self._publisher.start()
 
     async def close(self) -> None:
         """Drain the connection; close it outright when NATS is not there to drain to."""
@@ -189,17 +189,11 @@ class Bus:
                 "the event bus (NATS) is not reachable; "
                 "nothing was accepted: send them again shortly"
             )
-        js = self.js
-        futures: list[asyncio.Future[object]] = []
         try:
-            for msg_id, data in messages:
-                futures.append(await js.publish_async(subject, data, headers={MSG_ID: str(msg_id)}))
-            await asyncio.wait_for(asyncio.gather(*futures), timeout=self.publish_timeout)
-        except (TimeoutError, nats.errors.Error) as exc:
-            for future in futures:
-                future.cancel()
+            await self._publisher.publish(subject, messages, self.publish_timeout)
+        except nats.errors.Error as exc:  # e.g. the outbound buffer filled while reconnecting
             raise BusUnavailable(
-                f"the event bus did not acknowledge the events ({type(exc).__name__}); "
+                f"the event bus did not take the events ({type(exc).__name__}); "
                 "nothing is lost: send them again"
             ) from exc
 

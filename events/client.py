@@ -21,7 +21,7 @@ from uuid import UUID
 import httpx
 
 from events.errors import BusUnavailable, InvalidEvent
-from events.model import Event, RelatedResource, Resource
+from events.model import Event
 
 DEFAULT_API_URL = "http://127.0.0.1:4280"
 BATCH_SIZE = 500
@@ -53,8 +53,8 @@ def build_event(
     labels = {"prefect.resource.id": resource} if isinstance(resource, str) else dict(resource)
     return Event(
         event=event,
-        resource=Resource(labels),
-        related=[RelatedResource(dict(r)) for r in related],
+        resource=labels,
+        related=[dict(r) for r in related],
         payload=dict(payload or {}),
         **fields,
     )

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Final
-from uuid import UUID, uuid4
+from typing import Any, Final, Self
+from uuid import UUID
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    RootModel,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_validator
+from pydantic_core import CoreSchema, core_schema
+from uuid6 import uuid7
 
 from events import clock
 
@@ -28,61 +23,54 @@ RESOURCE_ROLE: Final = "prefect.resource.role"
 RESOURCE_NAME: Final = "prefect.resource.name"
 
 
-class Resource(RootModel[dict[str, str]]):
-    """A resource: flat string labels, `prefect.resource.id` required."""
+def _check_labels(labels: dict[str, str]) -> None:
+    if len(labels) > MAX_LABELS_PER_RESOURCE:
+        raise ValueError(f"has {len(labels)} labels; at most {MAX_LABELS_PER_RESOURCE} are allowed")
+    if not labels.get(RESOURCE_ID):
+        raise ValueError(f"the label '{RESOURCE_ID}' is required and must not be empty")
 
-    @model_validator(mode="after")
-    def _check_labels(self) -> Resource:
-        labels = self.root
-        if len(labels) > MAX_LABELS_PER_RESOURCE:
-            raise ValueError(
-                f"has {len(labels)} labels; at most {MAX_LABELS_PER_RESOURCE} are allowed"
-            )
-        if not labels.get(RESOURCE_ID):
-            raise ValueError(f"the label '{RESOURCE_ID}' is required and must not be empty")
-        return self
+
+class Resource(dict[str, str]):
+    """A resource: flat string labels, `prefect.resource.id` required.
+
+    A plain dict underneath: pydantic validates it as `dict[str, str]` in Rust and only
+    the two checks below run in Python, which keeps ingest fast.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(cls._validate, handler(dict[str, str]))
+
+    @classmethod
+    def _validate(cls, labels: dict[str, str]) -> Self:
+        _check_labels(labels)
+        return cls(labels)
 
     @property
     def id(self) -> str:
         """The resource id (`prefect.resource.id`)."""
-        return self.root[RESOURCE_ID]
+        return self[RESOURCE_ID]
 
     @property
     def name(self) -> str | None:
         """The resource name, when labelled."""
-        return self.root.get(RESOURCE_NAME)
-
-    def get(self, label: str, default: str | None = None) -> str | None:
-        """A label's value, or `default`."""
-        return self.root.get(label, default)
-
-    def __getitem__(self, label: str) -> str:
-        return self.root[label]
-
-    def __contains__(self, label: object) -> bool:
-        return label in self.root
-
-    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
-        return iter(self.root)
-
-    def items(self) -> Iterator[tuple[str, str]]:
-        """The (label, value) pairs."""
-        return iter(self.root.items())
+        return self.get(RESOURCE_NAME)
 
 
 class RelatedResource(Resource):
     """A resource related to the event; also needs `prefect.resource.role`."""
 
-    @model_validator(mode="after")
-    def _check_role(self) -> RelatedResource:
-        if not self.root.get(RESOURCE_ROLE):
+    @classmethod
+    def _validate(cls, labels: dict[str, str]) -> Self:
+        _check_labels(labels)
+        if not labels.get(RESOURCE_ROLE):
             raise ValueError(f"the label '{RESOURCE_ROLE}' is required on related resources")
-        return self
+        return cls(labels)
 
     @property
     def role(self) -> str:
         """The role this resource plays in the event."""
-        return self.root[RESOURCE_ROLE]
+        return self[RESOURCE_ROLE]
 
 
 def _aware(value: datetime) -> datetime:
@@ -112,7 +100,8 @@ class Event(BaseModel):
     payload: dict[str, Any] = Field(
         default_factory=dict, description="Free-form details of the event."
     )
-    id: UUID = Field(default_factory=uuid4, description="Unique id; resending it dedupes.")
+    # Time-ordered (UUIDv7, as Prefect's client makes them): indexes stay append-only.
+    id: UUID = Field(default_factory=uuid7, description="Unique id; resending it dedupes.")
     follows: UUID | None = Field(
         default=None, description="The id of an event this one is known to follow."
     )
@@ -148,8 +137,3 @@ class ReceivedEvent(Event):
     @classmethod
     def _received_utc(cls, value: datetime) -> datetime:
         return _aware(value)
-
-
-def label_map(labels: Mapping[str, str] | Resource) -> dict[str, str]:
-    """Plain dict of labels from a Resource or mapping."""
-    return dict(labels.root) if isinstance(labels, Resource) else dict(labels)

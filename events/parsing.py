@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from events import clock, cloudevents
 from events.errors import EventTooLarge, InvalidEvent
-from events.model import MAX_EVENT_BYTES, Event, ReceivedEvent
+from events.model import MAX_EVENT_BYTES, ReceivedEvent
 
 # curl -d sends form-urlencoded by default; a JSON body is what such users mean.
 JSON_TYPES = (
@@ -50,32 +51,30 @@ def load_json(body: bytes) -> Any:
         ) from exc
 
 
-def validate_event(data: Any, prefix: str = "") -> Event:
-    """Validate one event object."""
-    if not isinstance(data, dict):
-        raise InvalidEvent(
-            f"expected an event object, got {type(data).__name__}", field=prefix or None
-        )
-    try:
-        return Event.model_validate(data)
-    except ValidationError as exc:
-        raise describe(exc, prefix) from exc
+class _Incoming(ReceivedEvent):
+    # Parsing only: `received` is stamped once per request below, not per event.
+    received: datetime = datetime.min.replace(tzinfo=UTC)
 
 
-_event_list = TypeAdapter(list[Event])
+_received_list = TypeAdapter(list[_Incoming])
 
 
-def validate_events_json(body: bytes) -> list[Event]:
-    """One event object or a JSON array of them, validated straight from the bytes."""
+def receive_events_json(body: bytes) -> list[ReceivedEvent]:
+    """One event object or a JSON array of them, validated straight from the bytes and
+    stamped `received` now (a `received` sent by the client is overwritten)."""
     try:
         if body.lstrip()[:1] == b"[":
-            events = _event_list.validate_json(body)
+            events = _received_list.validate_json(body)
             if not events:
                 raise InvalidEvent("the array is empty; send at least one event")
-            return events
-        return [Event.model_validate_json(body)]
+        else:
+            events = [_Incoming.model_validate_json(body)]
     except ValidationError as exc:
         raise describe(exc) from exc
+    received = clock.now()
+    for event in events:
+        event.received = received
+    return events  # type: ignore[return-value]  # _Incoming is a ReceivedEvent
 
 
 def parse_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> list[ReceivedEvent]:
@@ -88,7 +87,7 @@ def parse_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> li
     elif media_type == cloudevents.BATCH:
         events = cloudevents.from_batch(load_json(body))
     elif media_type in JSON_TYPES or media_type.endswith("+json"):
-        events = validate_events_json(body)
+        return receive_events_json(body)
     else:
         raise InvalidEvent(
             f"unsupported content type '{media_type}'; send application/json, "

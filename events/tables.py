@@ -56,5 +56,4 @@ event_resources = Table(
     Column("resource", Labels, nullable=False),
     Index(None, "resource_id", "occurred"),
     Index(None, "resource_role", "occurred"),
-    Index(None, "occurred"),
 )

@@ -25,7 +25,7 @@ from events.bus import Bus
 from events.errors import BusUnavailable, InvalidEvent
 from events.filters import EventFilter, EventOrder
 from events.model import ReceivedEvent
-from events.parsing import describe, encode, validate_events_json
+from events.parsing import describe, encode, receive_events_json
 from events.store import EventStore
 
 log = logging.getLogger("tripwire.websocket")
@@ -117,7 +117,7 @@ def build_router(
             while True:
                 text = await websocket.receive_text()
                 try:
-                    events = [e.receive() for e in validate_events_json(text.encode())]
+                    events = receive_events_json(text.encode())
                     encoded = encode(events)
                 except InvalidEvent as exc:
                     await _close(websocket, POLICY_VIOLATION, f"invalid event: {exc}")

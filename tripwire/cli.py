@@ -333,12 +333,17 @@ def bench_ingest(
     batch: int = typer.Option(500, min=1, help="Events per POST."),
     concurrency: int = typer.Option(4, min=1, help="POSTs in flight."),
     port: int = typer.Option(None, help="Engine API port (default a free one)."),
+    rate: float = typer.Option(
+        None, help="Offered events/s (paced); default: as fast as accepted."
+    ),
 ) -> None:
     """Start an engine, POST events for a while, report accepted/stored rates and latency."""
     from bench.ingest import main as ingest
 
     argv = ["--seconds", str(seconds), "--batch", str(batch), "--concurrency", str(concurrency)]
-    raise typer.Exit(ingest(argv + (["--port", str(port)] if port else [])))
+    argv += ["--port", str(port)] if port else []
+    argv += ["--rate", str(rate)] if rate else []
+    raise typer.Exit(ingest(argv))
 
 
 @app.command()

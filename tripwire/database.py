@@ -52,6 +52,10 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Checkpoint the WAL every ~40 MB rather than 4 MB, and keep 64 MB of pages
+            # cached: fewer page rewrites under a steady insert load.
+            cursor.execute("PRAGMA wal_autocheckpoint=10000")
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         return engine

@@ -43,8 +43,8 @@ async def test_real_prefect_events_are_stored_with_ids_and_labels_intact(engine:
     for original in captured:
         stored = await engine.engine.store.get(original["id"])
         assert stored is not None
-        assert stored.resource.root == original["resource"]
-        assert [r.root for r in stored.related] == original["related"]
+        assert stored.resource == original["resource"]
+        assert stored.related == original["related"]
         assert stored.payload == original["payload"]
         assert (
             str(stored.follows) == str(original["follows"])

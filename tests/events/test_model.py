@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from events import clock
 from events.errors import InvalidEvent
 from events.model import Event, ReceivedEvent
-from events.parsing import validate_events_json
+from events.parsing import receive_events_json
 from tests.conftest import fixture_events
 
 
@@ -18,7 +18,10 @@ def test_every_captured_prefect_event_loads_unchanged() -> None:
     for raw in fixture_events():
         event = ReceivedEvent.model_validate(raw)
         assert str(event.id) == raw["id"]
-        assert event.resource.root == raw["resource"]
+        assert event.resource == raw["resource"]
+        assert [r.role for r in event.related] == [
+            r["prefect.resource.role"] for r in raw["related"]
+        ]
         assert event.model_dump(mode="json")["related"] == raw["related"]
 
 
@@ -56,5 +59,5 @@ def test_related_resources_need_a_role() -> None:
 )
 def test_validation_errors_name_the_field(body: bytes, field: str) -> None:
     with pytest.raises(InvalidEvent) as error:
-        validate_events_json(body)
+        receive_events_json(body)
     assert error.value.field == field

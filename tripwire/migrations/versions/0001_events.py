@@ -51,7 +51,6 @@ def upgrade() -> None:
         "event_resources",
         ["resource_role", "occurred"],
     )
-    op.create_index("ix_event_resources_occurred", "event_resources", ["occurred"])
 
 
 def downgrade() -> None:
