@@ -99,6 +99,7 @@ class Bus:
             logger=logging.getLogger("tripwire.faststream"),
         )
         self._connected = False
+        self._publisher: BatchPublisher | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -189,6 +190,8 @@ class Bus:
                 "the event bus (NATS) is not reachable; "
                 "nothing was accepted: send them again shortly"
             )
+        if self._publisher is None:
+            raise RuntimeError("connect the bus first (await bus.connect())")
         try:
             await self._publisher.publish(subject, messages, self.publish_timeout)
         except nats.errors.Error as exc:  # e.g. the outbound buffer filled while reconnecting
