@@ -60,11 +60,6 @@ def build_event(
     )
 
 
-def _batches(events: Sequence[Event], size: int) -> Iterator[Sequence[Event]]:
-    for start in range(0, len(events), size):
-        yield events[start : start + size]
-
-
 def _body(batch: Sequence[Event]) -> bytes:
     return b"[" + b",".join(e.model_dump_json().encode() for e in batch) + b"]"
 
@@ -113,6 +108,12 @@ class _Base:
             "timeout": timeout,
         }
 
+    def _bodies(self, events: Event | Sequence[Event]) -> Iterator[bytes]:
+        """Request bodies of at most `batch_size` events each."""
+        items = [events] if isinstance(events, Event) else list(events)
+        for start in range(0, len(items), self.batch_size):
+            yield _body(items[start : start + self.batch_size])
+
     def _give_up(self, error: Exception | None) -> BusUnavailable:
         return BusUnavailable(
             f"tripwire at {self.api_url} did not accept the events after {self.retries} retries"
@@ -132,10 +133,9 @@ class TripwireClient(_Base):
 
     def emit(self, events: Event | Sequence[Event]) -> list[UUID]:
         """Send events (in batches); returns their ids once all were accepted."""
-        batch_list = [events] if isinstance(events, Event) else list(events)
         accepted: list[UUID] = []
-        for batch in _batches(batch_list, self.batch_size):
-            accepted += self._send(_body(batch))
+        for body in self._bodies(events):
+            accepted += self._send(body)
         return accepted
 
     def _send(self, body: bytes) -> list[UUID]:
@@ -173,10 +173,9 @@ class AsyncTripwireClient(_Base):
 
     async def emit(self, events: Event | Sequence[Event]) -> list[UUID]:
         """Send events (in batches); returns their ids once all were accepted."""
-        batch_list = [events] if isinstance(events, Event) else list(events)
         accepted: list[UUID] = []
-        for batch in _batches(batch_list, self.batch_size):
-            accepted += await self._send(_body(batch))
+        for body in self._bodies(events):
+            accepted += await self._send(body)
         return accepted
 
     async def _send(self, body: bytes) -> list[UUID]:
