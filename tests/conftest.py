@@ -128,7 +128,6 @@ async def start_engine(settings_factory: Callable[..., Settings]) -> AsyncIterat
             lifespan="on",
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.create_task(server.serve())
         async with asyncio.timeout(20):
             while not server.started:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from typer.main import get_command
@@ -13,11 +14,12 @@ from tripwire.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
 
 
-def tripwire_services() -> dict[str, dict]:
+def tripwire_services() -> dict[str, dict[str, Any]]:
     return {name: svc for name, svc in compose()["services"].items() if svc.get("build") == "."}
 
 

@@ -85,7 +85,7 @@ async def test_first_message_must_be_auth(engine: Running) -> None:
 
 
 async def received_events(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     async with asyncio.timeout(10):
         while len(out) < count:
             message = json.loads(await ws.recv())

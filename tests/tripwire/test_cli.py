@@ -78,3 +78,47 @@ async def test_config_masks_secrets(monkeypatch) -> None:
     assert "very-secret" not in out
     assert "api_key" in out
     assert "********" in out
+
+
+async def test_events_tail_prints_live_events(engine: Running) -> None:
+    import sys
+
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tripwire.cli",
+        "events",
+        "tail",
+        "--json",
+        "--no-backfill",
+        "--event",
+        "tail.",
+        "--api",
+        engine.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(20):
+            # emit until the tail has subscribed and printed one (nothing is backfilled)
+            line = b""
+            while not line:
+                async with engine.client() as http:
+                    await http.post(
+                        "/api/events",
+                        json=[
+                            {"event": "other.event", "resource": {"prefect.resource.id": "x"}},
+                            {"event": "tail.seen", "resource": {"prefect.resource.id": "r"}},
+                        ],
+                    )
+                assert tail.stdout is not None
+                try:
+                    line = await asyncio.wait_for(tail.stdout.readline(), 0.5)
+                except TimeoutError:
+                    continue
+        printed = json.loads(line)
+        assert printed["event"] == "tail.seen"
+        assert printed["resource"] == {"prefect.resource.id": "r"}
+    finally:
+        tail.terminate()
+        await tail.wait()

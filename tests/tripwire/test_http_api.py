@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 import httpx
 
 from tests.conftest import Running, StartEngine, fixture_events
 
 
-async def seed(engine: Running) -> list[dict]:
+async def seed(engine: Running) -> list[dict[str, Any]]:
     captured = fixture_events()
     async with engine.client() as http:
         assert (await http.post("/api/events", json=captured)).status_code == 202
