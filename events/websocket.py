@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import nats.js.errors
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -98,7 +99,7 @@ async def _live_start(bus: Bus) -> dict[str, Any]:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=info.ack_floor.stream_seq + 1,
         )
-    except Exception:  # no store consumer yet: nothing is stored, start with new events
+    except nats.js.errors.NotFoundError:  # no store consumer yet: nothing stored, start new
         start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
     return {"config": start}
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import nats.js.errors
 import orjson
 from fastapi import FastAPI, Response
 
@@ -30,13 +31,13 @@ async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
     except Exception as exc:
         report["database"] = {"ok": False, "error": type(exc).__name__}
     lag: int | None = None
-    if bus_ok and Role.worker in engine.roles:
+    if bus_ok:
         try:
             lag = await engine.bus.pending(
                 engine.bus.names.events_stream, engine.bus.names.store_consumer
             )
-        except Exception:
-            lag = None
+        except nats.js.errors.NotFoundError:
+            lag = None  # no worker has created the store consumer yet
     report["store_consumer"] = {"lag": lag}
     ok = bus_ok and report["database"]["ok"]
     report["status"] = "ok" if ok else "degraded"
@@ -71,6 +72,8 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
         ok, report = await health(engine)
         return Response(orjson.dumps(report), 200 if ok else 503, media_type="application/json")
 
+    if Role.api not in engine.roles:
+        return app  # other roles serve their health only
     app.include_router(events_api.build_router(engine.bus, engine.store))
     app.include_router(
         events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)

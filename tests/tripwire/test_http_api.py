@@ -140,3 +140,21 @@ async def test_basic_auth_string(start_engine: StartEngine) -> None:
         ).status_code == 401
     async with httpx.AsyncClient(base_url=running.url, auth=("admin", "pw")) as http:
         assert (await http.post("/api/events/filter", json={})).status_code == 200
+
+
+async def test_a_worker_serves_health_only_and_api_reports_lag(start_engine: StartEngine) -> None:
+    from tripwire.engine import Role
+
+    api = await start_engine(roles=frozenset({Role.api}))
+    async with api.client() as http:
+        event = {"event": "lag.test", "resource": {"prefect.resource.id": "r"}}
+        assert (await http.post("/api/events", json=event)).status_code == 202
+        # no worker has ever run: the store consumer does not exist yet
+        assert (await http.get("/api/health")).json()["store_consumer"]["lag"] is None
+    worker = await start_engine(roles=frozenset({Role.worker}))
+    async with worker.client() as http:
+        assert (await http.get("/api/health")).status_code == 200
+        assert (await http.post("/api/events", json=event)).status_code == 404
+    await worker.wait_stored(1)
+    async with api.client() as http:
+        assert (await http.get("/api/health")).json()["store_consumer"]["lag"] == 0
