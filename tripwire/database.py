@@ -52,6 +52,8 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Labels and names are case-sensitive, as in PostgreSQL and in memory.
+            cursor.execute("PRAGMA case_sensitive_like=ON")
             # Checkpoint the WAL every ~40 MB rather than 4 MB, and keep 64 MB of pages
             # cached: fewer page rewrites under a steady insert load.
             cursor.execute("PRAGMA wal_autocheckpoint=10000")

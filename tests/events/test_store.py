@@ -73,6 +73,8 @@ FILTERS: list[dict[str, Any]] = [
     {"related": {"labels": {"prefect.resource.name": ["etl-orders", "!etl-sales"]}}},
     {"any_resource": {"id_prefix": ["prefect.deployment."]}},
     {"resource": {"labels": {"no.such.label": "x"}}},
+    {"event": {"prefix": ["PREFECT.FLOW-RUN."]}},  # case-sensitive everywhere
+    {"resource": {"labels": {"prefect.resource.name": "RAIN*"}}},
     # as Prefect's clients send it: every field, unset ones empty
     {"id": {"id": []}, "resource": {"id_prefix": ["prefect."], "distinct": False}, "related": None},
 ]
