@@ -7,7 +7,7 @@ negation; a list of values matches any of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -45,28 +45,36 @@ def _values(spec: LabelValues) -> list[str]:
     return [spec] if isinstance(spec, str) else spec
 
 
-def value_matches(actual: str | None, spec: LabelValues) -> bool:
-    """Prefect label semantics: positive values are ORed, `!` values must all hold."""
-    values = _values(spec)
-    positives = [v for v in values if not v.startswith("!")]
-    negatives = [v[1:] for v in values if v.startswith("!")]
-    if actual is None:
-        return False
-    if any(_glob(actual, n) for n in negatives):
-        return False
-    return not positives or any(_glob(actual, p) for p in positives)
+Glob = Callable[[str, str], bool]
 
 
-def _glob(actual: str, pattern: str) -> bool:
+def prefix_glob(actual: str, pattern: str) -> bool:
+    """Prefect's filter globs: exact, or `prefix*`."""
     if pattern.endswith("*"):
         return actual.startswith(pattern[:-1])
     return actual == pattern
 
 
-def labels_match(resource: Mapping[str, str] | Resource, labels: Mapping[str, LabelValues]) -> bool:
+def value_matches(actual: str | None, spec: LabelValues, glob: Glob = prefix_glob) -> bool:
+    """Positive values are ORed, `!` values must all hold, a missing label never matches."""
+    if actual is None:
+        return False
+    values = _values(spec)
+    positives = [v for v in values if not v.startswith("!")]
+    negatives = [v[1:] for v in values if v.startswith("!")]
+    if any(glob(actual, n) for n in negatives):
+        return False
+    return not positives or any(glob(actual, p) for p in positives)
+
+
+def labels_match(
+    resource: Mapping[str, str],
+    labels: Mapping[str, LabelValues],
+    glob: Glob = prefix_glob,
+) -> bool:
     """Every label spec holds for the resource."""
     get = resource.get
-    return all(value_matches(get(name), spec) for name, spec in labels.items())
+    return all(value_matches(get(name), spec, glob) for name, spec in labels.items())
 
 
 class EventOccurredFilter(_Filter):

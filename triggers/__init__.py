@@ -1,6 +1,40 @@
-"""Triggers: automations, matching, the evaluator, trigger state and decision traces.
+"""Triggers: trigger definitions and matching (evaluation and durable state follow)."""
 
-Empty until the triggers issue lands: the layout is fixed by DESIGN.md.
-"""
+from triggers.errors import InvalidDefinition, TriggersError
+from triggers.matching import (
+    arms,
+    bucket_key,
+    covers,
+    expects,
+    label_value,
+    related_match,
+    resource_matches,
+    star_glob,
+    where_holds,
+)
+from triggers.model import (
+    CompoundTrigger,
+    EventTrigger,
+    Posture,
+    SequenceTrigger,
+    Trigger,
+)
 
-__all__: list[str] = []
+__all__ = [
+    "CompoundTrigger",
+    "EventTrigger",
+    "InvalidDefinition",
+    "Posture",
+    "SequenceTrigger",
+    "Trigger",
+    "TriggersError",
+    "arms",
+    "bucket_key",
+    "covers",
+    "expects",
+    "label_value",
+    "related_match",
+    "resource_matches",
+    "star_glob",
+    "where_holds",
+]

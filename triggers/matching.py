@@ -1,0 +1,95 @@
+"""Does an event match a trigger? Labels, related resources, event names, `where`, and
+the `for_each` key. Pure functions over plain objects: no I/O, no state.
+
+Label values: an exact value, a glob with `*` anywhere, or `!value` to exclude; in a list,
+positive values are ORed and `!` values must all hold; a missing label never matches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jmespath.exceptions
+
+from events.filters import labels_match
+from events.model import Event, Resource
+from triggers.model import EventTrigger, LabelSpec
+
+RELATED_PREFIX = "related:"
+
+
+@lru_cache(maxsize=4096)
+def _pattern(glob: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in glob.split("*")))
+
+
+def star_glob(actual: str, pattern: str) -> bool:
+    """`*` matches any run of characters, anywhere in the pattern."""
+    if "*" not in pattern:
+        return actual == pattern
+    return _pattern(pattern).fullmatch(actual) is not None
+
+
+def resource_matches(resource: Mapping[str, str], spec: LabelSpec) -> bool:
+    """Every label of the spec holds for the resource."""
+    return labels_match(resource, spec, star_glob)
+
+
+def related_match(related: Iterable[Resource], specs: list[LabelSpec]) -> bool:
+    """Each spec is satisfied by some related resource (no specs: always)."""
+    related = list(related)
+    return all(any(resource_matches(r, spec) for r in related) for spec in specs)
+
+
+def name_matches(name: str, globs: Iterable[str]) -> bool:
+    """The event name matches one of the globs."""
+    return any(star_glob(name, glob) for glob in globs)
+
+
+def expects(trigger: EventTrigger, name: str) -> bool:
+    """The trigger counts events of this name (empty `expect`: every event)."""
+    return not trigger.expect or name_matches(name, trigger.expect)
+
+
+def arms(trigger: EventTrigger, name: str) -> bool:
+    """The event is one of the trigger's `after` events."""
+    return name_matches(name, trigger.after)
+
+
+def where_holds(trigger: EventTrigger, document: Mapping[str, Any]) -> bool:
+    """The `where` expression is truthy on the event as JSON (no `where`: true)."""
+    expression = trigger.where_expression
+    if expression is None:
+        return True
+    try:
+        return bool(expression.search(document))
+    except jmespath.exceptions.JMESPathError:
+        return False  # e.g. comparing a string with a number: the condition does not hold
+
+
+def covers(trigger: EventTrigger, event: Event) -> bool:
+    """The event's resources are ones this trigger watches (labels and related)."""
+    return resource_matches(event.resource, trigger.match) and related_match(
+        event.related, trigger.match_related
+    )
+
+
+def label_value(event: Event, label: str) -> str | None:
+    """A resource label, or `related:<role>:<label>` from the first related resource in
+    that role."""
+    if label.startswith(RELATED_PREFIX):
+        role, _, name = label[len(RELATED_PREFIX) :].partition(":")
+        for resource in event.resources_in_role(role):
+            if name in resource:
+                return resource[name]
+        return None
+    return event.resource.get(label)
+
+
+def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
+    """The `for_each` key the event counts under; a missing label counts as empty,
+    as in Prefect."""
+    return tuple(label_value(event, label) or "" for label in trigger.for_each)

@@ -1,0 +1,156 @@
+"""Triggers, in Prefect's shape (so Prefect's exported automations load unchanged), plus
+tripwire's `where` filter and human durations for `within`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import jmespath
+import jmespath.exceptions
+from jmespath.parser import ParsedResult
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from events.durations import Duration
+
+LabelSpec = dict[str, str | list[str]]
+MIN_PROACTIVE_WITHIN = timedelta(seconds=10)
+
+
+class Posture(StrEnum):
+    """Reactive triggers fire on events that happen; Proactive ones on events that don't."""
+
+    Reactive = "Reactive"
+    Proactive = "Proactive"
+
+
+class _Trigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID | None = Field(default=None, description="Prefect's trigger id, kept when given.")
+
+
+class EventTrigger(_Trigger):
+    """Fires when `threshold` matching events arrive within `within` (Reactive), or when
+    fewer than `threshold` arrive within `within` after an `after` event (Proactive)."""
+
+    type: Literal["event"] = "event"
+    match: LabelSpec = Field(
+        default_factory=dict, description="Labels the event's resource must have (ANDed)."
+    )
+    match_related: list[LabelSpec] = Field(
+        default_factory=list,
+        description="Each spec must be satisfied by some related resource (one spec or a list).",
+    )
+    after: list[str] = Field(
+        default_factory=list, description="Event names (globs) that arm the trigger."
+    )
+    expect: list[str] = Field(
+        default_factory=list, description="Event names (globs) counted; empty means any event."
+    )
+    for_each: list[str] = Field(
+        default_factory=list,
+        description="Labels that split state per value, e.g. prefect.resource.id or "
+        "related:flow:prefect.resource.name.",
+    )
+    posture: Posture = Field(default=Posture.Reactive, description="Reactive or Proactive.")
+    threshold: int = Field(default=1, ge=1, description="How many events make it fire.")
+    within: Duration = Field(
+        default=timedelta(0), description="The window, in seconds or like 10m or 2h."
+    )
+    where: str | None = Field(
+        default=None,
+        description="tripwire: a JMESPath expression over the whole event that must be true, "
+        "e.g. payload.rows < `100`.",
+    )
+    _where: ParsedResult | None = PrivateAttr(default=None)
+
+    @field_validator("match_related", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        # Prefect accepts a single spec or a list of them.
+        return [value] if isinstance(value, dict) else value
+
+    @field_validator("within")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _where_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compile(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> EventTrigger:
+        if self.posture is Posture.Proactive and self.within < MIN_PROACTIVE_WITHIN:
+            raise ValueError(
+                "a Proactive trigger needs `within` of at least 10s: how long to wait for "
+                "the expected events"
+            )
+        if self.where is not None:
+            self._where = _compile(self.where)
+        return self
+
+    @property
+    def where_expression(self) -> ParsedResult | None:
+        """The compiled `where`, or None."""
+        return self._where
+
+
+def _compile(expression: str) -> ParsedResult:
+    try:
+        return jmespath.compile(expression)
+    except jmespath.exceptions.ParseError as exc:
+        pointer = " " * exc.lex_position + "^"
+        raise ValueError(
+            f"is not a valid JMESPath expression at position {exc.lex_position} "
+            f"({exc.msg}):\n  {expression}\n  {pointer}"
+        ) from None
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ValueError(f"is not a valid JMESPath expression ({exc})") from None
+
+
+class CompoundTrigger(_Trigger):
+    """Fires when `require` of its triggers (any, all, or a number) fired within `within`."""
+
+    type: Literal["compound"] = "compound"
+    triggers: list[Trigger] = Field(min_length=1, description="The child triggers.")
+    require: Literal["any", "all"] | int = Field(description="any, all, or how many.")
+    within: Duration | None = Field(default=None, description="Window for the children.")
+
+    @model_validator(mode="after")
+    def _require_fits(self) -> CompoundTrigger:
+        if isinstance(self.require, int) and not 1 <= self.require <= len(self.triggers):
+            raise ValueError(
+                f"require is {self.require} but there are {len(self.triggers)} triggers; "
+                "use any, all, or a number from 1 to the number of triggers"
+            )
+        return self
+
+
+class SequenceTrigger(_Trigger):
+    """Fires when its triggers fire in order, all within `within`."""
+
+    type: Literal["sequence"] = "sequence"
+    triggers: list[Trigger] = Field(min_length=1, description="The child triggers, in order.")
+    within: Duration | None = Field(default=None, description="Window for the whole sequence.")
+
+
+Trigger = Annotated[EventTrigger | CompoundTrigger | SequenceTrigger, Field(discriminator="type")]
+
+CompoundTrigger.model_rebuild()
+SequenceTrigger.model_rebuild()
