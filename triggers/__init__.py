@@ -6,10 +6,10 @@ from triggers.matching import (
     bucket_key,
     covers,
     expects,
+    glob_matches,
     label_value,
     related_match,
     resource_matches,
-    star_glob,
     where_holds,
 )
 from triggers.model import (
@@ -32,9 +32,9 @@ __all__ = [
     "bucket_key",
     "covers",
     "expects",
+    "glob_matches",
     "label_value",
     "related_match",
     "resource_matches",
-    "star_glob",
     "where_holds",
 ]

@@ -1,15 +1,15 @@
 """Does an event match a trigger? Labels, related resources, event names, `where`, and
 the `for_each` key. Pure functions over plain objects: no I/O, no state.
 
-Label values: an exact value, a glob with `*` anywhere, or `!value` to exclude; in a list,
+Label values: an exact value, a shell-style glob (`*`, `?`, `[abc]`, as in Prefect), or
+`!value` to exclude; in a list,
 positive values are ORed and `!` values must all hold; a missing label never matches.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from fnmatch import fnmatchcase
 from typing import Any
 
 import jmespath.exceptions
@@ -21,21 +21,14 @@ from triggers.model import EventTrigger, LabelSpec
 RELATED_PREFIX = "related:"
 
 
-@lru_cache(maxsize=4096)
-def _pattern(glob: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in glob.split("*")))
-
-
-def star_glob(actual: str, pattern: str) -> bool:
-    """`*` matches any run of characters, anywhere in the pattern."""
-    if "*" not in pattern:
-        return actual == pattern
-    return _pattern(pattern).fullmatch(actual) is not None
+def glob_matches(actual: str, pattern: str) -> bool:
+    """Shell-style globs, case-sensitive, as Prefect matches triggers: `*`, `?`, `[abc]`."""
+    return fnmatchcase(actual, pattern)
 
 
 def resource_matches(resource: Mapping[str, str], spec: LabelSpec) -> bool:
     """Every label of the spec holds for the resource."""
-    return labels_match(resource, spec, star_glob)
+    return labels_match(resource, spec, glob_matches)
 
 
 def related_match(related: Iterable[Resource], specs: list[LabelSpec]) -> bool:
@@ -46,7 +39,7 @@ def related_match(related: Iterable[Resource], specs: list[LabelSpec]) -> bool:
 
 def name_matches(name: str, globs: Iterable[str]) -> bool:
     """The event name matches one of the globs."""
-    return any(star_glob(name, glob) for glob in globs)
+    return any(glob_matches(name, glob) for glob in globs)
 
 
 def expects(trigger: EventTrigger, name: str) -> bool:

@@ -13,9 +13,9 @@ from triggers.matching import (
     bucket_key,
     covers,
     expects,
+    glob_matches,
     label_value,
     resource_matches,
-    star_glob,
     where_holds,
 )
 from triggers.model import EventTrigger
@@ -39,14 +39,15 @@ def captured(name: str, flow: str) -> ReceivedEvent:
         ("prefect.flow-run.abc", "prefect.task-run.*", False),
         ("etl-orders", "etl-orders", True),
         ("etl-orders", "etl", False),
-        ("a.b", "a?b", False),  # only * is special
-        ("x[1]", "x[1]", True),
+        ("a.b", "a?b", True),  # shell-style, as Prefect: ? and [...] too
+        ("x1", "x[12]", True),
+        ("Prefect.flow-run.abc", "prefect.*", False),  # case-sensitive
     ],
 )
-def test_globs_match_star_anywhere_and_nothing_else(
+def test_globs_are_shell_style_and_case_sensitive(
     actual: str, pattern: str, expected: bool
 ) -> None:
-    assert star_glob(actual, pattern) is expected
+    assert glob_matches(actual, pattern) is expected
 
 
 @pytest.mark.parametrize(
