@@ -1,6 +1,50 @@
-"""Actions: action models, executors, templating, retries and the action ledger.
+"""Actions: the models of what an automation does (executors, templates and the ledger
+follow in the actions issue)."""
 
-Empty until the actions issue lands: the layout is fixed by DESIGN.md.
-"""
+from actions.model import (
+    Action,
+    CallWebhook,
+    CancelFlowRun,
+    ChangeFlowRunState,
+    DeleteFlowRun,
+    DoNothing,
+    EmitEvent,
+    PauseAutomation,
+    PauseDeployment,
+    PauseWorkPool,
+    PauseWorkQueue,
+    ResumeAutomation,
+    ResumeDeployment,
+    ResumeFlowRun,
+    ResumeWorkPool,
+    ResumeWorkQueue,
+    RunDeployment,
+    SendNotification,
+    SendSlack,
+    StateType,
+    SuspendFlowRun,
+)
 
-__all__: list[str] = []
+__all__ = [
+    "Action",
+    "CallWebhook",
+    "CancelFlowRun",
+    "ChangeFlowRunState",
+    "DeleteFlowRun",
+    "DoNothing",
+    "EmitEvent",
+    "PauseAutomation",
+    "PauseDeployment",
+    "PauseWorkPool",
+    "PauseWorkQueue",
+    "ResumeAutomation",
+    "ResumeDeployment",
+    "ResumeFlowRun",
+    "ResumeWorkPool",
+    "ResumeWorkQueue",
+    "RunDeployment",
+    "SendNotification",
+    "SendSlack",
+    "StateType",
+    "SuspendFlowRun",
+]

@@ -1,6 +1,8 @@
 """Triggers: trigger definitions and matching (evaluation and durable state follow)."""
 
+from triggers.automation import Automation
 from triggers.errors import InvalidDefinition, TriggersError
+from triggers.loading import DefinitionError, Definitions, load_paths, load_text
 from triggers.matching import (
     arms,
     bucket_key,
@@ -21,7 +23,10 @@ from triggers.model import (
 )
 
 __all__ = [
+    "Automation",
     "CompoundTrigger",
+    "DefinitionError",
+    "Definitions",
     "EventTrigger",
     "InvalidDefinition",
     "Posture",
@@ -34,6 +39,8 @@ __all__ = [
     "expects",
     "glob_matches",
     "label_value",
+    "load_paths",
+    "load_text",
     "related_match",
     "resource_matches",
     "where_holds",

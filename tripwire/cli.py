@@ -347,6 +347,26 @@ def bench_ingest(
 
 
 @app.command()
+def validate(
+    files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
+) -> None:
+    """Check automation files; report every error with file, line and field."""
+    from triggers.loading import load_paths
+
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}")
+    definitions = load_paths(files)
+    for error in definitions.errors:
+        typer.echo(str(error), err=True)
+    count = len(definitions.automations)
+    summary = f"{count} automation{'s' if count != 1 else ''} in {len(definitions.files)} file(s)"
+    if definitions.errors:
+        fail(f"{len(definitions.errors)} problem(s); {summary} loaded")
+    typer.echo(f"ok: {summary}")
+
+
+@app.command()
 def config(home: Path = typer.Option(None, envvar="TRIPWIRE_HOME")) -> None:
     """Print the effective settings (secrets masked)."""
     settings = _settings(home, None, None)

@@ -1,0 +1,98 @@
+"""Automation files: Prefect's exports load unchanged; every error has file, line, field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.conftest import FIXTURES
+from triggers.loading import load_paths, load_text
+from triggers.model import CompoundTrigger, EventTrigger
+from tripwire.cli import app
+
+EXPORTS = ["etl-orders-keeps-failing", "compound-both-etls-done", "sales-refresh-expected-hourly"]
+
+
+def test_prefect_exports_load_unchanged_from_yaml_and_json() -> None:
+    for name in EXPORTS:
+        from_yaml = load_paths([FIXTURES / f"{name}.yaml"])
+        from_json = load_paths([FIXTURES / f"{name}.json"])
+        assert from_yaml.ok, from_yaml.errors
+        assert from_json.ok, from_json.errors
+        assert from_yaml.automations == from_json.automations
+        assert from_yaml.automations[0].name == name
+    compound = load_paths([FIXTURES / "compound-both-etls-done.yaml"]).automations[0]
+    assert isinstance(compound.trigger, CompoundTrigger)
+    assert str(compound.id) == "d9a11655-ad30-4d56-8ce8-4fe2a6b34ea7"
+
+
+def test_the_three_file_shapes() -> None:
+    one = "name: a\ntrigger: {type: event}\n"
+    many = "- name: a\n  trigger: {type: event}\n- name: b\n  trigger: {type: event}\n"
+    section = "automations:\n  - name: a\n    trigger: {type: event, expect: [x.*], within: 2h}\n"
+    assert [a.name for a in load_text(one, "one.yaml").automations] == ["a"]
+    assert [a.name for a in load_text(many, "many.yaml").automations] == ["a", "b"]
+    trigger = load_text(section, "s.yaml").automations[0].trigger
+    assert isinstance(trigger, EventTrigger)
+    assert trigger.within.total_seconds() == 7200
+    assert load_text("", "empty.yaml").ok
+
+
+BAD = """\
+automations:
+  - name: etl
+    trigger:
+      type: event
+      expects: [x]
+      where: "payload.rows <"
+      within: -5
+    actions:
+      - type: pause-work-queue
+      - type: send-slack
+        text: hi
+  - description: no name
+    trigger: {type: event}
+slas: []
+"""
+
+
+def test_every_error_is_reported_with_file_line_and_field() -> None:
+    errors = {(e.line, e.field): e.message for e in load_text(BAD, "bad.yaml").errors}
+    assert "known field" in errors[(5, "trigger.expects")]
+    assert "position 14" in errors[(6, "trigger.where")]
+    assert "negative" in errors[(7, "trigger.within")]
+    assert "work_queue_id or work_queue_name" in errors[(9, "actions[0]")]
+    assert "'webhook_url' is required" in errors[(10, "actions[1]")]
+    assert "'name' is required" in errors[(12, "")]
+    assert "not supported by this version" in errors[(14, "slas")]
+    assert len(errors) == 7
+
+
+def test_syntax_errors_and_duplicates(tmp_path: Path) -> None:
+    broken = load_text("automations: [\n  {name: x,", "broken.yaml")
+    assert [(e.line, "not valid YAML" in e.message) for e in broken.errors] == [(2, True)]
+    (tmp_path / "a.yaml").write_text("name: same\ntrigger: {type: event}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text("- name: same\n  trigger: {type: event}\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    both = load_paths([tmp_path])
+    assert len(both.files) == 2
+    assert [e.field for e in both.errors] == ["name"]
+    assert "a.yaml:1" in both.errors[0].message
+
+
+def test_validate_command_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(app, ["validate", "-f", str(FIXTURES / "etl-orders-keeps-failing.yaml")])
+    assert good.exit_code == 0
+    assert "ok: 1 automation in 1 file(s)" in good.stdout
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text(BAD)
+    bad = runner.invoke(app, ["validate", "-f", str(bad_file)])
+    assert bad.exit_code == 1
+    assert f"{bad_file}:6: trigger.where:" in bad.stderr
+    assert "7 problem(s)" in bad.stderr
+    missing = runner.invoke(app, ["validate", "-f", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 1
+    assert "no such file" in missing.stderr

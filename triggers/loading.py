@@ -1,0 +1,187 @@
+"""Automations from YAML or JSON files, with every error reported by file, line and field.
+
+A file may hold `automations: [...]`, a list of automations (as `prefect automation
+inspect` prints them) or a single automation. JSON is read as YAML, so Prefect's
+`--output json` files load the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from triggers.automation import Automation
+
+SUFFIXES = (".yaml", ".yml", ".json")
+LATER_SECTIONS = ("slas", "webhooks", "sources")  # parts of the format still to come
+
+
+@dataclass(frozen=True)
+class DefinitionError:
+    """One problem in a definitions file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+@dataclass
+class Definitions:
+    """What a set of files defines, and what is wrong with them."""
+
+    automations: list[Automation] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)  # file:line of each automation
+    errors: list[DefinitionError] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _follow(node: Node, loc: Sequence[int | str]) -> tuple[int, str]:
+    """The line of the deepest node `loc` reaches, and the path as written in the file."""
+    path: list[str] = []
+    for part in loc:
+        child: Node | None = None
+        if isinstance(node, MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            continue  # a union tag pydantic adds, or a missing key: stay on the parent
+        node = child
+        path.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return node.start_mark.line + 1, "".join(path).lstrip(".")
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"'{error['loc'][-1]}' is required"
+    if error["type"] == "extra_forbidden":
+        return "is not a known field (check the spelling)"
+    return message
+
+
+def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple[Any, Node]]:
+    if isinstance(data, list) and isinstance(node, SequenceNode):
+        return list(zip(data, node.value, strict=True))
+    if isinstance(data, dict) and isinstance(node, MappingNode):
+        sections = {k.value: (k, v) for k, v in node.value}
+        if "automations" not in data and "name" in data:
+            return [(data, node)]  # a single automation
+        for name, (key, _value) in sections.items():
+            if name in LATER_SECTIONS:
+                out.errors.append(
+                    DefinitionError(
+                        file,
+                        key.start_mark.line + 1,
+                        name,
+                        "is not supported by this version of tripwire yet",
+                    )
+                )
+            elif name != "automations":
+                out.errors.append(
+                    DefinitionError(
+                        file,
+                        key.start_mark.line + 1,
+                        name,
+                        "is not a known section; use automations:",
+                    )
+                )
+        if "automations" in sections:
+            items = data["automations"] or []
+            value = sections["automations"][1]
+            if isinstance(items, list) and isinstance(value, SequenceNode):
+                return list(zip(items, value.value, strict=True))
+            out.errors.append(
+                DefinitionError(file, value.start_mark.line + 1, "automations", "must be a list")
+            )
+        return []
+    out.errors.append(
+        DefinitionError(
+            file,
+            node.start_mark.line + 1,
+            "",
+            "expected automations: [...], a list of automations, or one automation",
+        )
+    )
+    return []
+
+
+def load_text(text: str, file: str, into: Definitions | None = None) -> Definitions:
+    """Automations in one document's text; errors name `file`."""
+    out = into if into is not None else Definitions()
+    out.files.append(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        out.errors.append(
+            DefinitionError(
+                file, mark.line + 1 if mark else None, "", f"not valid YAML/JSON: {problem}"
+            )
+        )
+        return out
+    if node is None:
+        return out  # an empty file defines nothing
+    for item, item_node in _documents(data, node, file, out):
+        try:
+            out.automations.append(Automation.model_validate(item))
+            out.origins.append(f"{file}:{item_node.start_mark.line + 1}")
+        except ValidationError as exc:
+            for error in exc.errors():
+                line, path = _follow(item_node, error["loc"])
+                out.errors.append(DefinitionError(file, line, path, _message(error)))
+    return out
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        else:
+            found.append(path)
+    return found
+
+
+def load_paths(paths: Iterable[Path]) -> Definitions:
+    """Automations from files and folders (*.yaml, *.yml, *.json, recursively)."""
+    out = Definitions()
+    for path in _files(paths):
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            out.errors.append(DefinitionError(str(path), None, "", f"cannot read: {exc.strerror}"))
+            continue
+        load_text(text, str(path), out)
+    places: dict[str, list[str]] = {}
+    for automation, origin in zip(out.automations, out.origins, strict=True):
+        places.setdefault(automation.name, []).append(origin)
+    for name, where in places.items():
+        if len(where) > 1:
+            file, _, line = where[-1].rpartition(":")
+            out.errors.append(
+                DefinitionError(
+                    file,
+                    int(line),
+                    "name",
+                    f"{name!r} is also defined at {', '.join(where[:-1])}; names must be unique",
+                )
+            )
+    return out
