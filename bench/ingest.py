@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from uuid import uuid4
 import httpx
 import orjson
 from uuid6 import uuid7
+
+from events.embedded import free_port
 
 HEALTH_TIMEOUT = 30.0
 CATCH_UP_TIMEOUT = 300.0  # at most this long after the load for the store to catch up,
@@ -110,13 +111,6 @@ class EventFactory:
 
 
 # --- the engine ---------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def start_engine(port: int, home: Path) -> subprocess.Popen[bytes]:

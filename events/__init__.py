@@ -8,10 +8,11 @@ from events.client import (
     api_auth_headers,
     build_event,
     emit_event,
+    resolve_api_url,
 )
 from events.clock import FrozenClock, frozen_clock, now, set_clock
 from events.embedded import EmbeddedNats, free_port
-from events.errors import BusUnavailable, EventsError, EventTooLarge, InvalidEvent, StoreError
+from events.errors import BusUnavailable, EventsError, EventTooLarge, InvalidEvent
 from events.filters import (
     EventFilter,
     EventIDFilter,
@@ -50,7 +51,6 @@ __all__ = [
     "ReceivedEvent",
     "RelatedResource",
     "Resource",
-    "StoreError",
     "StreamSettings",
     "TripwireClient",
     "aemit_event",
@@ -61,5 +61,6 @@ __all__ = [
     "frozen_clock",
     "metadata",
     "now",
+    "resolve_api_url",
     "set_clock",
 ]

@@ -98,9 +98,7 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
         except InvalidEvent as exc:
             return problem(422, str(exc), exc.field)
         try:
-            await bus.publish_events(
-                [(e.id, data) for e, data in zip(received, encoded, strict=True)]
-            )
+            await bus.publish_events(encoded)
         except BusUnavailable as exc:
             return problem(503, str(exc), **{"Retry-After": str(int(exc.retry_after))})
         return json_response({"accepted": [str(e.id) for e in received]}, 202)

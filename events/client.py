@@ -28,6 +28,11 @@ BATCH_SIZE = 500
 RETRYABLE = {429, 502, 503, 504}
 
 
+def resolve_api_url(api_url: str | None = None) -> str:
+    """The engine's address: the argument, else TRIPWIRE_API_URL, else the default."""
+    return (api_url or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
 def api_auth_headers(api_key: str | None = None, auth_string: str | None = None) -> dict[str, str]:
     """Authorization header from TRIPWIRE_API_KEY (Bearer) or TRIPWIRE_API_AUTH_STRING (Basic)."""
     api_key = api_key or os.environ.get("TRIPWIRE_API_KEY")
@@ -97,9 +102,7 @@ class _Base:
         batch_size: int = BATCH_SIZE,
         timeout: float = 30.0,
     ) -> None:
-        self.api_url = (api_url or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip(
-            "/"
-        )
+        self.api_url = resolve_api_url(api_url)
         self.retries = retries
         self.batch_size = batch_size
         self._options: dict[str, Any] = {

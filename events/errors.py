@@ -3,8 +3,7 @@
 EventsError
 ├── InvalidEvent (ValueError)       -- input that is not a valid event; names the field
 │   └── EventTooLarge               -- over the per-event size limit
-├── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
-└── StoreError                      -- the event store failed
+└── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
 """
 
 from __future__ import annotations
@@ -33,7 +32,3 @@ class BusUnavailable(EventsError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class StoreError(EventsError):
-    """The event store could not complete an operation."""

@@ -8,14 +8,13 @@ negation; a list of values matches any of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from events import clock
 from events.model import Event, Resource
 
 LabelValues = str | list[str]
@@ -192,8 +191,3 @@ class EventFilter(_Filter):
         if self.any_resource is not None:
             return any(self.any_resource.includes_resource(r) for r in event.involved_resources())
         return True
-
-
-def since_window(window: timedelta) -> EventFilter:
-    """A filter for events that occurred within `window` until now."""
-    return EventFilter(occurred=EventOccurredFilter(since=clock.now() - window))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -97,8 +98,8 @@ def parse_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> li
     return [event.receive(received) for event in events]
 
 
-def encode(events: list[ReceivedEvent]) -> list[bytes]:
-    """Serialize for the bus, enforcing the per-event size limit."""
+def encode(events: list[ReceivedEvent]) -> list[tuple[UUID, bytes]]:
+    """(id, JSON) pairs for the bus, enforcing the per-event size limit."""
     encoded = []
     for index, event in enumerate(events):
         data = event.model_dump_json().encode()
@@ -109,5 +110,5 @@ def encode(events: list[ReceivedEvent]) -> list[bytes]:
                 "Move large data out of the payload and link to it",
                 field=where,
             )
-        encoded.append(data)
+        encoded.append((event.id, data))
     return encoded

@@ -124,9 +124,7 @@ def build_router(
                     await _close(websocket, POLICY_VIOLATION, f"invalid event: {exc}")
                     return
                 try:
-                    await bus.publish_events(
-                        [(e.id, d) for e, d in zip(events, encoded, strict=True)]
-                    )
+                    await bus.publish_events(encoded)
                 except BusUnavailable as exc:
                     await _close(websocket, TRY_AGAIN_LATER, str(exc))
                     return

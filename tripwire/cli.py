@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,14 @@ import orjson
 import typer
 import uvicorn
 
-from events.client import DEFAULT_API_URL, TripwireClient, api_auth_headers, build_event
+from events import clock
+from events.client import (
+    DEFAULT_API_URL,
+    TripwireClient,
+    api_auth_headers,
+    build_event,
+    resolve_api_url,
+)
 from events.durations import parse_duration
 from events.errors import EventsError
 from tripwire.settings import Settings
@@ -236,16 +242,13 @@ def _filter(event: str | None, resource: str | None, since: str | None) -> dict[
     if event:
         flt["event"] = {"prefix": [event]}
     if resource:
-        flt["resource"] = (
-            {"id_prefix": [resource]} if resource.endswith("*") else {"id": [resource]}
-        )
-        if resource.endswith("*"):
-            flt["resource"] = {"id_prefix": [resource[:-1]]}
+        prefix = resource.removesuffix("*")
+        flt["resource"] = {"id_prefix": [prefix]} if prefix != resource else {"id": [resource]}
     if since:
         window = parse_duration(since)
         if isinstance(window, str):
             fail(f"--since {since!r} is not a duration; use e.g. 30m, 1h, 7d")
-        flt["occurred"] = {"since": (datetime.now(UTC) - window).isoformat()}
+        flt["occurred"] = {"since": (clock.now() - window).isoformat()}
     return flt
 
 
@@ -257,7 +260,7 @@ def _line(event: dict[str, Any]) -> str:
 
 def _http(api: str | None) -> httpx.Client:
     return httpx.Client(
-        base_url=(api or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/"),
+        base_url=resolve_api_url(api),
         headers=api_auth_headers(),
         timeout=30,
     )
@@ -303,8 +306,7 @@ def events_tail(
     """Follow events live (Ctrl-C to stop)."""
     import websockets
 
-    base = (api or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/")
-    url = base.replace("http", "ws", 1) + "/api/events/out"
+    url = resolve_api_url(api).replace("http", "ws", 1) + "/api/events/out"
     token = os.environ.get("TRIPWIRE_API_KEY") or os.environ.get("TRIPWIRE_API_AUTH_STRING")
 
     async def follow() -> None:
