@@ -24,15 +24,19 @@ from actions.model import (
     StateType,
     SuspendFlowRun,
 )
+from actions.request import ActionRequest, AutomationRef, FiringState
 
 __all__ = [
     "Action",
+    "ActionRequest",
+    "AutomationRef",
     "CallWebhook",
     "CancelFlowRun",
     "ChangeFlowRunState",
     "DeleteFlowRun",
     "DoNothing",
     "EmitEvent",
+    "FiringState",
     "PauseAutomation",
     "PauseDeployment",
     "PauseWorkPool",

@@ -25,7 +25,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import clock
 from events.errors import InvalidEvent
@@ -200,19 +200,33 @@ class EventStore:
 
     async def write(self, bodies: Sequence[bytes]) -> None:
         """Store encoded ReceivedEvents in one transaction; ids already stored are skipped."""
-        if not bodies:
-            return
+        if bodies:
+            async with self.engine.begin() as conn:
+                await self.insert(conn, bodies)
+
+    async def insert(self, conn: AsyncConnection, bodies: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Store encoded ReceivedEvents on the caller's transaction; returns the ones that
+        were not stored before (as JSON documents), in the order given."""
         recorded = _utc(clock.now())
-        rows, related_rows, seen = [], [], set()
+        rows, related_rows, documents = [], [], {}
         for body in bodies:
             raw = orjson.loads(body)
-            if raw["id"] in seen:
+            if raw["id"] in documents:
                 continue
-            seen.add(raw["id"])
+            documents[raw["id"]] = raw
             row = _row(raw, recorded)
             row["body"] = body.decode()
             rows.append(row)
-            for position, resource in enumerate(raw.get("related") or ()):
+        if not rows:
+            return []
+        # Sorted, so that two workers inserting overlapping batches lock rows in one order.
+        rows.sort(key=lambda r: r["id"])
+        result = await conn.execute(self._insert(events).returning(events.c.id), rows)
+        fresh = {row[0] for row in result.all()}
+        for row in rows:
+            if row["id"] not in fresh:
+                continue
+            for position, resource in enumerate(documents[row["id"]].get("related") or ()):
                 related_rows.append(
                     {
                         "event_id": row["id"],
@@ -223,10 +237,9 @@ class EventStore:
                         "resource": resource,
                     }
                 )
-        async with self.engine.begin() as conn:
-            await conn.execute(self._insert(events), rows)
-            if related_rows:
-                await conn.execute(self._insert(event_resources), related_rows)
+        if related_rows:
+            await conn.execute(self._insert(event_resources), related_rows)
+        return [doc for event_id, doc in documents.items() if event_id in fresh]
 
     async def get(self, event_id: str) -> ReceivedEvent | None:
         """One event by id."""

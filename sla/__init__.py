@@ -1,6 +1,8 @@
 """SLAs: deadlines, durations and freshness on restart-safe timers.
 
-Empty until the SLA issue lands: the layout is fixed by DESIGN.md.
+So far the timer machinery, which proactive triggers use; SLA definitions come next.
 """
 
-__all__: list[str] = []
+from sla.timers import DueTimer
+
+__all__ = ["DueTimer"]

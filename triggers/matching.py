@@ -86,3 +86,22 @@ def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
     """The `for_each` key the event counts under; a missing label counts as empty,
     as in Prefect."""
     return tuple(label_value(event, label) or "" for label in trigger.for_each)
+
+
+def _spec_text(spec: str | list[str]) -> str:
+    return spec if isinstance(spec, str) else " or ".join(spec)
+
+
+def why_not_covered(trigger: EventTrigger, event: Event) -> str | None:
+    """In words, the first reason the event's resources fail the trigger (None: they pass)."""
+    for label, spec in trigger.match.items():
+        actual = event.resource.get(label)
+        if actual is None:
+            return f"label {label} is missing (wanted {_spec_text(spec)})"
+        if not resource_matches({label: actual}, {label: spec}):
+            return f"label {label} was {actual!r} not {_spec_text(spec)}"
+    for related_spec in trigger.match_related:
+        if not any(resource_matches(r, related_spec) for r in event.related):
+            wanted = ", ".join(f"{k}={_spec_text(v)}" for k, v in related_spec.items())
+            return f"no related resource has {wanted}"
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,12 @@ from events.bus import Bus, Names, StreamSettings
 from events.consumer import BatchConsumer, store_consumer
 from events.embedded import EmbeddedNats
 from events.store import EventStore
+from sla.timers import DueTimer
+from triggers.automation import Automation
+from triggers.decisions import trim_decisions
+from triggers.evaluator import Evaluator, Subjects
+from triggers.pipeline import Pipeline
+from triggers.repository import AutomationStore
 from tripwire.database import create_engine, migrate
 from tripwire.settings import Settings
 
@@ -30,7 +37,13 @@ class Role(StrEnum):
 class Engine:
     """Starts and stops everything one process needs, in order."""
 
-    def __init__(self, settings: Settings, roles: frozenset[Role] = frozenset(Role)) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        roles: frozenset[Role] = frozenset(Role),
+        *,
+        automations: list[Automation] | None = None,
+    ) -> None:
         # Everything is built here but nothing connects until `start`.
         self.settings = s = settings
         self.roles = roles
@@ -49,10 +62,21 @@ class Engine:
                 duplicate_window=s.duplicate_window,
             ),
         )
+        self.automations = AutomationStore(self.db)
+        self.initial_automations = automations  # applied at start-up (`up --automations`)
+        names = self.bus.names
+        self.evaluator = Evaluator(
+            Subjects(names.events_subject, names.actions_subject),
+            max_depth=s.max_cascade_depth,
+            decisions_per_batch=s.decisions_per_batch,
+        )
+        self.pipeline = Pipeline(self.db, self.store, self.bus, self.automations, self.evaluator)
+        self.timer = DueTimer(self._due)
+        self.pipeline.on_due = self.timer.wake_at
         self.consumers: list[BatchConsumer] = []
         if Role.worker in roles:
             self.consumers.append(
-                store_consumer(self.bus, self.store.write, batch_size=s.store_batch_size)
+                store_consumer(self.bus, self.pipeline.handle, batch_size=s.store_batch_size)
             )
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -66,11 +90,20 @@ class Engine:
         if self.embedded is not None:
             await self.embedded.astart()
         await migrate(self.db)
+        if self.initial_automations is not None:
+            changes = await self.automations.apply(self.initial_automations)
+            log.info("applied %d automations at start-up", len(changes))
         await self.bus.connect()
+        if Role.worker in self.roles:
+            await self.pipeline.reload(force=True)
         for consumer in self.consumers:
             await consumer.start()
         if Role.worker in self.roles:
-            self._tasks.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
+            self.timer.start()
+            self._tasks += [
+                asyncio.create_task(self._sweep_forever(), name="retention-sweep"),
+                asyncio.create_task(self._follow_automations(), name="automations"),
+            ]
         log.info("engine started (roles: %s)", ", ".join(sorted(r.value for r in self.roles)))
 
     async def stop(self) -> None:
@@ -81,6 +114,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.timer.stop()
         for consumer in self.consumers:
             await consumer.stop()
         await self.bus.close()
@@ -101,6 +135,23 @@ class Engine:
         while True:
             try:
                 await self.sweep_once()
+                await trim_decisions(self.db, self.settings.decisions_per_automation)
             except Exception:
                 log.exception("retention sweep failed; trying again at the next interval")
             await asyncio.sleep(self.settings.retention_sweep_every.total_seconds())
+
+    async def _due(self, now: datetime) -> datetime | None:
+        return (await self.pipeline.run_due(now)).next_due
+
+    async def _follow_automations(self) -> None:
+        """Reload changed automations within a poll; republish what a crash left unsent."""
+        polls = 0
+        while True:
+            await asyncio.sleep(self.settings.automations_poll.total_seconds())
+            polls += 1
+            try:
+                await self.pipeline.reload()
+                if polls % 10 == 0:
+                    await self.pipeline.relay()
+            except Exception:
+                log.exception("checking for changed automations failed; trying again")

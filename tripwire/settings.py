@@ -62,6 +62,23 @@ class Settings(BaseSettings):
         default=timedelta(minutes=10), description="How often to sweep."
     )
     store_batch_size: int = Field(default=500, ge=1, description="Events per store transaction.")
+    max_cascade_depth: int = Field(
+        default=5,
+        ge=1,
+        description="Longest chain of automations firing each other before it is stopped.",
+    )
+    decisions_per_automation: int = Field(
+        default=500, ge=10, description="Decision traces kept per automation."
+    )
+    decisions_per_batch: int = Field(
+        default=5,
+        ge=1,
+        description="Non-firing decisions recorded per automation per batch of events.",
+    )
+    automations_poll: Duration = Field(
+        default=timedelta(milliseconds=500),
+        description="How often workers check for changed automations.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("namespace")

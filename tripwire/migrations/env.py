@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import triggers.tables  # noqa: F401  (registers its tables on the shared metadata)
 from events.tables import metadata
 
 connection = context.config.attributes.get("connection")

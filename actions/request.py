@@ -1,0 +1,49 @@
+"""What a firing hands to the actions stream: one self-contained request per action.
+
+The id is deterministic (firing id + action index), so a request published twice is
+deduplicated by JetStream and executed at most once by the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actions.model import Action
+from events.model import ReceivedEvent
+
+
+class FiringState(StrEnum):
+    """Why the actions run: the trigger fired, or a proactive trigger's condition cleared."""
+
+    triggered = "triggered"
+    resolved = "resolved"
+
+
+class AutomationRef(BaseModel):
+    """The automation a request comes from."""
+
+    id: UUID
+    name: str
+
+
+class ActionRequest(BaseModel):
+    """One action to run for one firing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID = Field(description="Deterministic: firing id + action index; the idempotency key.")
+    automation: AutomationRef
+    firing_id: UUID
+    state: FiringState
+    action_index: int
+    action: Action
+    triggered: datetime = Field(description="When the trigger fired (event time).")
+    triggering_labels: dict[str, str] = Field(
+        default_factory=dict, description="The for_each labels of the firing."
+    )
+    triggering_event: ReceivedEvent | None = None
+    depth: int = Field(default=1, description="Cascade depth: 1 for a firing on an outside event.")

@@ -1,0 +1,83 @@
+"""Timers at exact instants, for proactive triggers now and SLAs next.
+
+A `DueTimer` keeps one APScheduler job at the earliest instant something is due and runs
+the `due` callback then; the callback returns the next instant. A slow poll backs it up,
+for windows opened by other processes. Time itself is read through `events.clock`, so
+tests move the clock and call `run` instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from events import clock
+
+log = logging.getLogger("tripwire.timers")
+
+Due = Callable[[datetime], Awaitable[datetime | None]]
+
+WAKE_JOB = "wake"
+POLL_JOB = "poll"
+
+
+class DueTimer:
+    """Runs `due(now)` when the next instant comes, and at least every `poll`."""
+
+    def __init__(self, due: Due, *, poll: timedelta = timedelta(seconds=5)) -> None:
+        self.due = due
+        self.poll = poll
+        self.next: datetime | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        """Start the scheduler (in the running event loop) and run once right away."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.run,
+            IntervalTrigger(seconds=self.poll.total_seconds()),
+            id=POLL_JOB,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    def wake_at(self, when: datetime) -> None:
+        """Make sure `due` runs at `when` (earlier wake-ups stay)."""
+        if self._scheduler is None or (self.next is not None and self.next <= when):
+            return
+        self.next = when
+        self._scheduler.add_job(
+            self.run,
+            DateTrigger(run_date=when),
+            id=WAKE_JOB,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
+    async def run(self) -> None:
+        """Run what is due now and schedule the next wake-up."""
+        async with self._lock:
+            self.next = None
+            try:
+                upcoming = await self.due(clock.now())
+            except Exception:
+                log.exception("evaluating due timers failed; the next poll tries again")
+                return
+        if upcoming is not None:
+            self.wake_at(upcoming)

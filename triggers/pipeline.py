@@ -1,0 +1,120 @@
+"""The worker's batch handler: store the events and evaluate them in one transaction,
+then publish what fired.
+
+Redelivered events are already stored and so were already evaluated: only events this
+transaction stored are evaluated, which makes evaluation exactly-once per event. The
+messages a firing produces are written to the outbox in the same transaction and
+published after the commit; if publishing fails they stay in the outbox and `relay`
+sends them later (JetStream drops the copies by message id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events import clock
+from events.bus import Bus
+from events.errors import BusUnavailable
+from events.store import EventStore
+from triggers.evaluator import Evaluator, Result
+from triggers.firing import Message
+from triggers.repository import AutomationStore
+from triggers.tables import outbox
+
+log = logging.getLogger("tripwire.triggers")
+
+DueCallback = Callable[[datetime], None]
+
+
+class Pipeline:
+    """Store, evaluate, publish; and the housekeeping that goes with it."""
+
+    def __init__(
+        self,
+        db: AsyncEngine,
+        store: EventStore,
+        bus: Bus,
+        automations: AutomationStore,
+        evaluator: Evaluator,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.bus = bus
+        self.automations = automations
+        self.evaluator = evaluator
+        self.revision = -1
+        self.on_due: DueCallback | None = None  # told when a proactive window opens
+        self._reload_lock = asyncio.Lock()
+        self._due_lock = asyncio.Lock()
+
+    async def reload(self, *, force: bool = False) -> bool:
+        """Load the automations again when they changed; True when they did."""
+        async with self._reload_lock:
+            revision = await self.automations.revision()
+            if revision == self.revision and not force:
+                return False
+            stored = await self.automations.all()
+            self.evaluator.load([s.automation for s in stored])
+            self.revision = revision
+            log.info("loaded %d automations (revision %d)", len(stored), revision)
+            return True
+
+    async def handle(self, bodies: Sequence[bytes]) -> None:
+        """The store consumer's handler."""
+        async with self.db.begin() as conn:
+            documents = await self.store.insert(conn, bodies)
+            result = await self.evaluator.evaluate(conn, documents)
+        await self._after(result)
+
+    async def run_due(self, now: datetime | None = None) -> Result:
+        """Evaluate proactive windows that ended by `now` (default: the clock)."""
+        async with self._due_lock, self.db.begin() as conn:
+            result = await self.evaluator.evaluate_due(conn, now or clock.now())
+        await self._after(result)
+        return result
+
+    async def _after(self, result: Result) -> None:
+        if result.messages:
+            await self.publish(result.messages)
+        if self.on_due is not None and result.next_due is not None:
+            self.on_due(result.next_due)
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish outbox messages, then drop them from the outbox."""
+        by_subject: dict[str, list[tuple[str, bytes]]] = {}
+        for message in messages:
+            by_subject.setdefault(message.subject, []).append((str(message.id), message.body))
+        try:
+            for subject, batch in by_subject.items():
+                await self.bus.publish(subject, batch)
+        except BusUnavailable as exc:
+            log.warning(
+                "publishing %d firing messages failed (%s); the relay retries", len(messages), exc
+            )
+            return
+        async with self.db.begin() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.id.in_([str(m.id) for m in messages])))
+
+    async def relay(self, older_than: timedelta = timedelta(seconds=5)) -> int:
+        """Publish outbox messages left by a crash or an outage; returns how many."""
+        cutoff = clock.now() - older_than
+        async with self.db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox)
+                    .where(outbox.c.created <= cutoff)
+                    .order_by(outbox.c.created)
+                    .limit(1000)
+                )
+            ).all()
+        if not rows:
+            return 0
+        await self.publish([Message(UUID(r.id), r.subject, r.body.encode()) for r in rows])
+        return len(rows)

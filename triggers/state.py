@@ -1,0 +1,236 @@
+"""Trigger state in the database: windows (buckets), child firings, decisions, outbox.
+
+Everything here runs on the connection of the batch's transaction. On PostgreSQL, a
+transaction takes an advisory lock per (trigger, key) it will touch, in sorted order, so
+workers sharing a stream never interleave on the same window and never deadlock on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from events import clock
+from triggers.tables import child_firings, decisions, outbox, trigger_buckets
+
+BucketId = tuple[str, str]  # (trigger id, for_each key as JSON)
+
+
+@dataclass
+class Bucket:
+    """One open window of one event trigger for one for_each key."""
+
+    trigger_id: str
+    key: str
+    automation_id: str
+    start: datetime
+    end: datetime
+    count: int
+    last_event: str | None
+    triggered: datetime | None
+    proactive: bool
+
+    @property
+    def ident(self) -> BucketId:
+        return (self.trigger_id, self.key)
+
+
+def _is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
+
+
+async def lock(conn: AsyncConnection, names: Iterable[str]) -> None:
+    """Serialize transactions that touch the same state (PostgreSQL; SQLite has one writer)."""
+    if not _is_postgres(conn):
+        return
+    keys = sorted({_lock_key(n) for n in names})
+    if keys:
+        await conn.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
+            ),
+            {"keys": keys},
+        )
+
+
+def bucket_lock(ident: BucketId) -> str:
+    return f"bucket:{ident[0]}:{ident[1]}"
+
+
+def _row_to_bucket(row: Any) -> Bucket:
+    return Bucket(
+        row.trigger_id,
+        row.key,
+        row.automation_id,
+        row.start,
+        row.end,
+        row.count,
+        row.last_event,
+        row.triggered,
+        row.proactive,
+    )
+
+
+async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dict[BucketId, Bucket]:
+    """The stored buckets among `idents`."""
+    found: dict[BucketId, Bucket] = {}
+    for chunk in _chunks(list(idents), 500):
+        query = select(trigger_buckets).where(
+            tuple_(trigger_buckets.c.trigger_id, trigger_buckets.c.key).in_(chunk)
+        )
+        for row in (await conn.execute(query)).all():
+            bucket = _row_to_bucket(row)
+            found[bucket.ident] = bucket
+    return found
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _upsert(conn: AsyncConnection, table: Any, keys: list[str]) -> Any:
+    insert = (postgresql if _is_postgres(conn) else sqlite).insert(table)
+    columns = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
+    return insert.on_conflict_do_update(index_elements=keys, set_=columns)
+
+
+async def save_buckets(
+    conn: AsyncConnection, changed: Iterable[Bucket], removed: Iterable[BucketId]
+) -> None:
+    """Write changed buckets and delete removed ones."""
+    rows = [vars(b).copy() for b in changed]
+    gone = list(removed)
+    if gone:
+        await conn.execute(
+            delete(trigger_buckets).where(
+                and_(
+                    trigger_buckets.c.trigger_id == bindparam("tid"),
+                    trigger_buckets.c.key == bindparam("k"),
+                )
+            ),
+            [{"tid": t, "k": k} for t, k in gone],
+        )
+    if rows:
+        await conn.execute(_upsert(conn, trigger_buckets, ["trigger_id", "key"]), rows)
+
+
+async def due_buckets(conn: AsyncConnection, now: datetime, limit: int) -> list[Bucket]:
+    """Proactive buckets whose window has ended."""
+    query = (
+        select(trigger_buckets)
+        .where(trigger_buckets.c.proactive.is_(True), trigger_buckets.c.end <= now)
+        .order_by(trigger_buckets.c.end)
+        .limit(limit)
+    )
+    return [_row_to_bucket(row) for row in (await conn.execute(query)).all()]
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    """When the earliest proactive window ends."""
+    value = await conn.scalar(
+        select(func.min(trigger_buckets.c.end)).where(trigger_buckets.c.proactive.is_(True))
+    )
+    return value  # type: ignore[no-any-return]
+
+
+async def ensure_buckets(conn: AsyncConnection, buckets: Sequence[Bucket]) -> None:
+    """Create buckets that do not exist yet; existing ones are left alone."""
+    if not buckets:
+        return
+    insert = (postgresql if _is_postgres(conn) else sqlite).insert(trigger_buckets)
+    await conn.execute(
+        insert.on_conflict_do_nothing(index_elements=["trigger_id", "key"]),
+        [vars(b).copy() for b in buckets],
+    )
+
+
+async def sweep_buckets(conn: AsyncConnection, older_than: datetime) -> int:
+    """Delete reactive windows that ended before `older_than`: they can no longer fire."""
+    result = await conn.execute(
+        delete(trigger_buckets).where(
+            trigger_buckets.c.proactive.is_(False), trigger_buckets.c.end <= older_than
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class ChildFiring:
+    """The latest firing of one child of a compound or sequence trigger."""
+
+    child_id: str
+    firing_id: str
+    triggered: datetime
+    event: str | None
+
+
+async def record_child_firing(
+    conn: AsyncConnection,
+    parent_id: str,
+    automation_id: str,
+    firing: ChildFiring,
+    keep_since: datetime | None,
+) -> list[ChildFiring]:
+    """Store a child's firing, drop ones older than `keep_since`; return what remains."""
+    if keep_since is not None:
+        await conn.execute(
+            delete(child_firings).where(
+                child_firings.c.parent_id == parent_id, child_firings.c.triggered < keep_since
+            )
+        )
+    await conn.execute(
+        _upsert(conn, child_firings, ["parent_id", "child_id"]),
+        [
+            {
+                "parent_id": parent_id,
+                "child_id": firing.child_id,
+                "automation_id": automation_id,
+                "firing_id": firing.firing_id,
+                "triggered": firing.triggered,
+                "event": firing.event,
+            }
+        ],
+    )
+    rows = await conn.execute(select(child_firings).where(child_firings.c.parent_id == parent_id))
+    return [ChildFiring(r.child_id, r.firing_id, r.triggered, r.event) for r in rows.all()]
+
+
+async def clear_child_firings(conn: AsyncConnection, parent_id: str, firing_ids: list[str]) -> None:
+    await conn.execute(
+        delete(child_firings).where(
+            child_firings.c.parent_id == parent_id, child_firings.c.firing_id.in_(firing_ids)
+        )
+    )
+
+
+async def write_decisions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(decisions.insert(), list(rows))
+
+
+async def write_outbox(conn: AsyncConnection, messages: Sequence[Any]) -> None:
+    """Messages to publish after commit (ids already stored are kept as they are)."""
+    if not messages:
+        return
+    insert = (postgresql if _is_postgres(conn) else sqlite).insert(outbox)
+    now = clock.now()
+    await conn.execute(
+        insert.on_conflict_do_nothing(index_elements=["id"]),
+        [
+            {"id": str(m.id), "subject": m.subject, "body": m.body.decode(), "created": now}
+            for m in messages
+        ],
+    )

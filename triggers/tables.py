@@ -1,0 +1,99 @@
+"""Tables of the trigger side: automations, trigger state, decisions and the outbox.
+
+They share `events.tables.metadata`, so one Alembic history covers the whole schema.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from events.tables import Labels, metadata
+
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False),
+    # The automation as Prefect's JSON shape, ids filled in.
+    Column("definition", Labels, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
+)
+
+# One row, bumped in the same transaction as any change to `automations`; workers poll
+# it to reload (a cheap primary-key read).
+automation_revision = Table(
+    "automation_revision",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("revision", Integer, nullable=False),
+)
+
+# The open window of one event trigger for one `for_each` key (Prefect's bucket).
+trigger_buckets = Table(
+    "trigger_buckets",
+    metadata,
+    Column("trigger_id", String(36), primary_key=True),
+    Column("key", Text, primary_key=True),  # JSON array of the for_each values
+    Column("automation_id", String(36), nullable=False),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("last_event", Text),  # the last counted event, as JSON
+    Column("triggered", DateTime(timezone=True)),  # a proactive firing awaiting resolve
+    Column("proactive", Boolean, nullable=False),
+    Index(None, "proactive", "end"),
+    Index(None, "automation_id"),
+)
+
+# The latest firing of each child of a compound or sequence trigger.
+child_firings = Table(
+    "child_firings",
+    metadata,
+    Column("parent_id", String(36), primary_key=True),
+    Column("child_id", String(36), primary_key=True),
+    Column("automation_id", String(36), nullable=False),
+    Column("firing_id", String(36), nullable=False),
+    Column("triggered", DateTime(timezone=True), nullable=False),
+    Column("event", Text),  # the triggering event, as JSON
+    Index(None, "automation_id"),
+)
+
+# Why each candidate automation did or did not fire, newest last, trimmed per automation.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("automation_id", String(36), nullable=False),
+    Column("trigger_id", String(36), nullable=False),
+    Column("event_id", String(36)),
+    Column("event", String(1024)),
+    Column("occurred", DateTime(timezone=True)),
+    Column("decided", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index(None, "automation_id", "id"),
+    Index(None, "event_id"),
+)
+
+# Messages decided in a batch's transaction and published after it commits; a crash in
+# between leaves them here for the relay (JetStream dedupes them by id).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Index(None, "created"),
+)
