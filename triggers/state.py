@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, select, text, tuple_
@@ -69,16 +69,21 @@ def bucket_lock(ident: BucketId) -> str:
     return f"bucket:{ident[0]}:{ident[1]}"
 
 
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time here is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _row_to_bucket(row: Any) -> Bucket:
     return Bucket(
         row.trigger_id,
         row.key,
         row.automation_id,
-        row.start,
-        row.end,
+        aware(row.start),
+        aware(row.end),
         row.count,
         row.last_event,
-        row.triggered,
+        aware(row.triggered) if row.triggered is not None else None,
         row.proactive,
     )
 
@@ -143,7 +148,7 @@ async def next_due(conn: AsyncConnection) -> datetime | None:
     value = await conn.scalar(
         select(func.min(trigger_buckets.c.end)).where(trigger_buckets.c.proactive.is_(True))
     )
-    return value  # type: ignore[no-any-return]
+    return None if value is None else aware(value)
 
 
 async def ensure_buckets(conn: AsyncConnection, buckets: Sequence[Bucket]) -> None:
@@ -205,7 +210,7 @@ async def record_child_firing(
         ],
     )
     rows = await conn.execute(select(child_firings).where(child_firings.c.parent_id == parent_id))
-    return [ChildFiring(r.child_id, r.firing_id, r.triggered, r.event) for r in rows.all()]
+    return [ChildFiring(r.child_id, r.firing_id, aware(r.triggered), r.event) for r in rows.all()]
 
 
 async def clear_child_firings(conn: AsyncConnection, parent_id: str, firing_ids: list[str]) -> None:
