@@ -35,14 +35,14 @@ def flow_run(
     flow: str = "etl-orders",
     when: datetime = T0,
     payload: dict[str, Any] | None = None,
-    **labels: str,
+    labels: dict[str, str] | None = None,
 ) -> Event:
     """A Prefect-shaped flow-run state event."""
     return Event(
         occurred=when,
         event=f"prefect.flow-run.{state}",
-        resource={"prefect.resource.id": f"prefect.flow-run.{run}", **labels},  # type: ignore[arg-type]
-        related=[  # type: ignore[list-item]
+        resource={"prefect.resource.id": f"prefect.flow-run.{run}", **(labels or {})},
+        related=[
             {
                 "prefect.resource.id": f"prefect.flow.{flow}",
                 "prefect.resource.role": "flow",

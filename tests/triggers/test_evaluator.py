@@ -119,7 +119,7 @@ async def test_unmatched_labels_are_explained(harness: Harness) -> None:
         )
     ]
     harness.load(failing(match={"prefect.resource.name": "sales*"}))
-    await harness.send(flow_run("Failed", when=at(1), **{"prefect.resource.name": "etl"}))
+    await harness.send(flow_run("Failed", when=at(1), labels={"prefect.resource.name": "etl"}))
     assert (await harness.reasons())[-1] == (
         "unmatched",
         "label prefect.resource.name was 'etl' not sales*",
