@@ -428,9 +428,6 @@ class _Pass:
             ident = firing_id(watch.id, bucket.key, bucket.end.isoformat())
         if event is None and bucket.last_event is not None:
             event = ReceivedEvent.model_validate_json(bucket.last_event)
-        firing = Firing(
-            ident, watch.id, watch.automation, now, labels=self._labels(watch, bucket), event=event
-        )
         trigger = watch.trigger
         if watch.reactive:
             why = f"{bucket.count} of {trigger.threshold} events within {_window(trigger.within)}"
@@ -439,6 +436,15 @@ class _Pass:
                 f"only {max(bucket.count, 0)} of {trigger.threshold} expected events in "
                 f"{_at(bucket.start)}..{_at(bucket.end)}"
             )
+        firing = Firing(
+            ident,
+            watch.id,
+            watch.automation,
+            now,
+            labels=self._labels(watch, bucket),
+            event=event,
+            why=why,
+        )
         outcome, reason = await self.propagate(watch.parent, firing)
         self.decide(watch, outcome, f"{reason}: {why}", event if watch.reactive else None)
 
@@ -455,14 +461,10 @@ class _Pass:
             FiringState.resolved,
             self._labels(watch, bucket),
             event,
+            why="the expected events arrived",
         )
         outcome, reason = await self.propagate(None, firing)
-        self.decide(
-            watch,
-            Outcome.resolved if outcome is Outcome.fired else outcome,
-            f"{reason}: the expected events arrived",
-            event,
-        )
+        self.decide(watch, outcome, f"{reason}: {firing.why}", event)
 
     async def propagate(self, parent: Composite | None, firing: Firing) -> tuple[Outcome, str]:
         """Hand a firing up the tree; at the top, act. Returns what happened, in words."""
@@ -481,6 +483,7 @@ class _Pass:
                     firing.triggered,
                     labels=firing.labels,
                     event=firing.event,
+                    why=f"{_kind(parent)} trigger: a child fired ({firing.why})",
                 ),
             )
         await state.lock(self.conn, [f"composite:{parent_id}"])
@@ -497,11 +500,11 @@ class _Pass:
             ),
             keep_since,
         )
+        within = f" within {_window(parent.within)}" if parent.within else ""
         if not _ready(parent, firings):
-            kind = "sequence" if parent.type == "sequence" else "compound"
             return Outcome.counted, (
-                f"child trigger fired; {kind} trigger has {len(firings)} of {needed} "
-                f"child firings{' within ' + _window(parent.within) if parent.within else ''}"
+                f"child trigger fired ({firing.why}); {_kind(parent)} trigger has "
+                f"{len(firings)} of {needed} child firings{within}"
             )
         await state.clear_child_firings(self.conn, parent_id, [f.firing_id for f in firings])
         ids = sorted(f.firing_id for f in firings)
@@ -514,6 +517,7 @@ class _Pass:
                 firing.triggered,
                 labels=firing.labels,
                 event=firing.event,
+                why=f"{_kind(parent)} trigger: {len(firings)} of {needed} children fired{within}",
             ),
         )
 
@@ -550,6 +554,10 @@ class _Pass:
             self.result.next_due = min(ends)  # a proactive window opened or moved
         await state.write_decisions(self.conn, [d.row() for d in self.result.decisions])
         await state.write_outbox(self.conn, self.result.messages)
+
+
+def _kind(trigger: Composite) -> str:
+    return "compound" if isinstance(trigger, CompoundTrigger) else "sequence"
 
 
 def _needed(trigger: Composite) -> int:

@@ -58,6 +58,7 @@ class Firing:
     state: FiringState = FiringState.triggered
     labels: dict[str, str] = field(default_factory=dict)
     event: ReceivedEvent | None = None
+    why: str = ""  # in words, e.g. "3 of 3 events within 10m"
 
     @property
     def depth(self) -> int:

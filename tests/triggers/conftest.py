@@ -65,7 +65,8 @@ class Harness:
         return automations
 
     async def send(self, *events: Event) -> Result:
-        bodies = [orjson.dumps(e.receive().model_dump(mode="json")) for e in events]
+        received = [e if isinstance(e, ReceivedEvent) else e.receive() for e in events]
+        bodies = [orjson.dumps(e.model_dump(mode="json")) for e in received]
         return await self.send_bodies(bodies)
 
     async def send_bodies(self, bodies: list[bytes]) -> Result:
