@@ -18,7 +18,7 @@ $(PREFECT_VENV)/bin/prefect:
 	touch $@
 
 up: $(BIN)/tripwire
-	$(BIN)/tripwire up
+	$(BIN)/tripwire up --automations examples
 
 lint: $(BIN)/tripwire
 	$(BIN)/ruff check .

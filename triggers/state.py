@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, select, text, tuple_
@@ -116,7 +116,8 @@ async def save_buckets(
     conn: AsyncConnection, changed: Iterable[Bucket], removed: Iterable[BucketId]
 ) -> None:
     """Write changed buckets and delete removed ones."""
-    rows = [vars(b).copy() for b in changed]
+    now = clock.now()
+    rows = [dict(vars(b), updated=now) for b in changed]
     gone = list(removed)
     if gone:
         await conn.execute(
@@ -158,15 +159,24 @@ async def ensure_buckets(conn: AsyncConnection, buckets: Sequence[Bucket]) -> No
     insert = (postgresql if _is_postgres(conn) else sqlite).insert(trigger_buckets)
     await conn.execute(
         insert.on_conflict_do_nothing(index_elements=["trigger_id", "key"]),
-        [vars(b).copy() for b in buckets],
+        [dict(vars(b), updated=clock.now()) for b in buckets],
     )
 
 
-async def sweep_buckets(conn: AsyncConnection, older_than: datetime) -> int:
-    """Delete reactive windows that ended before `older_than`: they can no longer fire."""
+STALE_AFTER = timedelta(hours=1)
+
+
+async def sweep_buckets(conn: AsyncConnection, ended_before: datetime) -> int:
+    """Delete reactive windows that ended and were not touched for an hour.
+
+    Untouched, not just ended: a worker processing a backlog or a backfill works in the
+    past, and its windows, ended by the wall clock, are still collecting.
+    """
     result = await conn.execute(
         delete(trigger_buckets).where(
-            trigger_buckets.c.proactive.is_(False), trigger_buckets.c.end <= older_than
+            trigger_buckets.c.proactive.is_(False),
+            trigger_buckets.c.end <= ended_before,
+            trigger_buckets.c.updated <= clock.now() - STALE_AFTER,
         )
     )
     return int(result.rowcount or 0)

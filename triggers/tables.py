@@ -52,6 +52,7 @@ trigger_buckets = Table(
     Column("last_event", Text),  # the last counted event, as JSON
     Column("triggered", DateTime(timezone=True)),  # a proactive firing awaiting resolve
     Column("proactive", Boolean, nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),  # wall clock
     Index(None, "proactive", "end"),
     Index(None, "automation_id"),
 )

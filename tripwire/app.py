@@ -1,4 +1,4 @@
-"""The FastAPI app: events routes, websockets, health, auth."""
+"""The FastAPI app: events and automations routes, websockets, health, auth."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import FastAPI, Response
 
 from events import api as events_api
 from events import websocket as events_websocket
+from triggers import api as triggers_api
 from tripwire import __version__
 from tripwire.auth import ApiAuth, AuthMiddleware
 from tripwire.engine import Engine, Role
@@ -78,4 +79,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     app.include_router(
         events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)
     )
+    # A worker in this process sees a change at once; workers elsewhere poll the revision.
+    reload = engine.pipeline.reload if Role.worker in engine.roles else None
+    app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     return app

@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -28,6 +30,10 @@ from events.durations import parse_duration
 from events.errors import EventsError
 from tripwire.settings import Settings
 
+if TYPE_CHECKING:
+    from triggers.automation import Automation
+    from triggers.loading import Definitions
+
 app = typer.Typer(help="tripwire: an automations engine for data platforms.", no_args_is_help=True)
 events_app = typer.Typer(help="List and follow stored events.", no_args_is_help=True)
 serve_app = typer.Typer(help="Run one role of the engine.", no_args_is_help=True)
@@ -35,13 +41,17 @@ app.add_typer(events_app, name="events")
 app.add_typer(serve_app, name="serve")
 bench_app = typer.Typer(help="Benchmarks on a throwaway engine.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+automations_app = typer.Typer(
+    help="List, inspect, pause, resume and delete automations.", no_args_is_help=True
+)
+app.add_typer(automations_app, name="automations")
 
 ApiOption = typer.Option(
     None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."
 )
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print a clear error and exit (never a traceback)."""
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
@@ -59,7 +69,6 @@ def _settings(home: Path | None, host: str | None, port: int | None) -> Settings
         return Settings(**overrides)
     except ValueError as exc:
         fail(f"invalid settings: {exc}")
-        raise
 
 
 def _banner(settings: Settings, engine: Any) -> str:
@@ -70,11 +79,16 @@ def _banner(settings: Settings, engine: Any) -> str:
         else engine.nats_url
     )
     database = settings.resolved_database_url.split("@")[-1]
+    applied = ""
+    if engine.initial_automations is not None:
+        count = len(engine.initial_automations)
+        applied = f"  automations  {count} applied at start (tripwire automations ls)\n"
     return (
         f"\ntripwire is up\n"
         f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
         f"  NATS      {nats}\n"
         f"  database  {database}\n"
+        f"{applied}"
         f"Try, in another terminal:\n"
         f"  .venv/bin/tripwire emit my.event --resource my.resource.id "
         f"--payload '{{\"rows\": 3}}'\n"
@@ -95,7 +109,9 @@ def _check_port_free(settings: Settings) -> None:
             )
 
 
-def _serve(settings: Settings, roles: frozenset[Any]) -> None:
+def _serve(
+    settings: Settings, roles: frozenset[Any], automations: list[Automation] | None = None
+) -> None:
     from tripwire.app import create_app
     from tripwire.engine import Engine
 
@@ -106,7 +122,7 @@ def _serve(settings: Settings, roles: frozenset[Any]) -> None:
     logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_port_free(settings)
-    engine = Engine(settings, roles)
+    engine = Engine(settings, roles, automations=automations)
     fastapi_app = create_app(engine)
     config = uvicorn.Config(
         fastapi_app,
@@ -157,11 +173,20 @@ def up(
     home: Path = typer.Option(
         None, envvar="TRIPWIRE_HOME", help="Data folder (default ./.tripwire)."
     ),
+    automations: list[Path] = typer.Option(
+        [],
+        "--automations",
+        help="Apply the automations in this file or folder at start (repeatable).",
+    ),
 ) -> None:
     """Run everything in one process on embedded defaults (nats-server + SQLite)."""
     from tripwire.engine import Role
 
-    _serve(_settings(home, host, port), frozenset(Role))
+    settings = _settings(home, host, port)
+    initial = None
+    if automations:
+        initial = _definitions(automations, "the engine was not started").automations
+    _serve(settings, frozenset(Role), initial)
 
 
 @serve_app.command("api")
@@ -266,6 +291,37 @@ def _http(api: str | None) -> httpx.Client:
     )
 
 
+def _call(api: str | None, method: str, path: str, **options: Any) -> httpx.Response:
+    """One request to the engine; any failure ends the command with a one-line message."""
+    url = resolve_api_url(api)
+    try:
+        with _http(api) as http:
+            response = http.request(method, path, **options)
+    except httpx.TransportError as exc:
+        fail(f"cannot reach tripwire at {url} ({exc}); is it running (`tripwire up`)?")
+    if response.status_code >= 400:
+        fail(_problem(response))
+    return response
+
+
+def _problem(response: httpx.Response) -> str:
+    """The engine's error message (its `detail`), or the status and text."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    detail = data.get("detail") if isinstance(data, dict) else None
+    if isinstance(detail, str) and detail:
+        return detail
+    text = response.text.strip()[:300] or response.reason_phrase
+    return f"tripwire answered {response.status_code}: {text}"
+
+
+def _path(ref: str) -> str:
+    """The URL path of one automation (names may hold spaces or slashes)."""
+    return f"/api/automations/{quote(ref, safe='')}"
+
+
 @events_app.command("ls")
 def events_ls(
     event: str = typer.Option(None, "--event", help="Event name prefix."),
@@ -348,11 +404,13 @@ def bench_ingest(
     raise typer.Exit(ingest(argv))
 
 
-@app.command()
-def validate(
-    files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
-) -> None:
-    """Check automation files; report every error with file, line and field."""
+def _summary(definitions: Definitions) -> str:
+    count = len(definitions.automations)
+    return f"{count} automation{'s' if count != 1 else ''} in {len(definitions.files)} file(s)"
+
+
+def _definitions(files: list[Path], consequence: str) -> Definitions:
+    """Automations from files and folders; every error printed (file:line: field) and exit 1."""
     from triggers.loading import load_paths
 
     missing = [str(f) for f in files if not f.exists()]
@@ -361,11 +419,215 @@ def validate(
     definitions = load_paths(files)
     for error in definitions.errors:
         typer.echo(str(error), err=True)
-    count = len(definitions.automations)
-    summary = f"{count} automation{'s' if count != 1 else ''} in {len(definitions.files)} file(s)"
     if definitions.errors:
-        fail(f"{len(definitions.errors)} problem(s); {summary} loaded")
-    typer.echo(f"ok: {summary}")
+        then = f"; {consequence}" if consequence else ""
+        fail(f"{len(definitions.errors)} problem(s); {_summary(definitions)} loaded{then}")
+    return definitions
+
+
+@app.command()
+def validate(
+    files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
+) -> None:
+    """Check automation files; report every error with file, line and field."""
+    definitions = _definitions(files, "")
+    typer.echo(f"ok: {_summary(definitions)}")
+
+
+_VERBS = {"created": "create", "updated": "update", "deleted": "delete"}
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _change_line(change: dict[str, Any], dry_run: bool) -> str:
+    kind, name = change["kind"], change["name"]
+    if kind == "unchanged":
+        return f"unchanged {name}"
+    verb = f"would {_VERBS[kind]}" if dry_run else kind
+    resets, windows = len(change["reset_triggers"]), change["open_windows"]
+    if kind == "updated":
+        if not resets:
+            return f"{verb} {name} (trigger state kept)"
+        return (
+            f"{verb} {name} (resets state of {_plural(resets, 'trigger')}, "
+            f"{_plural(windows, 'open window')})"
+        )
+    if kind == "deleted" and windows:
+        return f"{verb} {name} (drops {_plural(windows, 'open window')})"
+    return f"{verb} {name}"
+
+
+@app.command()
+def apply(
+    files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete automations the files do not define."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would change; change nothing."
+    ),
+    api: str = ApiOption,
+) -> None:
+    """Create or update automations by name from files; the same files again change nothing."""
+    definitions = _definitions(files, "nothing was applied")
+    if prune and not definitions.automations:
+        fail(
+            f"no automations in {', '.join(map(str, files))}; --prune would delete every "
+            "automation, so nothing was applied"
+        )
+    body = {
+        "automations": [a.model_dump(mode="json", by_alias=True) for a in definitions.automations]
+    }
+    params = {"prune": str(prune).lower(), "dry_run": str(dry_run).lower()}
+    changes = _call(api, "POST", "/api/automations/apply", json=body, params=params).json()
+    for change in changes:
+        typer.echo(_change_line(change, dry_run))
+    if dry_run:
+        typer.echo("dry run: nothing was changed")
+
+
+def _trigger_kind(trigger: dict[str, Any]) -> str:
+    kind = str(trigger.get("type", "?"))
+    if kind == "event" and trigger.get("posture") == "Proactive":
+        return "event, proactive"
+    return kind
+
+
+def _expected(trigger: dict[str, Any]) -> list[str]:
+    """Every event name (glob) the trigger's event triggers expect."""
+    if trigger.get("type") == "event":
+        return list(trigger.get("expect") or [])
+    return [name for child in trigger.get("triggers", []) for name in _expected(child)]
+
+
+@automations_app.command("ls")
+def automations_ls(api: str = ApiOption) -> None:
+    """List automations: name, state, trigger type, number of actions, id."""
+    found = _call(api, "GET", "/api/automations/").json()
+    if not found:
+        typer.echo("no automations yet; add some with `tripwire apply -f FILE`")
+        return
+    rows = [("NAME", "STATE", "TRIGGER", "ACTIONS", "ID")]
+    for item in found:
+        actions = sum(
+            len(item.get(key) or [])
+            for key in ("actions", "actions_on_trigger", "actions_on_resolve")
+        )
+        state = "enabled" if item["enabled"] else "paused"
+        rows.append((item["name"], state, _trigger_kind(item["trigger"]), str(actions), item["id"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        typer.echo("  ".join([*cells, row[-1]]))
+
+
+@automations_app.command("inspect")
+def automations_inspect(
+    name: str = typer.Argument(..., help="The automation's name or id."),
+    output: str = typer.Option("yaml", "--output", "-o", help="yaml or json."),
+    api: str = ApiOption,
+) -> None:
+    """Print an automation's definition in Prefect's shape (`tripwire apply -f` takes it back)."""
+    if output not in ("yaml", "json"):
+        fail(f"--output {output!r} is not supported; use yaml or json")
+    definition = _call(api, "GET", _path(name)).json()
+    for stamp in ("created", "updated"):  # set by tripwire, not part of a definition
+        definition.pop(stamp, None)
+    if output == "json":
+        typer.echo(json.dumps(definition, indent=2))
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True), nl=False)
+
+
+@automations_app.command("pause")
+def automations_pause(
+    name: str = typer.Argument(..., help="The automation's name or id."), api: str = ApiOption
+) -> None:
+    """Stop an automation from firing; its trigger state is kept."""
+    _call(api, "PATCH", _path(name), json={"enabled": False})
+    typer.echo(f"paused {name}")
+
+
+@automations_app.command("resume")
+def automations_resume(
+    name: str = typer.Argument(..., help="The automation's name or id."), api: str = ApiOption
+) -> None:
+    """Let a paused automation fire again."""
+    _call(api, "PATCH", _path(name), json={"enabled": True})
+    typer.echo(f"resumed {name}")
+
+
+@automations_app.command("delete")
+def automations_delete(
+    name: str = typer.Argument(..., help="The automation's name or id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    api: str = ApiOption,
+) -> None:
+    """Delete an automation with its trigger state and decisions."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"not deleting {name}: no terminal to confirm on; pass --yes to delete it")
+        if not typer.confirm(f"delete {name} with its trigger state and decisions?"):
+            fail("nothing was deleted")
+    _call(api, "DELETE", _path(name))
+    typer.echo(f"deleted {name}")
+
+
+def _decision_line(decision: dict[str, Any]) -> str:
+    decided = decision["decided"].replace("T", " ")[:19]
+    event = f"{decision['event']} {decision['event_id']}" if decision["event_id"] else "(no event)"
+    return f"{decided}  {decision['outcome']:<9}  {event}  {decision['reason']}"
+
+
+@app.command()
+def explain(
+    name: str = typer.Argument(..., help="The automation's name or id."),
+    event: str = typer.Option(None, "--event", help="Only decisions about this event id."),
+    last: int = typer.Option(20, "--last", min=1, max=1000, help="The newest this many."),
+    api: str = ApiOption,
+) -> None:
+    """Why an automation fired or did not: its recent decisions, oldest first."""
+    automation = _call(api, "GET", _path(name)).json()
+    params: dict[str, Any] = {"last": last}
+    if event:
+        params["event_id"] = event
+    decisions = _call(api, "GET", _path(name) + "/decisions", params=params).json()
+    for decision in decisions:
+        typer.echo(_decision_line(decision))
+    if decisions:
+        return
+    about = f" about event {event}" if event else ""
+    typer.echo(f"no decisions recorded for {automation['name']}{about}. Things to check:")
+    expected = _expected(automation["trigger"])
+    names = ", ".join(expected) if expected else "any event (expect is empty)"
+    typer.echo(f"  - does the event's name match the trigger's expect: {names}?")
+    typer.echo("  - do its resource and related resources match `match` / `match_related`?")
+    if event:
+        found = _call_status(api, f"/api/events/{quote(event, safe='')}")
+        if found == 404:
+            typer.echo(f"  - event {event} is not stored (yet): check `tripwire events ls`")
+    if not automation["enabled"]:
+        typer.echo(
+            f"  - {automation['name']} is paused: `tripwire automations resume "
+            f"{automation['name']}`"
+        )
+    typer.echo(
+        "  - is a worker running (`tripwire up` or `tripwire serve worker`)? "
+        "Only workers evaluate events."
+    )
+
+
+def _call_status(api: str | None, path: str) -> int:
+    """The status of a GET, or 0 when the engine cannot be reached."""
+    try:
+        with _http(api) as http:
+            return http.get(path).status_code
+    except httpx.TransportError:
+        return 0
 
 
 @app.command()

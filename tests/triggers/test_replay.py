@@ -9,6 +9,7 @@ import orjson
 from events.model import ReceivedEvent
 from tests.conftest import FIXTURES
 from tests.triggers.conftest import Harness, at, flow_run
+from triggers.automation import Automation
 from triggers.loading import load_paths
 from triggers.replay import replay
 
@@ -18,7 +19,7 @@ def recorded() -> list[ReceivedEvent]:
     return [ReceivedEvent.model_validate(orjson.loads(line)) for line in lines if line]
 
 
-def prefect_automations():  # type: ignore[no-untyped-def]
+def prefect_automations() -> list[Automation]:
     definitions = load_paths(sorted(FIXTURES.glob("*.yaml")))
     assert definitions.ok, definitions.errors
     return definitions.automations

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("last_event", sa.Text()),
         sa.Column("triggered", moment),
         sa.Column("proactive", sa.Boolean(), nullable=False),
+        sa.Column("updated", moment, nullable=False),
         sa.PrimaryKeyConstraint("trigger_id", "key", name="pk_trigger_buckets"),
     )
     op.create_index("ix_trigger_buckets_proactive_end", "trigger_buckets", ["proactive", "end"])
