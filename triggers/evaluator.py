@@ -45,6 +45,7 @@ from triggers.state import Bucket, BucketId, ChildFiring
 
 LOOKBACK = timedelta(minutes=15)  # Prefect's PRECEDING_EVENT_LOOKBACK
 SWEEP_GRACE = timedelta(seconds=60)  # Prefect's expired-bucket buffer
+RESOLVE_HORIZON = timedelta(days=1)  # how long a late event still resolves a firing
 DUE_BATCH = 500
 
 
@@ -304,6 +305,15 @@ class _Pass:
         now = event.occurred
         expected = expects(trigger, event.event)
         bucket: Bucket | None = None
+        waiting = self.buckets.get((watch.id, key))
+        if waiting is not None and _awaiting_resolve(waiting):
+            if not expected and not arms(trigger, event.event):
+                return
+            self.remove(waiting.ident)
+            if expected:
+                await self.resolve(watch, waiting, now, event)
+                if not arms(trigger, event.event):
+                    return
         if trigger.after and arms(trigger, event.event):
             # When an event is both `after` and `expect`, it opens the window without
             # counting in it (Prefect starts the count at -1 for it).
@@ -381,6 +391,22 @@ class _Pass:
             )
         if trigger.after:
             self.remove(bucket.ident)
+            if fired and not watch.reactive and watch.parent is None:
+                # Disarmed until the next `after` event, but an expected event that comes
+                # late still resolves the firing.
+                self.put(
+                    Bucket(
+                        watch.id,
+                        bucket.key,
+                        watch.automation_id,
+                        now,
+                        now + RESOLVE_HORIZON,
+                        0,
+                        bucket.last_event,
+                        now,
+                        False,
+                    )
+                )
             return
         if trigger.within == timedelta(0):
             return
@@ -554,6 +580,11 @@ class _Pass:
             self.result.next_due = min(ends)  # a proactive window opened or moved
         await state.write_decisions(self.conn, [d.row() for d in self.result.decisions])
         await state.write_outbox(self.conn, self.result.messages)
+
+
+def _awaiting_resolve(bucket: Bucket) -> bool:
+    """The marker a fired, disarmed proactive trigger leaves: no timer, only resolving."""
+    return bucket.triggered is not None and not bucket.proactive
 
 
 def _kind(trigger: Composite) -> str:

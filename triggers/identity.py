@@ -1,10 +1,11 @@
 """Stable ids for automations and triggers, and fingerprints that tell when a trigger
 changed.
 
-A trigger's id comes from the automation's name and the trigger's place in it (unless the
-file gives one, as Prefect's exports do), so re-applying an automation keeps the id and
-with it the trigger's in-flight state. The fingerprint is a hash of what the trigger
-watches for; state is reset only when it changes.
+An automation's id comes from its name, and a trigger's from the automation's id and the
+trigger's place in it (unless the file gives them, as Prefect's exports do), so
+re-applying an automation keeps the ids and with them the triggers' in-flight state.
+The fingerprint is a hash of what the trigger watches for; state is reset only when it
+changes.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def automation_id(name: str) -> UUID:
     return uuid5(NAMESPACE, f"automation:{name}")
 
 
-def trigger_id(automation_name: str, path: str) -> UUID:
-    """A trigger's id from its automation's name and its place (`trigger.triggers[1]`)."""
-    return uuid5(NAMESPACE, f"trigger:{automation_name}:{path}")
+def trigger_id(automation: UUID, path: str) -> UUID:
+    """A trigger's id from its automation's id and its place (`trigger.triggers[1]`)."""
+    return uuid5(NAMESPACE, f"trigger:{automation}:{path}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def stamped(automation: Automation) -> Automation:
         copy.id = automation_id(copy.name)
     for placed in walk(copy.trigger):
         if placed.trigger.id is None:
-            placed.trigger.id = trigger_id(copy.name, placed.path)
+            placed.trigger.id = trigger_id(copy.id, placed.path)
     return copy
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from events import clock
 from triggers.automation import Automation
 from triggers.errors import TriggersError
-from triggers.identity import stamped, trigger_fingerprints
+from triggers.identity import automation_id, stamped, trigger_fingerprints
 from triggers.tables import (
     automation_revision,
     automations,
@@ -70,7 +70,7 @@ class StoredAutomation:
 
     def as_json(self) -> dict[str, Any]:
         """Prefect's JSON shape plus created/updated."""
-        data = self.automation.model_dump(mode="json")
+        data = self.automation.model_dump(mode="json", by_alias=True)
         data["created"] = self.created.isoformat()
         data["updated"] = self.updated.isoformat()
         return data
@@ -143,7 +143,7 @@ class AutomationStore:
                 if row is None:
                     changes.append(Change(automation.name, ChangeKind.created))
                     if not dry_run:
-                        await self._insert(conn, stamped(automation))
+                        await self._insert(conn, automation)
                     continue
                 change = await self._replace(conn, row, automation, dry_run=dry_run)
                 changes.append(change)
@@ -180,7 +180,7 @@ class AutomationStore:
                     f"an automation named {automation.name!r} exists already; update it "
                     "(PUT /api/automations/{id} or tripwire apply) or pick another name"
                 )
-            await self._insert(conn, stamped(automation))
+            await self._insert(conn, automation)
             await self._bump(conn)
             return _from_row(await self._row(conn, automation.name))
 
@@ -225,6 +225,14 @@ class AutomationStore:
             return _from_row(row)
 
     async def _insert(self, conn: AsyncConnection, automation: Automation) -> None:
+        if automation.id is None:
+            derived = automation_id(automation.name)
+            # Taken when an automation was renamed and its old name is used again.
+            taken = await conn.scalar(
+                select(automations.c.id).where(automations.c.id == str(derived))
+            )
+            automation = automation.model_copy(update={"id": uuid4() if taken else derived})
+        automation = stamped(automation)
         now = clock.now()
         await conn.execute(
             automations.insert().values(

@@ -336,3 +336,14 @@ async def test_triggered_events_carry_their_depth(harness: Harness) -> None:
     (announcement,) = published(result, EVENTS_SUBJECT)
     cause = [r for r in announcement["related"] if r["prefect.resource.role"] == CAUSE_ROLE]
     assert cause[0][DEPTH_LABEL] == "1"
+
+
+async def test_a_late_completion_resolves_a_disarmed_proactive_firing(harness: Harness) -> None:
+    harness.load(not_completed())
+    await harness.send(flow_run("Running", run="slow", when=at(0)))
+    assert fired(await harness.due(at(60))) == ["runs-finish-within-1h:triggered"]
+    assert fired(await harness.due(at(120))) == []  # disarmed: it does not fire again
+    late = await harness.send(flow_run("Completed", run="slow", when=at(90)))
+    assert fired(late) == ["runs-finish-within-1h:resolved"]
+    assert fired(await harness.send(flow_run("Completed", run="slow", when=at(91)))) == []
+    assert await harness.open_windows() == 0
