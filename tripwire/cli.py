@@ -630,6 +630,70 @@ def _call_status(api: str | None, path: str) -> int:
         return 0
 
 
+@app.command("test")
+def replay_automations(
+    files: list[Path] = typer.Option(..., "--file", "-f", help="Automations (repeatable)."),
+    events_file: Path = typer.Option(
+        None, "--events", help="Recorded events: JSON lines, or a JSON array."
+    ),
+    from_store: bool = typer.Option(
+        False, "--from-store", help="Replay this engine's stored events instead."
+    ),
+    since: str = typer.Option("24h", help="With --from-store: how far back, e.g. 24h."),
+    until: str = typer.Option(
+        None,
+        help="Run the clock on to this ISO time, or this long after the last event (e.g. 2h), "
+        "so proactive windows ending by then fire.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
+) -> None:
+    """Replay recorded events through automations (no side effects): what would have
+    fired, when and why, in event time."""
+    from datetime import datetime
+
+    from triggers.replay import replay
+    from tripwire.replaying import RecordedEventsError, events_from_store, read_events_file, render
+
+    if (events_file is None) == (not from_store):
+        fail("give recorded events with --events FILE, or --from-store (not both)")
+    definitions = _definitions(files, "nothing was replayed")
+    if events_file is not None:
+        if not events_file.exists():
+            fail(f"no such file: {events_file}")
+        try:
+            events = read_events_file(events_file)
+        except RecordedEventsError as exc:
+            fail(str(exc))
+    else:
+        window = parse_duration(since)
+        if not hasattr(window, "total_seconds"):
+            fail(f"--since {since!r} is not a duration; use e.g. 90m, 24h or 7d")
+        settings = _settings(home, None, None)
+        events = asyncio.run(events_from_store(settings.resolved_database_url, window))
+    end = None
+    if until is not None:
+        span = parse_duration(until)
+        if hasattr(span, "total_seconds"):
+            last = max((e.occurred for e in events), default=clock.now())
+            end = last + span
+        else:
+            try:
+                end = datetime.fromisoformat(until.replace("Z", "+00:00"))
+            except ValueError:
+                fail(f"--until {until!r} is neither a time (ISO 8601) nor a duration like 2h")
+    report = asyncio.run(replay(definitions.automations, events, until=end))
+    if as_json:
+        body = {
+            "events": report.events,
+            "firings": [f.as_json() for f in report.firings],
+            "stopped": report.stopped,
+        }
+        typer.echo(json.dumps(body, indent=2))
+    else:
+        typer.echo(render(report))
+
+
 @app.command()
 def config(home: Path = typer.Option(None, envvar="TRIPWIRE_HOME")) -> None:
     """Print the effective settings (secrets masked)."""
