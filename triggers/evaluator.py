@@ -41,6 +41,7 @@ from triggers.identity import Composite, event_triggers, stamped, walk
 from triggers.index import CandidateIndex, Watch
 from triggers.matching import arms, bucket_key, expects, where_holds, why_not_covered
 from triggers.model import CompoundTrigger
+from triggers.ordering import causal_order, overdue
 from triggers.state import Bucket, BucketId, ChildFiring
 
 LOOKBACK = timedelta(minutes=15)  # Prefect's PRECEDING_EVENT_LOOKBACK
@@ -161,7 +162,12 @@ class Evaluator:
         self.index = CandidateIndex(watches)
 
     async def evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
-        """Evaluate newly stored events (as JSON documents) in the caller's transaction."""
+        """Evaluate newly stored events (as JSON documents) in the caller's transaction,
+        in causal order (see `triggers.ordering`)."""
+        documents = await causal_order(conn, documents, clock.now())
+        return await self._evaluate(conn, documents)
+
+    async def _evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
         run = _Pass(self, conn)
         work: list[tuple[ReceivedEvent, Watch, str]] = []
         for document in documents:
@@ -183,7 +189,10 @@ class Evaluator:
         return run.result
 
     async def evaluate_due(self, conn: AsyncConnection, now: datetime) -> Result:
-        """Proactive windows that ended by `now`; sets `next_due` to the next one's end."""
+        """Proactive windows that ended by `now`, and events that waited too long for the
+        event they follow; sets `next_due` to the next window's end."""
+        late = await overdue(conn, clock.now())
+        followers = await self._evaluate(conn, late) if late else Result()
         run = _Pass(self, conn)
         fresh = [
             Bucket(
@@ -210,6 +219,8 @@ class Evaluator:
         await state.sweep_buckets(conn, now - SWEEP_GRACE)
         await run.finish()
         run.result.next_due = await state.next_due(conn)
+        for part in ("firings", "messages", "decisions"):
+            getattr(run.result, part)[:0] = getattr(followers, part)
         return run.result
 
 

@@ -98,3 +98,16 @@ outbox = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Index(None, "created"),
 )
+
+# Events that arrived before the event they follow (`follows`): held back, evaluated right
+# after their leader, or on their own once they waited too long (Prefect's causal order).
+deferred_events = Table(
+    "deferred_events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("follows", String(36), nullable=False),
+    Column("received", DateTime(timezone=True), nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "follows"),
+    Index(None, "received"),
+)

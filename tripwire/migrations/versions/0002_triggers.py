@@ -87,10 +87,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
     )
     op.create_index("ix_outbox_created", "outbox", ["created"])
+    op.create_table(
+        "deferred_events",
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("follows", sa.String(36), nullable=False),
+        sa.Column("received", moment, nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name="pk_deferred_events"),
+    )
+    op.create_index("ix_deferred_events_follows", "deferred_events", ["follows"])
+    op.create_index("ix_deferred_events_received", "deferred_events", ["received"])
 
 
 def downgrade() -> None:
-    for table in ("outbox", "decisions", "child_firings", "trigger_buckets"):
+    for table in ("deferred_events", "outbox", "decisions", "child_firings", "trigger_buckets"):
         op.drop_table(table)
     op.drop_table("automation_revision")
     op.drop_table("automations")
