@@ -121,6 +121,7 @@ def _serve(
     # FastStream logs every batch at INFO; keep its warnings and errors only.
     logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # logs every timer run
     _check_port_free(settings)
     engine = Engine(settings, roles, automations=automations)
     fastapi_app = create_app(engine)
@@ -235,6 +236,11 @@ def emit(
     related: list[str] = typer.Option(
         [], "--related", help="Related resource ID:ROLE (repeatable)."
     ),
+    related_label: list[str] = typer.Option(
+        [],
+        "--related-label",
+        help="Label of the related resource in ROLE: ROLE:KEY=VALUE (repeatable).",
+    ),
     payload: str = typer.Option("{}", "--payload", "-p", help="Payload as a JSON object."),
     api: str = ApiOption,
 ) -> None:
@@ -250,6 +256,14 @@ def emit(
         {"prefect.resource.id": rid, "prefect.resource.role": role}
         for rid, role in _pairs(related, ":", "--related")
     ]
+    for item in related_label:
+        role, _, pair = item.partition(":")
+        (key, value), *_ = _pairs([pair], "=", "--related-label")
+        targets = [r for r in rel if r["prefect.resource.role"] == role]
+        if not targets:
+            fail(f"--related-label {item!r}: no --related resource has the role {role!r}")
+        for target in targets:
+            target[key] = value
     try:
         built = build_event(event, labels, related=rel, payload=body)
     except ValueError as exc:
@@ -648,8 +662,7 @@ def replay_automations(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
     home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
 ) -> None:
-    """Replay recorded events through automations (no side effects): what would have
-    fired, when and why, in event time."""
+    """Replay recorded events through automations: what would have fired, when and why."""
     from datetime import datetime
 
     from triggers.replay import replay
