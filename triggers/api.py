@@ -19,8 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.api import json_response, problem
+from events.store import EventStore
 from triggers.automation import Automation
 from triggers.decisions import read_decisions
+from triggers.explain import match_report
 from triggers.identity import automation_id
 from triggers.repository import (
     AutomationExists,
@@ -302,13 +304,18 @@ def build_router(
         event_id: str | None = Query(None, description="Only decisions about this event."),
         last: int = Query(20, ge=1, le=MAX_DECISIONS, description="The newest this many."),
     ) -> Response:
-        """The newest decisions, oldest first."""
+        """The newest decisions, oldest first. With `event_id` and nothing recorded, what
+        matching says about the stored event now (`recorded: false`)."""
         try:
             stored = await automations.get(ref)
         except AutomationNotFound as exc:
             return _not_found(exc)
         found = await read_decisions(db, str(stored.id), event_id=event_id, last=last)
-        return json_response([d.as_json() for d in found])
+        if not found and event_id is not None:
+            event = await EventStore(db).get(event_id)
+            if event is not None:
+                return json_response(match_report(stored.automation, event))
+        return json_response([{**d.as_json(), "recorded": True} for d in found])
 
     @router.get("/{ref:path}", summary="One automation, by id or name")
     async def read_automation(ref: str) -> Response:

@@ -592,7 +592,7 @@ def automations_delete(
 
 
 def _decision_line(decision: dict[str, Any]) -> str:
-    decided = decision["decided"].replace("T", " ")[:19]
+    decided = (decision["decided"] or "not recorded, now").replace("T", " ")[:19]
     event = f"{decision['event']} {decision['event_id']}" if decision["event_id"] else "(no event)"
     return f"{decided}  {decision['outcome']:<9}  {event}  {decision['reason']}"
 

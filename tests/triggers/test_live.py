@@ -183,3 +183,20 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(engine: Runni
     assert (await engine.engine.store.get(str(event.id))) is not None
     async with engine.engine.db.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
+
+
+async def test_explain_an_event_without_a_recorded_decision(engine: Running) -> None:
+    async with engine.client() as client:
+        assert (await client.post("/api/automations/", json=THREE_FAILURES)).status_code == 201
+    completed = flow_run("Completed", when=clock.now())
+    unmatched = flow_run("Failed", when=clock.now(), payload={"validated_state": {"type": "x"}})
+    await post(engine, completed, unmatched)
+    await engine.wait_stored(2)
+    async with engine.client() as client:
+        path = "/api/automations/three-failures/decisions"
+        recorded = (await client.get(path, params={"event_id": str(unmatched.id)})).json()
+        (computed,) = (await client.get(path, params={"event_id": str(completed.id)})).json()
+    assert [(d["outcome"], d["recorded"]) for d in recorded] == [("filtered", True)]
+    assert computed["recorded"] is False
+    assert computed["outcome"] == "not-expected"
+    assert computed["reason"] == "prefect.flow-run.Completed is not among prefect.flow-run.Failed"

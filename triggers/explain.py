@@ -1,0 +1,48 @@
+"""What matching says about one event now, for when no decision about it was recorded
+(decisions are sampled per batch, and an event of a name no trigger expects leaves none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.model import ReceivedEvent
+from triggers.automation import Automation
+from triggers.identity import event_triggers
+from triggers.matching import arms, expects, where_holds, why_not_covered
+
+
+def match_report(automation: Automation, event: ReceivedEvent) -> list[dict[str, Any]]:
+    """One entry per event trigger: would the event reach its window, and if not, why."""
+    document = event.model_dump(mode="json")
+    report = []
+    for trigger, _parent in event_triggers(automation):
+        if not expects(trigger, event.event) and not arms(trigger, event.event):
+            names = ", ".join([*trigger.expect, *trigger.after])
+            outcome, reason = "not-expected", f"{event.event} is not among {names}"
+        elif (problem := why_not_covered(trigger, event)) is not None:
+            outcome, reason = "unmatched", problem
+        elif not where_holds(trigger, document):
+            outcome, reason = "filtered", f"where was false: {trigger.where}"
+        else:
+            outcome, reason = (
+                "matches",
+                (
+                    "the event matches this trigger; how it counted was not recorded "
+                    "(decisions are sampled per batch)"
+                ),
+            )
+        report.append(
+            {
+                "id": None,
+                "recorded": False,
+                "automation_id": str(automation.id),
+                "trigger_id": str(trigger.id),
+                "event_id": str(event.id),
+                "event": event.event,
+                "occurred": event.occurred.isoformat(),
+                "decided": None,
+                "outcome": outcome,
+                "reason": reason,
+            }
+        )
+    return report
