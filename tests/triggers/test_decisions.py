@@ -16,7 +16,7 @@ async def test_trim_keeps_the_newest_per_automation(harness: Harness) -> None:
         await store.apply(
             [Automation.model_validate({"name": name, "trigger": {"type": "event"}})]
         )
-    a, b = (str((await store.get(n)).id) for n in ("a", "b"))
+    a, b = [str((await store.get(n)).id) for n in ("a", "b")]
     rows = [
         {
             "automation_id": owner,
