@@ -29,6 +29,7 @@ from events import clock
 from events.model import ReceivedEvent
 from triggers import state
 from triggers.automation import Automation
+from triggers.compiled import EventScreen, Screens
 from triggers.firing import (
     Firing,
     Message,
@@ -38,8 +39,8 @@ from triggers.firing import (
     state_event,
 )
 from triggers.identity import Composite, event_triggers, stamped, walk
-from triggers.index import CandidateIndex, Watch
-from triggers.matching import arms, bucket_key, expects, where_holds, why_not_covered
+from triggers.index import CandidateIndex, Group, Watch
+from triggers.matching import arms, bucket_key, expects, why_not_covered
 from triggers.model import CompoundTrigger
 from triggers.ordering import causal_order, overdue
 from triggers.state import Bucket, BucketId, ChildFiring
@@ -144,6 +145,7 @@ class Evaluator:
         self.automations: dict[str, Automation] = {}
         self.watches: list[Watch] = []
         self.index = CandidateIndex(())
+        self.screens = Screens()
         self._parents: dict[str, Composite | None] = {}
 
     def load(self, automations: Sequence[Automation]) -> None:
@@ -151,14 +153,16 @@ class Evaluator:
         watches: list[Watch] = []
         parents: dict[str, Composite | None] = {}
         loaded: dict[str, Automation] = {}
+        screens = Screens()
         for automation in automations:
             automation = stamped(automation) if automation.id is None else automation
             loaded[str(automation.id)] = automation
             for placed in walk(automation.trigger):
                 parents[str(placed.trigger.id)] = placed.parent
             for trigger, parent in event_triggers(automation):
-                watches.append(Watch(automation, trigger, parent))
+                watches.append(Watch(automation, trigger, parent, screens.compile(trigger)))
         self.automations, self.watches, self._parents = loaded, watches, parents
+        self.screens = screens
         self.index = CandidateIndex(watches)
 
     async def evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
@@ -171,14 +175,13 @@ class Evaluator:
         run = _Pass(self, conn)
         work: list[tuple[ReceivedEvent, Watch, str]] = []
         for document in documents:
-            candidates = self.index.candidates(document["event"])
-            if not candidates:
+            groups = self.index.candidates(document["event"])
+            if not groups:
                 continue
-            event = ReceivedEvent.model_validate(document)
-            for watch in candidates:
-                key = run.screen(watch, event, document)
-                if key is not None:
-                    work.append((event, watch, key))
+            screen = self.screens.screen(document)
+            for group in groups:
+                for watch, key in run.screen(group, screen):
+                    work.append((screen.event, watch, key))
         if work:
             idents = list(dict.fromkeys((w.id, key) for _, w, key in work))
             await state.lock(conn, [state.bucket_lock(i) for i in idents])
@@ -235,6 +238,7 @@ class _Pass:
         self.removed: set[BucketId] = set()
         self.result = Result()
         self._budget: dict[str, int] = {}
+        self._group_budget: dict[Group, int] = {}  # events whose mismatch was worded
         self._watch_by_id = {w.id: w for w in evaluator.watches}
 
     def watch_of(self, bucket: Bucket) -> Watch | None:
@@ -256,19 +260,26 @@ class _Pass:
 
     # -- matching ----------------------------------------------------------------------
 
-    def screen(self, watch: Watch, event: ReceivedEvent, document: dict[str, Any]) -> str | None:
-        """The bucket key when the event concerns this trigger, else None (with a decision)."""
-        if not watch.automation.enabled:
-            self.decide(watch, Outcome.paused, "the automation is paused", event)
-            return None
-        problem = why_not_covered(watch.trigger, event)
-        if problem is not None:
-            self.decide(watch, Outcome.unmatched, problem, event)
-            return None
-        if not where_holds(watch.trigger, document):
-            self.decide(watch, Outcome.filtered, f"where was false: {watch.trigger.where}", event)
-            return None
-        return _key(bucket_key(watch.trigger, event))
+    def screen(self, group: Group, screen: EventScreen) -> list[tuple[Watch, str]]:
+        """The watches of the group the event concerns, with their bucket keys. The
+        others get a decision, worded only while this batch still records them."""
+        if not group.enabled:
+            outcome, reason = Outcome.paused, "the automation is paused"
+        elif not screen.covers(group.compiled):
+            outcome, reason = Outcome.unmatched, ""
+        elif not screen.where(group.compiled):
+            outcome, reason = Outcome.filtered, "where was false: {where}"
+        else:
+            return [(w, _key(bucket_key(w.trigger, screen.event))) for w in group.watches]
+        recorded = self._group_budget.get(group, 0)
+        if recorded < self.ev.decisions_per_batch:
+            self._group_budget[group] = recorded + 1
+            event = screen.event
+            for watch in group.watches:
+                if outcome is Outcome.unmatched:
+                    reason = why_not_covered(watch.trigger, event) or "labels did not match"
+                self.decide(watch, outcome, reason.format(where=watch.trigger.where), event)
+        return []
 
     # -- buckets -----------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ repeat: a platform emits a few hundred distinct ones).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 
 from triggers.automation import Automation
+from triggers.compiled import CompiledTrigger
 from triggers.identity import Composite
 from triggers.matching import glob_matches
 from triggers.model import EventTrigger, Posture
@@ -20,40 +20,71 @@ GLOB_CHARS = frozenset("*?[")
 CACHE_LIMIT = 50_000
 
 
-@dataclass(frozen=True, eq=False)
 class Watch:
-    """One event trigger of one automation, ready to evaluate."""
+    """One event trigger of one automation, ready to evaluate (what the hot path reads is
+    computed once here)."""
 
-    automation: Automation
-    trigger: EventTrigger
-    parent: Composite | None
+    __slots__ = (
+        "automation",
+        "automation_id",
+        "compiled",
+        "id",
+        "immediate",
+        "parent",
+        "reactive",
+        "trigger",
+    )
 
-    @property
-    def id(self) -> str:
-        return str(self.trigger.id)
+    def __init__(
+        self,
+        automation: Automation,
+        trigger: EventTrigger,
+        parent: Composite | None,
+        compiled: CompiledTrigger | None = None,
+    ) -> None:
+        self.automation = automation
+        self.trigger = trigger
+        self.parent = parent
+        self.compiled = compiled or CompiledTrigger(None, (), None)
+        self.id = str(trigger.id)
+        self.automation_id = str(automation.id)
+        self.reactive = trigger.posture is Posture.Reactive
+        # Counts every event, whatever the window (Prefect: Reactive with within 0).
+        self.immediate = self.reactive and trigger.within == timedelta(0)
 
-    @property
-    def automation_id(self) -> str:
-        return str(self.automation.id)
 
-    @property
-    def reactive(self) -> bool:
-        return self.trigger.posture is Posture.Reactive
+class Group:
+    """Candidates that ask the same of an event (same specs, `where` and enabled flag):
+    one test answers for all of them."""
 
-    @property
-    def immediate(self) -> bool:
-        """Counts every event, whatever the window (Prefect: Reactive with within 0)."""
-        return self.reactive and self.trigger.within == timedelta(0)
+    __slots__ = ("compiled", "enabled", "watches")
+
+    def __init__(self, compiled: CompiledTrigger, enabled: bool) -> None:
+        self.compiled = compiled
+        self.enabled = enabled
+        self.watches: list[Watch] = []
+
+
+def _grouped(watches: Iterable[Watch]) -> list[Group]:
+    groups: dict[tuple[object, ...], Group] = {}
+    for watch in watches:
+        c = watch.compiled
+        signature = (c.resource, c.related, c.where, watch.automation.enabled)
+        group = groups.get(signature)
+        if group is None:
+            group = groups[signature] = Group(c, watch.automation.enabled)
+        group.watches.append(watch)
+    return list(groups.values())
 
 
 class CandidateIndex:
-    """Event name -> the watches whose `expect` or `after` globs match it."""
+    """Event name -> the watches whose `expect` or `after` globs match it, grouped."""
 
     def __init__(self, watches: Iterable[Watch]) -> None:
         self._exact: dict[str, list[Watch]] = {}
         self._globs: list[tuple[str, Watch]] = []
         self._any: list[Watch] = []
-        self._cache: dict[str, list[Watch]] = {}
+        self._cache: dict[str, list[Group]] = {}
         for watch in watches:
             trigger = watch.trigger
             if not trigger.expect:
@@ -65,15 +96,19 @@ class CandidateIndex:
                 else:
                     self._globs.append((name, watch))
 
-    def candidates(self, name: str) -> list[Watch]:
-        """The watches to test for an event of this name, each once."""
+    def candidates(self, name: str) -> list[Group]:
+        """The watches to test for an event of this name, each once, in groups."""
         found = self._cache.get(name)
         if found is None:
             seen = dict.fromkeys(self._any)
             seen.update(dict.fromkeys(self._exact.get(name, ())))
             seen.update(dict.fromkeys(w for glob, w in self._globs if glob_matches(name, glob)))
-            found = list(seen)
+            found = _grouped(seen)
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             self._cache[name] = found
         return found
+
+    def watches(self, name: str) -> list[Watch]:
+        """The candidate watches for an event of this name."""
+        return [w for group in self.candidates(name) for w in group.watches]

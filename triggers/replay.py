@@ -128,7 +128,7 @@ class _Replayer:
         self.pending.append(event.model_dump_json().encode())
         # An event that may open a proactive window goes alone, so the window's end is
         # known before later events are evaluated.
-        proactive = any(not w.reactive for w in self.evaluator.index.candidates(event.event))
+        proactive = any(not w.reactive for w in self.evaluator.index.watches(event.event))
         if proactive or len(self.pending) >= BATCH:
             await self.flush()
 
