@@ -13,9 +13,7 @@ from triggers.tables import decisions
 async def test_trim_keeps_the_newest_per_automation(harness: Harness) -> None:
     store = AutomationStore(harness.db)
     for name in ("a", "b"):
-        await store.apply(
-            [Automation.model_validate({"name": name, "trigger": {"type": "event"}})]
-        )
+        await store.apply([Automation.model_validate({"name": name, "trigger": {"type": "event"}})])
     a, b = [str((await store.get(n)).id) for n in ("a", "b")]
     rows = [
         {
