@@ -522,18 +522,8 @@ class _Pass:
         grand = self.ev._parents.get(parent_id)
         needed = _needed(parent)
         if needed == 1:
-            return await self.propagate(
-                grand,
-                Firing(
-                    firing_id(parent_id, firing.id),
-                    parent_id,
-                    firing.automation,
-                    firing.triggered,
-                    labels=firing.labels,
-                    event=firing.event,
-                    why=f"{_kind(parent)} trigger: a child fired ({firing.why})",
-                ),
-            )
+            why = f"{_kind(parent)} trigger: a child fired ({firing.why})"
+            return await self.propagate(grand, _lifted(firing, parent_id, [str(firing.id)], why))
         await state.lock(self.conn, [f"composite:{parent_id}"])
         keep_since = firing.triggered - parent.within if parent.within is not None else None
         firings = await state.record_child_firing(
@@ -555,19 +545,9 @@ class _Pass:
                 f"{len(firings)} of {needed} child firings{within}"
             )
         await state.clear_child_firings(self.conn, parent_id, [f.firing_id for f in firings])
+        why = f"{_kind(parent)} trigger: {len(firings)} of {needed} children fired{within}"
         ids = sorted(f.firing_id for f in firings)
-        return await self.propagate(
-            grand,
-            Firing(
-                firing_id(parent_id, *ids),
-                parent_id,
-                firing.automation,
-                firing.triggered,
-                labels=firing.labels,
-                event=firing.event,
-                why=f"{_kind(parent)} trigger: {len(firings)} of {needed} children fired{within}",
-            ),
-        )
+        return await self.propagate(grand, _lifted(firing, parent_id, ids, why))
 
     def act(self, firing: Firing) -> tuple[Outcome, str]:
         subjects = self.ev.subjects
@@ -602,6 +582,19 @@ class _Pass:
             self.result.next_due = min(ends)  # a proactive window opened or moved
         await state.write_decisions(self.conn, [d.row() for d in self.result.decisions])
         await state.write_outbox(self.conn, self.result.messages)
+
+
+def _lifted(child: Firing, parent_id: str, child_ids: list[str], why: str) -> Firing:
+    """The parent trigger's firing, made of its children's (the latest one's event)."""
+    return Firing(
+        firing_id(parent_id, *child_ids),
+        parent_id,
+        child.automation,
+        child.triggered,
+        labels=child.labels,
+        event=child.event,
+        why=why,
+    )
 
 
 def _awaiting_resolve(bucket: Bucket) -> bool:
