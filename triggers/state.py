@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, text, tuple_
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -90,11 +90,19 @@ def _row_to_bucket(row: Any) -> Bucket:
 
 async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dict[BucketId, Bucket]:
     """The stored buckets among `idents`."""
+    by_trigger: dict[str, list[str]] = {}
+    for trigger_id, key in idents:
+        by_trigger.setdefault(trigger_id, []).append(key)
     found: dict[BucketId, Bucket] = {}
-    for chunk in _chunks(list(idents), 500):
-        query = select(trigger_buckets).where(
-            tuple_(trigger_buckets.c.trigger_id, trigger_buckets.c.key).in_(chunk)
-        )
+    # One `trigger_id = ? AND key IN (...)` term per trigger: each is a primary-key range
+    # in SQLite and PostgreSQL alike (a row-value IN list makes SQLite scan the table).
+    terms = [
+        and_(trigger_buckets.c.trigger_id == trigger_id, trigger_buckets.c.key.in_(chunk))
+        for trigger_id, keys in by_trigger.items()
+        for chunk in _chunks(keys, 500)
+    ]
+    for batch in _chunks(terms, 50):
+        query = select(trigger_buckets).where(or_(*batch))
         for row in (await conn.execute(query)).all():
             bucket = _row_to_bucket(row)
             found[bucket.ident] = bucket
