@@ -131,6 +131,10 @@ class EventScreen:
         self._where: dict[int, bool] = {}
 
     @property
+    def document(self) -> dict[str, Any]:
+        return self._document
+
+    @property
     def event(self) -> ReceivedEvent:
         if self._event is None:
             self._event = ReceivedEvent.model_validate(self._document)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +41,7 @@ from triggers.firing import (
 )
 from triggers.identity import Composite, event_triggers, stamped, walk
 from triggers.index import CandidateIndex, Group, Watch
-from triggers.matching import arms, bucket_key, expects, why_not_covered
+from triggers.matching import arms, document_key, expects, why_not_covered
 from triggers.model import CompoundTrigger
 from triggers.ordering import causal_order, overdue
 from triggers.state import Bucket, BucketId, ChildFiring
@@ -240,11 +241,26 @@ class _Pass:
         self._budget: dict[str, int] = {}
         self._group_budget: dict[Group, int] = {}  # events whose mismatch was worded
         self._watch_by_id = {w.id: w for w in evaluator.watches}
+        self._json: dict[UUID, str] = {}
+
+    def json_of(self, event: ReceivedEvent) -> str:
+        """The event as JSON, made once per pass (windows keep their last event)."""
+        text = self._json.get(event.id)
+        if text is None:
+            text = self._json[event.id] = _event_json(event)
+        return text
 
     def watch_of(self, bucket: Bucket) -> Watch | None:
         return self._watch_by_id.get(bucket.trigger_id)
 
     # -- decisions ---------------------------------------------------------------------
+
+    def records(self, watch: Watch, outcome: Outcome) -> bool:
+        """Whether a decision of this outcome would still be recorded in this batch (so
+        its reason is worth wording)."""
+        return outcome in ALWAYS_RECORDED or (
+            self._budget.get(watch.automation_id, self.ev.decisions_per_batch) > 0
+        )
 
     def decide(
         self, watch: Watch, outcome: Outcome, reason: str, event: ReceivedEvent | None
@@ -270,7 +286,8 @@ class _Pass:
         elif not screen.where(group.compiled):
             outcome, reason = Outcome.filtered, "where was false: {where}"
         else:
-            return [(w, _key(bucket_key(w.trigger, screen.event))) for w in group.watches]
+            document = screen.document
+            return [(w, _key(document_key(w.trigger, document))) for w in group.watches]
         recorded = self._group_budget.get(group, 0)
         if recorded < self.ev.decisions_per_batch:
             self._group_budget[group] = recorded + 1
@@ -305,7 +322,7 @@ class _Pass:
     ) -> Bucket:
         existing = self.buckets.get((watch.id, key))
         if existing is not None:
-            existing.last_event = _event_json(event)
+            existing.last_event = self.json_of(event)
             self.changed.add(existing.ident)
             return existing
         return self.put(
@@ -316,7 +333,7 @@ class _Pass:
                 start,
                 end,
                 count,
-                _event_json(event),
+                self.json_of(event),
                 None,
                 not watch.reactive,
             )
@@ -372,6 +389,8 @@ class _Pass:
         trigger = watch.trigger
         pending = 1 if event is not None else 0
         if now < bucket.start:
+            if not self.records(watch, Outcome.late):
+                return
             self.decide(
                 watch,
                 Outcome.late,
@@ -382,7 +401,7 @@ class _Pass:
             return
         if pending and (watch.immediate or bucket.start <= now < bucket.end):
             bucket.count += 1
-            bucket.last_event = _event_json(event) if event is not None else bucket.last_event
+            bucket.last_event = self.json_of(event) if event is not None else bucket.last_event
             self.changed.add(bucket.ident)
             pending = 0
             if bucket.triggered is not None and bucket.count >= trigger.threshold:
@@ -400,7 +419,7 @@ class _Pass:
             self.remove(bucket.ident)
             fired = True
         elif now < bucket.end:
-            if event is not None:
+            if event is not None and self.records(watch, Outcome.counted):
                 self.decide(watch, Outcome.counted, self._tally(watch, bucket), event)
             return
         elif event is None:

@@ -82,6 +82,23 @@ def label_value(event: Event, label: str) -> str | None:
     return event.resource.get(label)
 
 
+def document_key(trigger: EventTrigger, document: Mapping[str, Any]) -> tuple[str, ...]:
+    """`bucket_key` read from the event's JSON document (the evaluator's hot path)."""
+    values = []
+    for label in trigger.for_each:
+        value: str | None = None
+        if label.startswith(RELATED_PREFIX):
+            role, _, name = label[len(RELATED_PREFIX) :].partition(":")
+            for resource in document.get("related") or ():
+                if resource.get("prefect.resource.role") == role and name in resource:
+                    value = resource[name]
+                    break
+        else:
+            value = document["resource"].get(label)
+        values.append(value or "")
+    return tuple(values)
+
+
 def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
     """The `for_each` key the event counts under; a missing label counts as empty,
     as in Prefect."""

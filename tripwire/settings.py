@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         default=500, ge=10, description="Decision traces kept per automation."
     )
     decisions_per_batch: int = Field(
-        default=5,
+        default=1,
         ge=1,
         description="Non-firing decisions recorded per automation per batch of events.",
     )

@@ -305,8 +305,10 @@ async def wait_for_decisions(
 
 
 async def test_an_applied_automation_decides_at_once_and_explains_itself(
-    engine: Running,
+    start_engine: StartEngine,
 ) -> None:
+    # Both events may arrive in one batch: record every decision of a batch.
+    engine = await start_engine(decisions_per_batch=10)
     definition = exported("etl-orders-keeps-failing")
     events = [failing_flow_run() for _ in range(2)]
     for event in events:  # one flow run, so one window (for_each: prefect.resource.id)

@@ -34,3 +34,23 @@ def test_random_multi_label_specs_agree() -> None:
             label: value for label in ("x", "y", "z") if (value := rng.choice(ACTUAL)) is not None
         }
         assert LabelsTest(spec)(resource) is resource_matches(resource, spec), (spec, resource)
+
+
+def test_keys_from_the_document_match_keys_from_the_model() -> None:
+    from events.model import ReceivedEvent
+    from tests.conftest import fixture_events
+    from triggers.matching import bucket_key, document_key
+    from triggers.model import EventTrigger
+
+    trigger = EventTrigger(
+        for_each=[
+            "prefect.resource.id",
+            "prefect.resource.name",
+            "related:flow:prefect.resource.name",
+            "related:flow-run:prefect.resource.id",
+            "related:nothing:x",
+        ]
+    )
+    for document in fixture_events():
+        event = ReceivedEvent.model_validate(document)
+        assert document_key(trigger, document) == bucket_key(trigger, event)
