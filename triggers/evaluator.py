@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actions.request import FiringState
 from events import clock
 from events.model import ReceivedEvent
+from events.tables import events
 from triggers import state
 from triggers.automation import Automation
 from triggers.compiled import EventScreen, Screens
@@ -241,14 +242,11 @@ class _Pass:
         self._budget: dict[str, int] = {}
         self._group_budget: dict[Group, int] = {}  # events whose mismatch was worded
         self._watch_by_id = {w.id: w for w in evaluator.watches}
-        self._json: dict[UUID, str] = {}
 
-    def json_of(self, event: ReceivedEvent) -> str:
-        """The event as JSON, made once per pass (windows keep their last event)."""
-        text = self._json.get(event.id)
-        if text is None:
-            text = self._json[event.id] = _event_json(event)
-        return text
+    async def stored_event(self, event_id: str) -> ReceivedEvent | None:
+        """A window's last event, from the store (None once retention swept it)."""
+        body = await self.conn.scalar(select(events.c.body).where(events.c.id == event_id))
+        return None if body is None else ReceivedEvent.model_validate_json(body)
 
     def watch_of(self, bucket: Bucket) -> Watch | None:
         return self._watch_by_id.get(bucket.trigger_id)
@@ -322,7 +320,7 @@ class _Pass:
     ) -> Bucket:
         existing = self.buckets.get((watch.id, key))
         if existing is not None:
-            existing.last_event = self.json_of(event)
+            existing.last_event = str(event.id)
             self.changed.add(existing.ident)
             return existing
         return self.put(
@@ -333,7 +331,7 @@ class _Pass:
                 start,
                 end,
                 count,
-                self.json_of(event),
+                str(event.id),
                 None,
                 not watch.reactive,
             )
@@ -401,7 +399,7 @@ class _Pass:
             return
         if pending and (watch.immediate or bucket.start <= now < bucket.end):
             bucket.count += 1
-            bucket.last_event = self.json_of(event) if event is not None else bucket.last_event
+            bucket.last_event = str(event.id) if event is not None else bucket.last_event
             self.changed.add(bucket.ident)
             pending = 0
             if bucket.triggered is not None and bucket.count >= trigger.threshold:
@@ -494,7 +492,7 @@ class _Pass:
         else:
             ident = firing_id(watch.id, bucket.key, bucket.end.isoformat())
         if event is None and bucket.last_event is not None:
-            event = ReceivedEvent.model_validate_json(bucket.last_event)
+            event = await self.stored_event(bucket.last_event)
         trigger = watch.trigger
         if watch.reactive:
             why = f"{bucket.count} of {trigger.threshold} events within {_window(trigger.within)}"

@@ -33,7 +33,7 @@ class Bucket:
     start: datetime
     end: datetime
     count: int
-    last_event: str | None
+    last_event: str | None  # an event id: the event itself is in the store
     triggered: datetime | None
     proactive: bool
 

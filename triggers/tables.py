@@ -49,7 +49,7 @@ trigger_buckets = Table(
     Column("start", DateTime(timezone=True), nullable=False),
     Column("end", DateTime(timezone=True), nullable=False),
     Column("count", Integer, nullable=False),
-    Column("last_event", Text),  # the last counted event, as JSON
+    Column("last_event", String(36)),  # the id of the last counted event
     Column("triggered", DateTime(timezone=True)),  # a proactive firing awaiting resolve
     Column("proactive", Boolean, nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),  # wall clock

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("start", moment, nullable=False),
         sa.Column("end", moment, nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.Column("last_event", sa.Text()),
+        sa.Column("last_event", sa.String(36)),
         sa.Column("triggered", moment),
         sa.Column("proactive", sa.Boolean(), nullable=False),
         sa.Column("updated", moment, nullable=False),
