@@ -41,8 +41,8 @@ from triggers.firing import (
     state_event,
 )
 from triggers.identity import Composite, event_triggers, stamped, walk
-from triggers.index import CandidateIndex, Group, Watch
-from triggers.matching import arms, document_key, expects, why_not_covered
+from triggers.index import CandidateIndex, Group, Roles, Watch
+from triggers.matching import document_key, why_not_covered
 from triggers.model import CompoundTrigger
 from triggers.ordering import causal_order, overdue
 from triggers.state import Bucket, BucketId, ChildFiring
@@ -175,21 +175,21 @@ class Evaluator:
 
     async def _evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
         run = _Pass(self, conn)
-        work: list[tuple[ReceivedEvent, Watch, str]] = []
+        work: list[tuple[ReceivedEvent, Watch, str, Roles]] = []
         for document in documents:
             groups = self.index.candidates(document["event"])
             if not groups:
                 continue
             screen = self.screens.screen(document)
             for group in groups:
-                for watch, key in run.screen(group, screen):
-                    work.append((screen.event, watch, key))
+                for watch, key, roles in run.screen(group, screen):
+                    work.append((screen.event, watch, key, roles))
         if work:
-            idents = list(dict.fromkeys((w.id, key) for _, w, key in work))
+            idents = list(dict.fromkeys((w.id, key) for _, w, key, _ in work))
             await state.lock(conn, [state.bucket_lock(i) for i in idents])
             run.buckets.update(await state.load_buckets(conn, idents))
-            for event, watch, key in work:
-                await run.on_event(watch, key, event)
+            for event, watch, key, roles in work:
+                await run.on_event(watch, key, event, roles)
         await run.finish()
         return run.result
 
@@ -274,7 +274,7 @@ class _Pass:
 
     # -- matching ----------------------------------------------------------------------
 
-    def screen(self, group: Group, screen: EventScreen) -> list[tuple[Watch, str]]:
+    def screen(self, group: Group, screen: EventScreen) -> list[tuple[Watch, str, Roles]]:
         """The watches of the group the event concerns, with their bucket keys. The
         others get a decision, worded only while this batch still records them."""
         if not group.enabled:
@@ -285,7 +285,10 @@ class _Pass:
             outcome, reason = Outcome.filtered, "where was false: {where}"
         else:
             document = screen.document
-            return [(w, _key(document_key(w.trigger, document))) for w in group.watches]
+            return [
+                (w, _key(document_key(w.trigger, document)), roles)
+                for w, roles in zip(group.watches, group.roles, strict=True)
+            ]
         recorded = self._group_budget.get(group, 0)
         if recorded < self.ev.decisions_per_batch:
             self._group_budget[group] = recorded + 1
@@ -337,21 +340,21 @@ class _Pass:
             )
         )
 
-    async def on_event(self, watch: Watch, key: str, event: ReceivedEvent) -> None:
+    async def on_event(self, watch: Watch, key: str, event: ReceivedEvent, roles: Roles) -> None:
         trigger = watch.trigger
         now = event.occurred
-        expected = expects(trigger, event.event)
+        expected, arming = roles
         bucket: Bucket | None = None
         waiting = self.buckets.get((watch.id, key))
         if waiting is not None and _awaiting_resolve(waiting):
-            if not expected and not arms(trigger, event.event):
+            if not expected and not arming:
                 return
             self.remove(waiting.ident)
             if expected:
                 await self.resolve(watch, waiting, now, event)
-                if not arms(trigger, event.event):
+                if not arming:
                     return
-        if trigger.after and arms(trigger, event.event):
+        if trigger.after and arming:
             # When an event is both `after` and `expect`, it opens the window without
             # counting in it (Prefect starts the count at -1 for it).
             bucket = self.ensure(

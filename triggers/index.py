@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import NamedTuple
 
 from triggers.automation import Automation
 from triggers.compiled import CompiledTrigger
 from triggers.identity import Composite
-from triggers.matching import glob_matches
+from triggers.matching import arms, expects, glob_matches
 from triggers.model import EventTrigger, Posture
 
 GLOB_CHARS = frozenset("*?[")
@@ -57,15 +58,23 @@ class Group:
     """Candidates that ask the same of an event (same specs, `where` and enabled flag):
     one test answers for all of them."""
 
-    __slots__ = ("compiled", "enabled", "watches")
+    __slots__ = ("compiled", "enabled", "roles", "watches")
 
     def __init__(self, compiled: CompiledTrigger, enabled: bool) -> None:
         self.compiled = compiled
         self.enabled = enabled
         self.watches: list[Watch] = []
+        self.roles: list[Roles] = []  # per watch: the event name is expected / arms it
 
 
-def _grouped(watches: Iterable[Watch]) -> list[Group]:
+class Roles(NamedTuple):
+    """What an event name is to one trigger, worked out once per name."""
+
+    expected: bool
+    arming: bool
+
+
+def _grouped(watches: Iterable[Watch], name: str) -> list[Group]:
     groups: dict[tuple[object, ...], Group] = {}
     for watch in watches:
         c = watch.compiled
@@ -74,6 +83,7 @@ def _grouped(watches: Iterable[Watch]) -> list[Group]:
         if group is None:
             group = groups[signature] = Group(c, watch.automation.enabled)
         group.watches.append(watch)
+        group.roles.append(Roles(expects(watch.trigger, name), arms(watch.trigger, name)))
     return list(groups.values())
 
 
@@ -103,7 +113,7 @@ class CandidateIndex:
             seen = dict.fromkeys(self._any)
             seen.update(dict.fromkeys(self._exact.get(name, ())))
             seen.update(dict.fromkeys(w for glob, w in self._globs if glob_matches(name, glob)))
-            found = _grouped(seen)
+            found = _grouped(seen, name)
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             self._cache[name] = found

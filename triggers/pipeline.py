@@ -102,8 +102,10 @@ class Pipeline:
         async with self.db.begin() as conn:
             await conn.execute(delete(outbox).where(outbox.c.id.in_([str(m.id) for m in messages])))
 
-    async def relay(self, older_than: timedelta = timedelta(seconds=5)) -> int:
-        """Publish outbox messages left by a crash or an outage; returns how many."""
+    async def relay(self, older_than: timedelta = timedelta(seconds=30)) -> int:
+        """Publish outbox messages left by a crash or an outage; returns how many. Only
+        rows older than `older_than`, so as not to race a batch still publishing its own
+        (a copy would be dropped by JetStream, but core subscribers would see it twice)."""
         cutoff = clock.now() - older_than
         async with self.db.connect() as conn:
             rows = (

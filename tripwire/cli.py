@@ -418,6 +418,25 @@ def bench_ingest(
     raise typer.Exit(ingest(argv))
 
 
+@bench_app.command("triggers")
+def bench_triggers(
+    seconds: float = typer.Option(30.0, help="Duration of each phase in seconds."),
+    rate: float = typer.Option(1000.0, help="Events/s offered in the latency phase."),
+    automations: int = typer.Option(1000, min=1, help="Automations in all."),
+    candidates: int = typer.Option(100, min=1, help="Automations that expect the events sent."),
+    batch: int = typer.Option(500, min=1, help="Events per POST in the throughput phase."),
+    port: int = typer.Option(None, help="Engine API port (default a free one)."),
+) -> None:
+    """Start an engine with automations; report events evaluated and stored per second, and
+    the latency from an accepted event to its action request at a fixed rate."""
+    from bench.triggers import main as triggers
+
+    argv = ["--seconds", str(seconds), "--rate", str(rate), "--batch", str(batch)]
+    argv += ["--automations", str(automations), "--candidates", str(candidates)]
+    argv += ["--port", str(port)] if port else []
+    raise typer.Exit(triggers(argv))
+
+
 def _summary(definitions: Definitions) -> str:
     count = len(definitions.automations)
     return f"{count} automation{'s' if count != 1 else ''} in {len(definitions.files)} file(s)"
