@@ -1,7 +1,10 @@
-"""Triggers: trigger definitions and matching (evaluation and durable state follow)."""
+"""Triggers: automations, their definitions and matching, the evaluator with its durable
+state, decisions, replay, and the automations API."""
 
 from triggers.automation import Automation
 from triggers.errors import InvalidDefinition, TriggersError
+from triggers.evaluator import Decision, Evaluator, Outcome, Result, Subjects
+from triggers.firing import Firing, Message
 from triggers.loading import DefinitionError, Definitions, load_paths, load_text
 from triggers.matching import (
     arms,
@@ -13,6 +16,7 @@ from triggers.matching import (
     related_match,
     resource_matches,
     where_holds,
+    why_not_covered,
 )
 from triggers.model import (
     CompoundTrigger,
@@ -21,16 +25,42 @@ from triggers.model import (
     SequenceTrigger,
     Trigger,
 )
+from triggers.pipeline import Pipeline
+from triggers.replay import ReplayFiring, ReplayReport, replay
+from triggers.repository import (
+    AutomationExists,
+    AutomationNotFound,
+    AutomationStore,
+    Change,
+    ChangeKind,
+    StoredAutomation,
+)
 
 __all__ = [
     "Automation",
+    "AutomationExists",
+    "AutomationNotFound",
+    "AutomationStore",
+    "Change",
+    "ChangeKind",
     "CompoundTrigger",
+    "Decision",
     "DefinitionError",
     "Definitions",
+    "Evaluator",
     "EventTrigger",
+    "Firing",
     "InvalidDefinition",
+    "Message",
+    "Outcome",
+    "Pipeline",
     "Posture",
+    "ReplayFiring",
+    "ReplayReport",
+    "Result",
     "SequenceTrigger",
+    "StoredAutomation",
+    "Subjects",
     "Trigger",
     "TriggersError",
     "arms",
@@ -42,6 +72,8 @@ __all__ = [
     "load_paths",
     "load_text",
     "related_match",
+    "replay",
     "resource_matches",
     "where_holds",
+    "why_not_covered",
 ]
