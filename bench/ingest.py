@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
-import os
-import platform
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,25 +30,19 @@ import httpx
 import orjson
 from uuid6 import uuid7
 
+from bench import harness
+from bench.harness import log
 from events.embedded import free_port
 
 HEALTH_TIMEOUT = 30.0
 CATCH_UP_TIMEOUT = 300.0  # at most this long after the load for the store to catch up,
 CATCH_UP_STALL = 30.0  # and never longer than this without the count moving
-# nats-py's drain of the store's pull subscription can run into its 30 s drain_timeout.
-STOP_TIMEOUT = 40.0
 POLL_EVERY = 1.0
 CATCH_UP_POLL_EVERY = 0.5
-REQUEST_TIMEOUT = 60.0
 DEFAULT_MAX_RATE = 15_000
-JSON_HEADERS = {"content-type": "application/json"}
+PERCENTILES = (50, 90, 99)
 
 STATES = ("Scheduled", "Pending", "Running", "Completed", "Failed", "Crashed")
-
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # --- events -------------------------------------------------------------------------------
@@ -110,197 +99,29 @@ class EventFactory:
         return orjson.dumps([self.event() for _ in range(size)])
 
 
-# --- the engine ---------------------------------------------------------------------------
-
-
-def start_engine(port: int, home: Path) -> subprocess.Popen[bytes]:
-    """`tripwire up` in its own session, output to home/engine.log, TRIPWIRE_* env ignored."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
-    env["TRIPWIRE_LOG_LEVEL"] = "WARNING"
-    command = [sys.executable, "-m", "tripwire.cli", "up", "--port", str(port), "--home", str(home)]
-    with (home / "engine.log").open("wb") as output:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def stop_engine(process: subprocess.Popen[bytes], home: Path) -> None:
-    """SIGINT and wait; then SIGKILL its process group (it and its nats-server)."""
-    if process.poll() is None:
-        log(f"stopping the engine (pid {process.pid})")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log(
-                f"the engine did not stop within {STOP_TIMEOUT:.0f}s; killing it. Its log ends:\n"
-                f"{engine_log_tail(home)}"
-            )
-    # The group is the engine's own session (start_new_session): only what it started.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def engine_log_tail(home: Path, lines: int = 20) -> str:
-    """The last lines the engine printed."""
-    path = home / "engine.log"
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-async def wait_healthy(api: str, process: subprocess.Popen[bytes], home: Path) -> None:
-    """Until GET /api/health answers 200; raises when the engine exits or times out."""
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    async with httpx.AsyncClient(base_url=api, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the engine exited with code {process.returncode}:\n{engine_log_tail(home)}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/api/health")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(
-        f"the engine was not healthy within {HEALTH_TIMEOUT:.0f}s:\n{engine_log_tail(home)}"
-    )
-
-
-def _status_kb(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """Peak resident memory (VmHWM) of a live process, in MiB."""
-    kb = _status_kb(pid, "VmHWM")
-    return None if kb is None else round(kb / 1024, 1)
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of a process."""
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                found.extend(int(c) for c in (task / "children").read_text().split())
-    return found
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
 # --- measuring ----------------------------------------------------------------------------
 
 
 @dataclass
-class Run:
+class Run(harness.BatchLoad):
     """What one run measured."""
 
-    accepted: int = 0
-    load_seconds: float = 0.0
-    stored_at_load_end: int = 0
     stored: int = 0
     catch_up_seconds: float | None = None
-    errors: Counter[str] = field(default_factory=Counter)
-    post_ms: list[float] = field(default_factory=list)
-    batches_built_during_load: int = 0
     cpu_percent: dict[str, float | None] = field(default_factory=dict)
     engine_rss_mb: float | None = None
     nats_rss_mb: float | None = None
 
 
-async def stored_total(client: httpx.AsyncClient) -> int:
-    """How many events the store holds (POST /api/events/filter, limit 1)."""
-    response = await client.post("/api/events/filter", json={"filter": {}, "limit": 1})
-    response.raise_for_status()
-    return int(response.json()["total"])
-
-
-async def poll_store(
-    client: httpx.AsyncClient, run: Run, started: float, stop: asyncio.Event
-) -> None:
-    """Once a second: the store's count, logged to stderr with the accepted count."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), POLL_EVERY)
-        try:
-            total = await stored_total(client)
-        except httpx.HTTPError as exc:
-            run.errors[f"poll_{type(exc).__name__}"] += 1
-            continue
-        at = time.monotonic() - started
-        log(f"t={at:5.1f}s accepted={run.accepted:>9,} stored={total:>9,}")
-
-
-async def load(
-    client: httpx.AsyncClient,
-    run: Run,
-    pool: list[bytes],
-    factory: EventFactory,
-    batch: int,
-    concurrency: int,
-    deadline: float,
-    rate: float | None = None,
-) -> None:
-    """`concurrency` workers POST batches until the deadline; in-flight requests finish.
-
-    With `rate`, batches are paced to offer that many events per second (an open load),
-    so the store's sustained rate can be measured at a given ingest rate."""
-    index = 0
-    issued = 0
-    started = time.monotonic()
-
-    async def worker() -> None:
-        nonlocal index, issued
-        while time.monotonic() < deadline:
-            if rate:
-                due = started + issued * batch / rate
-                issued += 1
-                if due > time.monotonic():
-                    await asyncio.sleep(due - time.monotonic())
-            if index < len(pool):
-                body = pool[index]
-                pool[index] = b""  # sent once: let it go
-                index += 1
-            else:
-                body = factory.batch(batch)
-                run.batches_built_during_load += 1
-            sent = time.perf_counter()
-            try:
-                response = await client.post("/api/events", content=body, headers=JSON_HEADERS)
-            except httpx.HTTPError as exc:
-                run.errors[type(exc).__name__] += 1
-                await asyncio.sleep(0.1)
-                continue
-            run.post_ms.append((time.perf_counter() - sent) * 1000)
-            if response.status_code == 202:
-                run.accepted += batch
-            else:
-                run.errors[f"http_{response.status_code}"] += 1
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+async def log_progress(client: httpx.AsyncClient, run: Run, started: float) -> None:
+    """The store's count, logged to stderr with the accepted count."""
+    try:
+        total = await harness.stored_total(client)
+    except httpx.HTTPError as exc:
+        run.errors[f"poll_{type(exc).__name__}"] += 1
+        return
+    at = time.monotonic() - started
+    log(f"t={at:5.1f}s accepted={run.accepted:>9,} stored={total:>9,}")
 
 
 async def measure(
@@ -316,37 +137,27 @@ async def measure(
 ) -> Run:
     """Load, poll, catch up; the engine's peak memory is read before returning."""
     run = Run()
-    await wait_healthy(api, engine, home)
-    log(f"engine healthy at {api} (pid {engine.pid}); loading for {seconds:g}s")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    nats = children(engine.pid)
-    watched = {"engine": engine.pid, **({"nats": nats[0]} if nats else {})}
     async with (
-        httpx.AsyncClient(base_url=api, timeout=REQUEST_TIMEOUT, limits=limits) as loader,
-        httpx.AsyncClient(base_url=api, timeout=REQUEST_TIMEOUT) as poller,
+        httpx.AsyncClient(base_url=api, timeout=harness.REQUEST_TIMEOUT, limits=limits) as loader,
+        httpx.AsyncClient(base_url=api, timeout=harness.REQUEST_TIMEOUT) as poller,
     ):
-        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        await harness.wait_healthy(poller, engine, home, HEALTH_TIMEOUT)
+        log(f"engine healthy at {api} (pid {engine.pid}); loading for {seconds:g}s")
+        processes = harness.Processes(engine.pid)  # once healthy: its nats-server is running
+        processes.mark()
         own_before = time.process_time()
         started = time.monotonic()
-        stop = asyncio.Event()
-        polling = asyncio.create_task(poll_store(poller, run, started, stop))
-        try:
-            await load(loader, run, pool, factory, batch, concurrency, started + seconds, rate)
-        finally:
-            stop.set()
-            await polling
-        run.load_seconds = time.monotonic() - started
-        for name, pid in watched.items():
-            before, after = cpu_before[name], cpu_seconds(pid)
-            run.cpu_percent[name] = (
-                None
-                if before is None or after is None
-                else round(100 * (after - before) / run.load_seconds, 1)
+        async with harness.every(POLL_EVERY, lambda: log_progress(poller, run, started)):
+            await harness.post_batches(
+                loader, run, pool, factory.batch, batch, concurrency, started + seconds, rate
             )
+        run.load_seconds = time.monotonic() - started
+        run.cpu_percent = processes.percent()
         run.cpu_percent["bench_client"] = round(
             100 * (time.process_time() - own_before) / run.load_seconds, 1
         )
-        run.stored_at_load_end = await stored_total(poller)
+        run.stored_at_load_end = await harness.stored_total(poller)
         log(
             f"load done in {run.load_seconds:.1f}s: accepted {run.accepted:,}, "
             f"stored {run.stored_at_load_end:,}; waiting for the store to catch up"
@@ -360,7 +171,7 @@ async def measure(
                 break
             await asyncio.sleep(CATCH_UP_POLL_EVERY)
             try:
-                total = await stored_total(poller)
+                total = await harness.stored_total(poller)
             except httpx.HTTPError as exc:
                 run.errors[f"poll_{type(exc).__name__}"] += 1
                 continue
@@ -374,9 +185,8 @@ async def measure(
             log(f"stored {run.stored:,} events {run.catch_up_seconds:.1f}s after the load began")
         else:
             log(f"the store did not catch up ({run.stored:,} of {run.accepted:,} stored)")
-    run.engine_rss_mb = peak_rss_mb(engine.pid)
-    if "nats" in watched:
-        run.nats_rss_mb = peak_rss_mb(watched["nats"])
+    rss = processes.rss_mb()
+    run.engine_rss_mb, run.nats_rss_mb = rss["engine"], rss.get("nats")
     return run
 
 
@@ -401,18 +211,6 @@ def stored_latencies_ms(database: Path) -> list[float]:
     )
 
 
-def percentiles(values: Sequence[float], sort: bool = True) -> dict[str, float | None]:
-    """Nearest-rank p50, p90, p99 and max."""
-    ordered = sorted(values) if sort else values
-    if not ordered:
-        return {"p50": None, "p90": None, "p99": None, "max": None}
-
-    def rank(p: float) -> float:
-        return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 1)
-
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": round(ordered[-1], 1)}
-
-
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -429,17 +227,12 @@ def run(
         raise ValueError("--seconds, --batch, --concurrency and --max-rate must be positive")
     factory = EventFactory()
     batches = math.ceil(seconds * max_rate / batch) + concurrency
-    log(f"serialising {batches:,} batches of {batch} events ({batches * batch:,} events)")
-    pool = [factory.batch(batch) for _ in range(batches)]
-    log(
-        f"pool ready: {sum(len(b) for b in pool) / 2**20:,.0f} MiB, "
-        f"{len(pool[0]) / batch:,.0f} bytes per event"
-    )
+    pool = harness.serialise_pool(factory.batch, batch, batches)
     port = port or free_port()
     api = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="tripwire-bench-") as tmp:
         home = Path(tmp)
-        engine = start_engine(port, home)
+        engine = harness.start_engine(port, home)
         log(f"engine pid {engine.pid}, home {home}")
         try:
             result = asyncio.run(
@@ -448,7 +241,7 @@ def run(
             del pool
             latencies = stored_latencies_ms(home / "tripwire.db")
         finally:
-            stop_engine(engine, home)
+            harness.stop_engine(engine, home)
     load_s = result.load_seconds
     return {
         "benchmark": "ingest",
@@ -462,20 +255,16 @@ def run(
         "stored_per_s_to_catch_up": (
             round(result.accepted / result.catch_up_seconds, 1) if result.catch_up_seconds else None
         ),
-        "latency_ms": percentiles(latencies, sort=False),
+        "latency_ms": harness.percentiles(latencies, PERCENTILES, sort=False),
         "errors": dict(result.errors),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": harness.machine(),
         "engine_rss_mb": result.engine_rss_mb,
         # Details beyond the headline numbers.
         "load_seconds": round(load_s, 2),
         "stored": result.stored,
         "stored_at_load_end": result.stored_at_load_end,
         "catch_up_seconds": round(result.catch_up_seconds, 2) if result.catch_up_seconds else None,
-        "post_ms": percentiles(result.post_ms),
+        "post_ms": harness.percentiles(result.post_ms, PERCENTILES),
         "cpu_percent_during_load": result.cpu_percent,
         "nats_rss_mb": result.nats_rss_mb,
         "batches_built_during_load": result.batches_built_during_load,
@@ -484,11 +273,7 @@ def run(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of `python -m bench.ingest`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = harness.argument_parser("bench.ingest", __doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration (default 60)")
     parser.add_argument("--batch", type=int, default=500, help="events per POST (default 500)")
     parser.add_argument("--concurrency", type=int, default=4, help="POSTs in flight (default 4)")
@@ -512,12 +297,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every accepted event was stored without errors."""
     args = parse_args(argv)
-    try:
-        result = run(
-            args.seconds, args.batch, args.concurrency, args.port, args.max_rate, args.rate
-        )
-    except (RuntimeError, ValueError) as exc:
-        log(f"error: {exc}")
+    result = harness.run_or_log_error(
+        lambda: run(args.seconds, args.batch, args.concurrency, args.port, args.max_rate, args.rate)
+    )
+    if result is None:
         return 2
     print(orjson.dumps(result).decode(), flush=True)
     return 0 if result["stored"] >= result["accepted"] and not result["errors"] else 1

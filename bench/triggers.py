@@ -30,8 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import os
-import platform
 import random
 import signal
 import subprocess
@@ -39,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,20 +51,20 @@ import yaml
 from nats.aio.msg import Msg
 from uuid6 import uuid7
 
-from bench.ingest import children, cpu_seconds, engine_log_tail, log, peak_rss_mb, stop_engine
+from bench import harness
+from bench.harness import log
 from events.embedded import free_port
 
 HEALTH_TIMEOUT = 120.0  # applying 1,000 automations at start-up takes a moment
 DRAIN_TIMEOUT = 1800.0  # at most this long after phase A for the backlog to drain,
 DRAIN_STALL = 30.0  # and never longer than this without the lag moving
 PROBE_WAIT = 20.0  # how long to wait after phase B for the last probes' action requests
-REQUEST_TIMEOUT = 60.0
 CONCURRENCY = 4  # phase A: POSTs in flight
 MAX_POOL_RATE = 25_000  # phase A: events/s the pre-serialised pool covers
 PACE = 0.01  # phase B: one POST every 10 ms
 PROBE_EVERY = 20  # phase B: every 20th event is a probe
 ACTIONS_SUBJECT = "tripwire.actions.requested"
-JSON_HEADERS = {"content-type": "application/json"}
+PERCENTILES = (50, 95, 99)
 TARGET_EVALUATED_PER_S = 5_000
 TARGET_P99_MS = 50.0
 
@@ -443,88 +441,10 @@ def write_automations(folder: Path, total: int, candidates: int) -> Path:
 # --- the engine ---------------------------------------------------------------------------
 
 
-def start_engine(
-    port: int, nats_port: int, home: Path, definitions: Path
-) -> subprocess.Popen[bytes]:
-    """`tripwire up --automations` in its own session, NATS on `nats_port`, output to
-    home/engine.log; other TRIPWIRE_* variables of this environment are ignored."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
-    env["TRIPWIRE_LOG_LEVEL"] = "WARNING"
-    env["TRIPWIRE_NATS_PORT"] = str(nats_port)
-    command = [sys.executable, "-m", "tripwire.cli", "up", "--port", str(port)]
-    command += ["--home", str(home), "--automations", str(definitions)]
-    with (home / "engine.log").open("wb") as output:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-async def wait_healthy(
-    client: httpx.AsyncClient, engine: subprocess.Popen[bytes], home: Path
-) -> None:
-    """Until GET /api/health answers 200 and the store consumer exists."""
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    while time.monotonic() < deadline:
-        if engine.poll() is not None:
-            raise RuntimeError(
-                f"the engine exited with code {engine.returncode}:\n{engine_log_tail(home)}"
-            )
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            response = await client.get("/api/health", timeout=2.0)
-            if response.status_code == 200 and response.json()["store_consumer"]["lag"] is not None:
-                return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(
-        f"the engine was not healthy within {HEALTH_TIMEOUT:.0f}s:\n{engine_log_tail(home)}"
-    )
-
-
 async def lag(client: httpx.AsyncClient) -> int:
     """Events on the stream the worker has not yet stored and evaluated."""
     response = await client.get("/api/health")
     return int(response.json()["store_consumer"]["lag"] or 0)
-
-
-async def stored_total(client: httpx.AsyncClient, only_sent: bool = False) -> int:
-    """Stored events; with `only_sent` without the engine's own `tripwire.*` events."""
-    flt: dict[str, Any] = {"event": {"exclude_prefix": ["tripwire."]}} if only_sent else {}
-    response = await client.post("/api/events/filter", json={"filter": flt, "limit": 1})
-    response.raise_for_status()
-    return int(response.json()["total"])
-
-
-class Processes:
-    """CPU time of the engine and its nats-server between two marks."""
-
-    def __init__(self, engine: int) -> None:
-        nats_pids = children(engine)
-        self.pids = {"engine": engine, **({"nats": nats_pids[0]} if nats_pids else {})}
-        self._before: dict[str, float | None] = {}
-        self._started = 0.0
-
-    def mark(self) -> None:
-        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        self._started = time.monotonic()
-
-    def percent(self) -> dict[str, float | None]:
-        elapsed = time.monotonic() - self._started
-        found: dict[str, float | None] = {}
-        for name, pid in self.pids.items():
-            before, after = self._before.get(name), cpu_seconds(pid)
-            found[name] = (
-                None
-                if before is None or after is None
-                else round(100 * (after - before) / elapsed, 1)
-            )
-        return found
-
-    def rss_mb(self) -> dict[str, float | None]:
-        return {name: peak_rss_mb(pid) for name, pid in self.pids.items()}
 
 
 # --- action requests ----------------------------------------------------------------------
@@ -570,42 +490,27 @@ class ActionWatcher:
 
 
 @dataclass
-class PhaseA:
+class PhaseA(harness.BatchLoad):
     """What the throughput phase measured."""
 
-    accepted: int = 0
-    load_seconds: float = 0.0
     stored_before: int = 0
-    stored_at_load_end: int = 0
     lag_at_load_end: int = 0
     stored_after_drain: int = 0
     drain_seconds: float | None = None
     drain_lag: list[tuple[float, int]] = field(default_factory=list)  # (time, lag)
     sent_events_stored: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    post_ms: list[float] = field(default_factory=list)
-    batches_built_during_load: int = 0
     cpu_percent_load: dict[str, float | None] = field(default_factory=dict)
     cpu_percent_drain: dict[str, float | None] = field(default_factory=dict)
     requests: int = 0
     firings: int = 0
 
 
-async def _log_lag(
-    client: httpx.AsyncClient,
-    label: str,
-    started: float,
-    done: asyncio.Event,
-    count: Callable[[], int],
-) -> None:
-    while not done.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), 1.0)
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            log(
-                f"{label} t={time.monotonic() - started:5.1f}s accepted={count():>9,} "
-                f"lag={await lag(client):>9,}"
-            )
+async def _log_lag(client: httpx.AsyncClient, started: float, accepted: int) -> None:
+    with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+        log(
+            f"A t={time.monotonic() - started:5.1f}s accepted={accepted:>9,} "
+            f"lag={await lag(client):>9,}"
+        )
 
 
 async def throughput(
@@ -614,52 +519,24 @@ async def throughput(
     workload: Workload,
     pool: list[bytes],
     watcher: ActionWatcher,
-    processes: Processes,
+    processes: harness.Processes,
     seconds: float,
     batch: int,
 ) -> PhaseA:
     """Phase A: POST as fast as accepted, then let the worker drain the backlog."""
     phase = PhaseA()
     requests_before, firings_before = watcher.snapshot()
-    phase.stored_before = await stored_total(poller)
-    index = 0
+    phase.stored_before = await harness.stored_total(poller)
     started = time.monotonic()
     deadline = started + seconds
     processes.mark()
-
-    async def worker() -> None:
-        nonlocal index
-        while time.monotonic() < deadline:
-            if index < len(pool):
-                body = pool[index]
-                pool[index] = b""  # sent once: let it go
-                index += 1
-            else:
-                body = workload.batch(batch)
-                phase.batches_built_during_load += 1
-            sent = time.perf_counter()
-            try:
-                response = await api.post("/api/events", content=stamp(body), headers=JSON_HEADERS)
-            except httpx.HTTPError as exc:
-                phase.errors[type(exc).__name__] += 1
-                await asyncio.sleep(0.1)
-                continue
-            phase.post_ms.append((time.perf_counter() - sent) * 1000)
-            if response.status_code == 202:
-                phase.accepted += batch
-            else:
-                phase.errors[f"http_{response.status_code}"] += 1
-
-    done = asyncio.Event()
-    progress = asyncio.create_task(_log_lag(poller, "A", started, done, lambda: phase.accepted))
-    try:
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    finally:
-        done.set()
-        await progress
+    async with harness.every(1.0, lambda: _log_lag(poller, started, phase.accepted)):
+        await harness.post_batches(
+            api, phase, pool, workload.batch, batch, CONCURRENCY, deadline, prepare=stamp
+        )
     phase.load_seconds = time.monotonic() - started
     phase.cpu_percent_load = processes.percent()
-    phase.stored_at_load_end = await stored_total(poller)
+    phase.stored_at_load_end = await harness.stored_total(poller)
     phase.lag_at_load_end = await lag(poller)
     log(
         f"A: load done in {phase.load_seconds:.1f}s: accepted {phase.accepted:,}, "
@@ -691,8 +568,8 @@ async def throughput(
             logged = moved
             log(f"A: draining t={moved - started:5.1f}s lag={current:>9,}")
     phase.cpu_percent_drain = processes.percent()
-    phase.stored_after_drain = await stored_total(poller)
-    phase.sent_events_stored = await stored_total(poller, only_sent=True)
+    phase.stored_after_drain = await harness.stored_total(poller)
+    phase.sent_events_stored = await harness.stored_total(poller, only_sent=True)
     requests, firings = watcher.snapshot()
     phase.requests, phase.firings = requests - requests_before, firings - firings_before
     if phase.drain_seconds is not None:
@@ -728,7 +605,7 @@ async def latency(
     poller: httpx.AsyncClient,
     workload: Workload,
     watcher: ActionWatcher,
-    processes: Processes,
+    processes: harness.Processes,
     seconds: float,
     rate: float,
 ) -> PhaseB:
@@ -742,7 +619,7 @@ async def latency(
         for probe in probes:
             phase.probes_sent[probe] = sent
         try:
-            response = await api.post("/api/events", content=body, headers=JSON_HEADERS)
+            response = await api.post("/api/events", content=body, headers=harness.JSON_HEADERS)
         except httpx.HTTPError as exc:
             phase.errors[type(exc).__name__] += 1
             return
@@ -755,21 +632,16 @@ async def latency(
         for probe in probes:
             phase.probes_accepted[probe] = accepted
 
-    async def watch_lag(done: asyncio.Event) -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.5)
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-                phase.max_lag = max(phase.max_lag, await lag(poller))
+    async def record_lag() -> None:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            phase.max_lag = max(phase.max_lag, await lag(poller))
 
-    done = asyncio.Event()
-    lag_watch = asyncio.create_task(watch_lag(done))
-    started = time.monotonic()
-    deadline = started + seconds
-    processes.mark()
-    tick = 0
-    last_log = started
-    try:
+    async with harness.every(0.5, record_lag):
+        started = time.monotonic()
+        deadline = started + seconds
+        processes.mark()
+        tick = 0
+        last_log = started
         while True:
             due = started + tick * PACE
             now = time.monotonic()
@@ -805,9 +677,6 @@ async def latency(
             await asyncio.gather(*in_flight)
         phase.load_seconds = time.monotonic() - started
         phase.cpu_percent = processes.percent()
-    finally:
-        done.set()
-        await lag_watch
     waiting = set(phase.probes_accepted)
     wait_until = time.monotonic() + PROBE_WAIT
     while time.monotonic() < wait_until:
@@ -820,27 +689,6 @@ async def latency(
 
 
 # --- results ------------------------------------------------------------------------------
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    """Nearest-rank p50, p95, p99 and max, in the values' unit, one decimal."""
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-
-    def rank(p: float) -> float:
-        return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 1)
-
-    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 1)}
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name from /proc/cpuinfo."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return None
 
 
 def revision() -> str | None:
@@ -914,7 +762,7 @@ def report_a(phase: PhaseA) -> dict[str, Any]:
         "engine_events_stored": total - (phase.sent_events_stored - phase.stored_before),
         "action_requests": phase.requests,
         "firings": phase.firings,
-        "post_ms": percentiles(phase.post_ms),
+        "post_ms": harness.percentiles(phase.post_ms, PERCENTILES),
         "cpu_percent_during_load": phase.cpu_percent_load,
         "cpu_percent_during_drain": phase.cpu_percent_drain,
         "batches_built_during_load": phase.batches_built_during_load,
@@ -944,10 +792,10 @@ def report_b(phase: PhaseB, watcher: ActionWatcher) -> dict[str, Any]:
         "samples": len(from_accepted),
         "probes_without_action_request": len(phase.probes_accepted) - len(from_accepted),
         # From the 202 of the POST to the action request on the bus.
-        "latency_ms": percentiles(from_accepted),
+        "latency_ms": harness.percentiles(from_accepted, PERCENTILES),
         # From sending the POST (adds ingest: validation, JetStream publish and ack).
-        "latency_from_post_sent_ms": percentiles(from_sent),
-        "post_ms": percentiles(phase.post_ms),
+        "latency_from_post_sent_ms": harness.percentiles(from_sent, PERCENTILES),
+        "post_ms": harness.percentiles(phase.post_ms, PERCENTILES),
         "max_store_lag": phase.max_lag,
         "action_requests": phase.requests,
         "firings": phase.firings,
@@ -973,14 +821,14 @@ async def measure(
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     watcher = ActionWatcher()
     async with (
-        httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT, limits=limits) as api,
-        httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT) as poller,
+        httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT, limits=limits) as api,
+        httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT) as poller,
     ):
         started = time.monotonic()
-        await wait_healthy(poller, engine, home)
+        await harness.wait_healthy(poller, engine, home, HEALTH_TIMEOUT, store_consumer=True)
         log(f"engine healthy in {time.monotonic() - started:.1f}s at {api_url}, NATS {nats_url}")
         await watcher.start(nats_url)
-        processes = Processes(engine.pid)
+        processes = harness.Processes(engine.pid)
         try:
             log(f"A: POSTing batches of {batch} as fast as accepted for {seconds:g}s")
             phase_a = await throughput(
@@ -1010,18 +858,13 @@ def run(
     benchmarked = revision()  # before the run: the checkout may change while it runs
     workload = Workload()
     batches = math.ceil(seconds * MAX_POOL_RATE / batch) + CONCURRENCY
-    log(f"serialising {batches:,} batches of {batch} events ({batches * batch:,} events)")
-    pool = [workload.batch(batch) for _ in range(batches)]
-    log(
-        f"pool ready: {sum(len(b) for b in pool) / 2**20:,.0f} MiB, "
-        f"{len(pool[0]) // batch} bytes per event"
-    )
+    pool = harness.serialise_pool(workload.batch, batch, batches)
     port = port or free_port()
     nats_port = free_port()
     with tempfile.TemporaryDirectory(prefix="tripwire-bench-triggers-") as tmp:
         home = Path(tmp)
         definitions = write_automations(home / "automations", total, candidates)
-        engine = start_engine(port, nats_port, home, definitions)
+        engine = harness.start_engine(port, home, nats_port=nats_port, automations=definitions)
         log(
             f"engine pid {engine.pid}, home {home}, {total:,} automations ({candidates} candidates)"
         )
@@ -1040,17 +883,12 @@ def run(
                 )
             )
         finally:
-            stop_engine(engine, home)
+            harness.stop_engine(engine, home)
     a, b = report_a(phase_a), report_b(phase_b, watcher)
     p99 = b["latency_ms"]["p99"]
     return {
         "benchmark": "triggers",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": harness.machine(with_cpu_model=True),
         "revision": benchmarked,
         "parameters": {
             "seconds": seconds,
@@ -1085,11 +923,7 @@ def run(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of `python -m bench.triggers`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.triggers",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = harness.argument_parser("bench.triggers", __doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="each phase (default 30)")
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="phase B events/s (default 1000)"
@@ -1117,17 +951,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)  # so that the engine is stopped too
     try:
-        result = run(
-            args.seconds, args.rate, args.automations, args.candidates, args.batch, args.port
+        result = harness.run_or_log_error(
+            lambda: run(
+                args.seconds, args.rate, args.automations, args.candidates, args.batch, args.port
+            )
         )
-    except (RuntimeError, ValueError) as exc:
-        log(f"error: {exc}")
-        return 2
     except KeyboardInterrupt:
         log("interrupted")
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if result is None:
+        return 2
     print(orjson.dumps(result).decode(), flush=True)
     a = result["phase_a"]
     complete = a["drain_seconds"] is not None and a["sent_events_stored"] >= a["accepted"]
