@@ -50,20 +50,7 @@ async def read_decisions(
     query = query.order_by(decisions.c.id.desc()).limit(max(1, last))
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [
-        DecisionRecord(
-            r.id,
-            r.automation_id,
-            r.trigger_id,
-            r.event_id,
-            r.event,
-            r.occurred,
-            r.decided,
-            r.outcome,
-            r.reason,
-        )
-        for r in reversed(rows)
-    ]
+    return [DecisionRecord(**row._mapping) for row in reversed(rows)]
 
 
 async def trim_decisions(engine: AsyncEngine, keep: int) -> int:

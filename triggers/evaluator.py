@@ -263,10 +263,10 @@ class _Pass:
     def decide(
         self, watch: Watch, outcome: Outcome, reason: str, event: ReceivedEvent | None
     ) -> None:
+        if not self.records(watch, outcome):
+            return
         if outcome not in ALWAYS_RECORDED:
             left = self._budget.get(watch.automation_id, self.ev.decisions_per_batch)
-            if left <= 0:
-                return
             self._budget[watch.automation_id] = left - 1
         self.result.decisions.append(
             Decision(watch.automation_id, watch.id, outcome, reason, event)
@@ -278,11 +278,11 @@ class _Pass:
         """The watches of the group the event concerns, with their bucket keys. The
         others get a decision, worded only while this batch still records them."""
         if not group.enabled:
-            outcome, reason = Outcome.paused, "the automation is paused"
+            outcome = Outcome.paused
         elif not screen.covers(group.compiled):
-            outcome, reason = Outcome.unmatched, ""
+            outcome = Outcome.unmatched
         elif not screen.where(group.compiled):
-            outcome, reason = Outcome.filtered, "where was false: {where}"
+            outcome = Outcome.filtered
         else:
             document = screen.document
             return [
@@ -292,11 +292,16 @@ class _Pass:
         recorded = self._group_budget.get(group, 0)
         if recorded < self.ev.decisions_per_batch:
             self._group_budget[group] = recorded + 1
-            event = screen.event
+            # A group shares its specs and `where`, so one reason serves all its watches.
+            event, trigger = screen.event, group.watches[0].trigger
+            if outcome is Outcome.paused:
+                reason = "the automation is paused"
+            elif outcome is Outcome.unmatched:
+                reason = why_not_covered(trigger, event) or "labels did not match"
+            else:
+                reason = f"where was false: {trigger.where}"
             for watch in group.watches:
-                if outcome is Outcome.unmatched:
-                    reason = why_not_covered(watch.trigger, event) or "labels did not match"
-                self.decide(watch, outcome, reason.format(where=watch.trigger.where), event)
+                self.decide(watch, outcome, reason, event)
         return []
 
     # -- buckets -----------------------------------------------------------------------

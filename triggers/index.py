@@ -12,12 +12,11 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from triggers.automation import Automation
-from triggers.compiled import CompiledTrigger
+from triggers.compiled import GLOB_CHARS, CompiledTrigger
 from triggers.identity import Composite
 from triggers.matching import arms, expects, glob_matches
 from triggers.model import EventTrigger, Posture
 
-GLOB_CHARS = frozenset("*?[")
 CACHE_LIMIT = 50_000
 
 

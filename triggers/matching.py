@@ -15,7 +15,7 @@ from typing import Any
 import jmespath.exceptions
 
 from events.filters import labels_match
-from events.model import Event, Resource
+from events.model import RESOURCE_ROLE, Event, Resource
 from triggers.model import EventTrigger, LabelSpec
 
 RELATED_PREFIX = "related:"
@@ -70,39 +70,34 @@ def covers(trigger: EventTrigger, event: Event) -> bool:
     )
 
 
+def _label(
+    resource: Mapping[str, str], related: Iterable[Mapping[str, str]], label: str
+) -> str | None:
+    if label.startswith(RELATED_PREFIX):
+        role, _, name = label[len(RELATED_PREFIX) :].partition(":")
+        for other in related:
+            if other.get(RESOURCE_ROLE) == role and name in other:
+                return other[name]
+        return None
+    return resource.get(label)
+
+
 def label_value(event: Event, label: str) -> str | None:
     """A resource label, or `related:<role>:<label>` from the first related resource in
     that role."""
-    if label.startswith(RELATED_PREFIX):
-        role, _, name = label[len(RELATED_PREFIX) :].partition(":")
-        for resource in event.resources_in_role(role):
-            if name in resource:
-                return resource[name]
-        return None
-    return event.resource.get(label)
-
-
-def document_key(trigger: EventTrigger, document: Mapping[str, Any]) -> tuple[str, ...]:
-    """`bucket_key` read from the event's JSON document (the evaluator's hot path)."""
-    values = []
-    for label in trigger.for_each:
-        value: str | None = None
-        if label.startswith(RELATED_PREFIX):
-            role, _, name = label[len(RELATED_PREFIX) :].partition(":")
-            for resource in document.get("related") or ():
-                if resource.get("prefect.resource.role") == role and name in resource:
-                    value = resource[name]
-                    break
-        else:
-            value = document["resource"].get(label)
-        values.append(value or "")
-    return tuple(values)
+    return _label(event.resource, event.related, label)
 
 
 def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
     """The `for_each` key the event counts under; a missing label counts as empty,
     as in Prefect."""
     return tuple(label_value(event, label) or "" for label in trigger.for_each)
+
+
+def document_key(trigger: EventTrigger, document: Mapping[str, Any]) -> tuple[str, ...]:
+    """`bucket_key` read from the event's JSON document (the evaluator's hot path)."""
+    resource, related = document["resource"], document.get("related") or ()
+    return tuple(_label(resource, related, label) or "" for label in trigger.for_each)
 
 
 def _spec_text(spec: str | list[str]) -> str:
