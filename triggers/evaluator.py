@@ -199,31 +199,28 @@ class Evaluator:
         late = await overdue(conn, clock.now())
         followers = await self._evaluate(conn, late) if late else Result()
         run = _Pass(self, conn)
+        proactive = [w for w in self.watches if not w.reactive and w.automation.enabled]
         fresh = [
             Bucket(
                 w.id, _key(()), w.automation_id, now, now + w.trigger.within, 0, None, None, True
             )
-            for w in self.watches
-            if not w.reactive
-            and not w.trigger.for_each
-            and not w.trigger.after
-            and w.automation.enabled
+            for w in proactive
+            if not w.trigger.for_each and not w.trigger.after
         ]
         await state.ensure_buckets(conn, fresh)
-        due = await state.due_buckets(conn, now, DUE_BATCH)
+        ids = [w.id for w in proactive]
+        due = await state.due_buckets(conn, ids, now, DUE_BATCH)
         if due:
             await state.lock(conn, [state.bucket_lock(b.ident) for b in due])
             current = await state.load_buckets(conn, [b.ident for b in due])
             run.buckets.update(current)
             for bucket in current.values():
                 watch = run.watch_of(bucket)
-                if watch is None:
-                    run.remove(bucket.ident)  # its automation or trigger is gone
-                elif bucket.end <= now and watch.automation.enabled:
+                if watch is not None and bucket.end <= now:  # still due under the lock
                     await run.evaluate_bucket(watch, bucket, now, None)
         await state.sweep_buckets(conn, now - SWEEP_GRACE)
         await run.finish()
-        run.result.next_due = await state.next_due(conn)
+        run.result.next_due = await state.next_due(conn, ids)
         for part in ("firings", "messages", "decisions"):
             getattr(run.result, part)[:0] = getattr(followers, part)
         return run.result

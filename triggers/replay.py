@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from actions.request import FiringState
 from events.model import ReceivedEvent
 from events.store import EventStore
 from events.tables import metadata
 from triggers import tables as _tables  # noqa: F401  (registers the trigger tables)
 from triggers.automation import Automation
-from triggers.evaluator import Evaluator, Result, Subjects
+from triggers.evaluator import Evaluator, Outcome, Result, Subjects
 from triggers.firing import Firing
 
 BATCH = 500
@@ -65,12 +66,12 @@ class ReplayReport:
 def _record(report: ReplayReport, result: Result) -> None:
     for firing in result.firings:
         report.firings.append(_replayed(firing))
-    report.stopped += sum(1 for d in result.decisions if d.outcome.value == "stopped")
+    report.stopped += sum(1 for d in result.decisions if d.outcome is Outcome.stopped)
 
 
 def _replayed(firing: Firing) -> ReplayFiring:
     automation = firing.automation
-    if firing.state.value == "triggered":
+    if firing.state is FiringState.triggered:
         actions = len(automation.actions) + len(automation.actions_on_trigger)
     else:
         actions = len(automation.actions_on_resolve)
@@ -104,10 +105,10 @@ class _Replayer:
             _record(self.report, result)
             # Windows are at least 10s long, so the next end is later, unless more were
             # due at `at` than one pass takes: then run `at` again.
-            again = result.next_due is not None and result.next_due <= at and result.firings
-            self.next_due = at if again else result.next_due
-            if self.next_due is not None and self.next_due <= at and not again:
-                self.next_due = None
+            upcoming = result.next_due
+            if upcoming is not None and upcoming <= at:
+                upcoming = at if result.firings else None
+            self.next_due = upcoming
 
     async def flush(self) -> None:
         if not self.pending:

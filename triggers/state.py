@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -141,21 +141,31 @@ async def save_buckets(
         await conn.execute(_upsert(conn, trigger_buckets, ["trigger_id", "key"]), rows)
 
 
-async def due_buckets(conn: AsyncConnection, now: datetime, limit: int) -> list[Bucket]:
-    """Proactive buckets whose window has ended."""
+def _proactive(trigger_ids: Sequence[str]) -> ColumnElement[bool]:
+    # Only the triggers given (enabled ones): a paused automation's window stays due,
+    # and must neither hold up the others nor make the timer spin on a past instant.
+    return and_(
+        trigger_buckets.c.proactive.is_(True), trigger_buckets.c.trigger_id.in_(trigger_ids)
+    )
+
+
+async def due_buckets(
+    conn: AsyncConnection, trigger_ids: Sequence[str], now: datetime, limit: int
+) -> list[Bucket]:
+    """Proactive buckets of these triggers whose window has ended."""
     query = (
         select(trigger_buckets)
-        .where(trigger_buckets.c.proactive.is_(True), trigger_buckets.c.end <= now)
+        .where(_proactive(trigger_ids), trigger_buckets.c.end <= now)
         .order_by(trigger_buckets.c.end)
         .limit(limit)
     )
     return [_row_to_bucket(row) for row in (await conn.execute(query)).all()]
 
 
-async def next_due(conn: AsyncConnection) -> datetime | None:
-    """When the earliest proactive window ends."""
+async def next_due(conn: AsyncConnection, trigger_ids: Sequence[str]) -> datetime | None:
+    """When the earliest proactive window of these triggers ends."""
     value = await conn.scalar(
-        select(func.min(trigger_buckets.c.end)).where(trigger_buckets.c.proactive.is_(True))
+        select(func.min(trigger_buckets.c.end)).where(_proactive(trigger_ids))
     )
     return None if value is None else aware(value)
 

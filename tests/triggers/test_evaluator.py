@@ -347,3 +347,17 @@ async def test_a_late_completion_resolves_a_disarmed_proactive_firing(harness: H
     assert fired(late) == ["runs-finish-within-1h:resolved"]
     assert fired(await harness.send(flow_run("Completed", run="slow", when=at(91)))) == []
     assert await harness.open_windows() == 0
+
+
+async def test_a_paused_proactive_window_neither_fires_nor_holds_the_timer(
+    harness: Harness,
+) -> None:
+    heartbeat = not_completed(after=[], for_each=[], within="10m")
+    harness.load(heartbeat)
+    await harness.due(at(0))
+    harness.load({**heartbeat, "enabled": False})
+    result = await harness.due(at(30))
+    assert fired(result) == []
+    assert result.next_due is None  # not the paused window's end, long past
+    harness.load(heartbeat)
+    assert fired(await harness.due(at(31))) == ["runs-finish-within-1h:triggered"]
