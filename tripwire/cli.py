@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
@@ -284,11 +285,22 @@ def _filter(event: str | None, resource: str | None, since: str | None) -> dict[
         prefix = resource.removesuffix("*")
         flt["resource"] = {"id_prefix": [prefix]} if prefix != resource else {"id": [resource]}
     if since:
-        window = parse_duration(since)
-        if isinstance(window, str):
-            fail(f"--since {since!r} is not a duration; use e.g. 30m, 1h, 7d")
-        flt["occurred"] = {"since": (clock.now() - window).isoformat()}
+        flt["occurred"] = {"since": (clock.now() - _since(since)).isoformat()}
     return flt
+
+
+def _duration(value: str) -> timedelta | None:
+    """`value` as a duration (90, 10m, 2h, 7d), or None when it is not one."""
+    parsed = parse_duration(value)
+    return parsed if isinstance(parsed, timedelta) else None
+
+
+def _since(value: str) -> timedelta:
+    """A --since duration, or the command ends saying how to write one."""
+    window = _duration(value)
+    if window is None:
+        fail(f"--since {value!r} is not a duration; use e.g. 30m, 1h, 7d")
+    return window
 
 
 def _line(event: dict[str, Any]) -> str:
@@ -682,7 +694,6 @@ def replay_automations(
     home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
 ) -> None:
     """Replay recorded events through automations: what would have fired, when and why."""
-    from datetime import datetime
 
     from triggers.replay import replay
     from tripwire.replaying import RecordedEventsError, events_from_store, read_events_file, render
@@ -698,15 +709,12 @@ def replay_automations(
         except RecordedEventsError as exc:
             fail(str(exc))
     else:
-        window = parse_duration(since)
-        if not hasattr(window, "total_seconds"):
-            fail(f"--since {since!r} is not a duration; use e.g. 90m, 24h or 7d")
         settings = _settings(home, None, None)
-        events = asyncio.run(events_from_store(settings.resolved_database_url, window))
+        events = asyncio.run(events_from_store(settings.resolved_database_url, _since(since)))
     end = None
     if until is not None:
-        span = parse_duration(until)
-        if hasattr(span, "total_seconds"):
+        span = _duration(until)
+        if span is not None:
             last = max((e.occurred for e in events), default=clock.now())
             end = last + span
         else:
