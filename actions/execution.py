@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from actions.request import ActionRequest
 from actions.templating import Templates
 from events.model import Event
+
+if TYPE_CHECKING:
+    from actions.prefect_api import PrefectConnections
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,9 @@ class Outcome:
 class AutomationSwitch(Protocol):
     """Pauses and resumes automations (the engine passes its automation store)."""
 
-    async def switch(self, ref: str, enabled: bool) -> str:
-        """Set `enabled` on the automation named or identified by `ref`; returns its name."""
+    async def switch(self, ref: str, enabled: bool) -> tuple[str, str]:
+        """Set `enabled` on the automation named or identified by `ref`; returns its id and
+        name. Raises LookupError when there is none."""
         ...
 
 
@@ -57,7 +61,7 @@ class Execution:
     guard: UrlGuard
     emit: Emit
     automations: AutomationSwitch
-    prefect: Any = None  # PrefectConnections, set by the runner
+    prefect: PrefectConnections | None = None  # set by the runner
 
     def render(self, source: str, field: str) -> str:
         """Render one template field of the action."""

@@ -2,19 +2,23 @@
 
 Prefect's action names and fields are kept, so Prefect's exported automations load
 unchanged; tripwire adds targets by name, Slack, any Apprise URL and plain webhooks.
-String fields marked "template" are Jinja templates rendered when the action runs.
+String fields marked "template" are Jinja templates rendered when the action runs; each
+class lists them in `template_fields`, and they are parsed when the model validates, so a
+file or API body with a broken template is refused naming the field and the line.
 Execution (executors, retries, the ledger) is built on these models.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actions.templating import parse_error
 from events.durations import Duration
 
 Source = Literal["selected", "inferred"]
@@ -29,6 +33,33 @@ class _Action(BaseModel):
     retry_delay: Duration | None = Field(
         default=None, description="First backoff delay (doubles, with jitter)."
     )
+    # Fields that hold templates (every string inside, for dicts and lists).
+    template_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _templates_parse(self) -> Self:
+        fields = type(self).model_fields
+        problems = [
+            f"{where}: template {error}"
+            for name in self.template_fields
+            for where, source in _strings(getattr(self, name), fields[name].alias or name)
+            if (error := parse_error(source)) is not None
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string inside `value`, with its path as render_value names it."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{where}[{index}]")
 
 
 class DoNothing(_Action):
@@ -85,6 +116,7 @@ class RunDeployment(_DeploymentAction):
     """Create a flow run of a deployment."""
 
     type: Literal["run-deployment"] = "run-deployment"
+    template_fields: ClassVar[tuple[str, ...]] = ("parameters",)
     parameters: dict[str, Any] | None = Field(
         default=None, description="Flow parameters; string values are templates, JSON types kept."
     )
@@ -205,6 +237,7 @@ class ChangeFlowRunState(_FlowRunAction):
     """Move the flow run the event is about to another state."""
 
     type: Literal["change-flow-run-state"] = "change-flow-run-state"
+    template_fields: ClassVar[tuple[str, ...]] = ("message",)
     name: str | None = Field(default=None, description="The state's name (default: its type).")
     state: StateType = Field(description="The state type to move to.")
     message: str | None = Field(default=None, description="Why (template).")
@@ -236,6 +269,7 @@ class SendSlack(_Action):
     """Post to a Slack incoming webhook."""
 
     type: Literal["send-slack"] = "send-slack"
+    template_fields: ClassVar[tuple[str, ...]] = ("webhook_url", "text", "blocks")
     webhook_url: str = Field(description="Incoming-webhook URL (template, e.g. a secret).")
     text: str | None = Field(
         default=None, description="Message text (template); default: a summary of the firing."
@@ -249,6 +283,7 @@ class SendNotification(_Action):
     """Send a notification through any Apprise URL (or a Prefect notification block)."""
 
     type: Literal["send-notification"] = "send-notification"
+    template_fields: ClassVar[tuple[str, ...]] = ("url", "subject", "body")
     url: str | None = Field(
         default=None, description="tripwire: an Apprise URL (template, e.g. a secret)."
     )
@@ -269,6 +304,14 @@ class CallWebhook(_Action):
     """Call an HTTP endpoint; any answer but 2xx is a failure."""
 
     type: Literal["call-webhook"] = "call-webhook"
+    template_fields: ClassVar[tuple[str, ...]] = (
+        "url",
+        "headers",
+        "json_body",
+        "body",
+        "payload",
+        "signing_secret",
+    )
     url: str | None = Field(default=None, description="tripwire: the URL (template).")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(default="POST")
     headers: dict[str, str] = Field(default_factory=dict, description="Header templates.")
@@ -300,6 +343,7 @@ class EmitEvent(_Action):
     """Emit an event onto the bus (its fields are templates)."""
 
     type: Literal["emit-event"] = "emit-event"
+    template_fields: ClassVar[tuple[str, ...]] = ("event", "resource", "related", "payload")
     event: str = Field(description="Event name (template).")
     resource: dict[str, str] = Field(description="Resource labels (templates).")
     related: list[dict[str, str]] = Field(default_factory=list, description="Related resources.")

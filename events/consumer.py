@@ -49,6 +49,7 @@ class BatchConsumer:
         long_poll: float = 1.0,
         ack_wait: float = 30.0,
         redeliver_after: float = 1.0,
+        max_ack_pending: int | None = None,
     ) -> None:
         self.bus = bus
         self.stream = stream
@@ -59,6 +60,7 @@ class BatchConsumer:
         self.long_poll = long_poll
         self.ack_wait = ack_wait
         self.redeliver_after = redeliver_after
+        self.max_ack_pending = max_ack_pending or 20 * batch_size
         self._buffer: list[Msg] = []
         self._arrived = asyncio.Event()  # a message or a status reached the inbox
         self._ended = asyncio.Event()  # the server ended a pull request (404/408/409)
@@ -77,7 +79,7 @@ class BatchConsumer:
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self.ack_wait,
-                max_ack_pending=20 * self.batch_size,
+                max_ack_pending=self.max_ack_pending,
                 max_waiting=512,
             ),
         )
@@ -179,6 +181,74 @@ class BatchConsumer:
         for message in messages:
             with contextlib.suppress(Exception):
                 await message.nak(delay=delay)
+
+
+MessageHandler = Callable[[Msg], Awaitable[None]]
+
+
+class MessageConsumer(BatchConsumer):
+    """Hands each message to its own task, up to `concurrency` at once, so one slow
+    message never holds up the others. The handler acks, naks or terms its message;
+    one that raises is nak'ed for redelivery.
+
+    JetStream hands out at most `concurrency` unacknowledged messages to all the
+    processes sharing the durable together, so none waits in a buffer past its ack_wait.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        stream: str,
+        subject: str,
+        durable: str,
+        handle: MessageHandler,
+        *,
+        concurrency: int = 64,
+        ack_wait: float = 60.0,
+        long_poll: float = 1.0,
+    ) -> None:
+        super().__init__(
+            bus,
+            stream,
+            subject,
+            durable,
+            self._unused,
+            batch_size=concurrency,
+            long_poll=long_poll,
+            ack_wait=ack_wait,
+            max_ack_pending=concurrency,
+        )
+        self.handle_one = handle
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    async def _unused(_: Sequence[bytes]) -> None:
+        raise AssertionError("MessageConsumer hands out single messages")
+
+    async def _process(self, messages: list[Msg]) -> None:
+        for message in messages:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._one(message))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _one(self, message: Msg) -> None:
+        try:
+            await self.handle_one(message)
+        except Exception:
+            log.exception("handling a message from %s failed; it will be redelivered", self.stream)
+            await self._nak([message], delay=self.redeliver_after)
+        finally:
+            self._slots.release()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop pulling, then let running handlers finish (up to `timeout`)."""
+        await super().stop(timeout)
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout)
+        for task in set(self._running):
+            task.cancel()
 
 
 def store_consumer(bus: Bus, write: BatchHandler, *, batch_size: int = 500) -> BatchConsumer:

@@ -8,43 +8,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
+from actions.causation import cascade_depth, cause
 from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
 from triggers.automation import Automation
 from triggers.identity import NAMESPACE
 
-CAUSE_ROLE = "tripwire-cause"
-DEPTH_LABEL = "tripwire.cascade.depth"
-
 
 def firing_id(*parts: object) -> UUID:
     """A deterministic firing id from what makes the firing unique."""
     return uuid5(NAMESPACE, ":".join(str(p) for p in parts))
-
-
-def cascade_depth(event: ReceivedEvent | None) -> int:
-    """How many automation firings led to this event (0 for an outside event)."""
-    if event is None:
-        return 0
-    depth = 0
-    for resource in event.related:
-        if resource.get(RESOURCE_ROLE) == CAUSE_ROLE:
-            try:
-                depth = max(depth, int(resource.get(DEPTH_LABEL, "0")))
-            except ValueError:
-                continue
-    return depth
-
-
-def cause(automation: Automation, depth: int) -> dict[str, str]:
-    """The related resource that marks an event as caused by an automation's firing."""
-    return {
-        RESOURCE_ID: f"tripwire.automation.{automation.id}",
-        RESOURCE_ROLE: CAUSE_ROLE,
-        RESOURCE_NAME: automation.name,
-        DEPTH_LABEL: str(depth),
-    }
 
 
 @dataclass
@@ -83,7 +57,8 @@ def _automation_resource(automation: Automation) -> dict[str, str]:
 
 
 def _related(firing: Firing) -> list[dict[str, str]]:
-    related = [cause(firing.automation, firing.depth)]
+    assert firing.automation.id is not None
+    related = [cause(firing.automation.id, firing.automation.name, firing.depth)]
     if firing.event is not None:
         related.insert(
             0,

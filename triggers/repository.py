@@ -216,6 +216,11 @@ class AutomationStore:
                 await self._bump(conn)
             return _from_row(await self._row(conn, row.id))
 
+    async def switch(self, ref: str, enabled: bool) -> tuple[str, str]:
+        """`set_enabled` for the pause/resume-automation actions: returns id and name."""
+        stored = await self.set_enabled(ref, enabled)
+        return str(stored.id), stored.automation.name
+
     async def delete(self, ref: str) -> StoredAutomation:
         """Delete an automation with its trigger state and decisions; returns what it was."""
         async with self.engine.begin() as conn:

@@ -10,6 +10,7 @@ import nats.js.errors
 import orjson
 from fastapi import FastAPI, Response
 
+from actions import api as actions_api
 from events import api as events_api
 from events import websocket as events_websocket
 from triggers import api as triggers_api
@@ -82,4 +83,5 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     # A worker in this process sees a change at once; workers elsewhere poll the revision.
     reload = engine.pipeline.reload if Role.worker in engine.roles else None
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
+    app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
     return app

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -23,12 +23,15 @@ from events import clock
 from events.client import (
     DEFAULT_API_URL,
     TripwireClient,
-    api_auth_headers,
     build_event,
     resolve_api_url,
 )
 from events.durations import parse_duration
 from events.errors import EventsError
+from tripwire.cli_actions import actions_app
+from tripwire.cli_support import ApiOption, fail
+from tripwire.cli_support import call as _call
+from tripwire.cli_support import http_client as _http
 from tripwire.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,16 +49,7 @@ automations_app = typer.Typer(
     help="List, inspect, pause, resume and delete automations.", no_args_is_help=True
 )
 app.add_typer(automations_app, name="automations")
-
-ApiOption = typer.Option(
-    None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."
-)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a clear error and exit (never a traceback)."""
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(code)
+app.add_typer(actions_app, name="actions")
 
 
 def _settings(home: Path | None, host: str | None, port: int | None) -> Settings:
@@ -307,40 +301,6 @@ def _line(event: dict[str, Any]) -> str:
     occurred = event["occurred"].replace("T", " ")[:23]
     resource = event["resource"]["prefect.resource.id"]
     return f"{occurred}  {event['event']:<40} {resource}  {event['id']}"
-
-
-def _http(api: str | None) -> httpx.Client:
-    return httpx.Client(
-        base_url=resolve_api_url(api),
-        headers=api_auth_headers(),
-        timeout=30,
-    )
-
-
-def _call(api: str | None, method: str, path: str, **options: Any) -> httpx.Response:
-    """One request to the engine; any failure ends the command with a one-line message."""
-    url = resolve_api_url(api)
-    try:
-        with _http(api) as http:
-            response = http.request(method, path, **options)
-    except httpx.TransportError as exc:
-        fail(f"cannot reach tripwire at {url} ({exc}); is it running (`tripwire up`)?")
-    if response.status_code >= 400:
-        fail(_problem(response))
-    return response
-
-
-def _problem(response: httpx.Response) -> str:
-    """The engine's error message (its `detail`), or the status and text."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    detail = data.get("detail") if isinstance(data, dict) else None
-    if isinstance(detail, str) and detail:
-        return detail
-    text = response.text.strip()[:300] or response.reason_phrase
-    return f"tripwire answered {response.status_code}: {text}"
 
 
 def _path(ref: str) -> str:

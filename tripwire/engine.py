@@ -21,6 +21,7 @@ from triggers.decisions import trim_decisions
 from triggers.evaluator import Evaluator, Subjects
 from triggers.pipeline import Pipeline
 from triggers.repository import AutomationStore
+from tripwire.acting import Acting
 from tripwire.database import create_engine, migrate
 from tripwire.settings import Settings
 
@@ -74,7 +75,9 @@ class Engine:
         self.timer = DueTimer(self._due)
         self.pipeline.on_due = self.timer.wake_at
         self.consumers: list[BatchConsumer] = []
+        self.acting = Acting(s, self.db, self.bus, self.automations)
         if Role.worker in roles:
+            self.consumers.append(self.acting.consumer)
             self.consumers.append(
                 store_consumer(self.bus, self.pipeline.handle, batch_size=s.store_batch_size)
             )
@@ -117,6 +120,7 @@ class Engine:
         self.timer.stop()
         for consumer in self.consumers:
             await consumer.stop()
+        await self.acting.http.aclose()
         await self.bus.close()
         await self.db.dispose()
         if self.embedded is not None:

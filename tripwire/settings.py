@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actions.prefect_api import PrefectConnection
 from events.durations import Duration
 
 
@@ -78,6 +79,43 @@ class Settings(BaseSettings):
     automations_poll: Duration = Field(
         default=timedelta(milliseconds=500),
         description="How often workers check for changed automations.",
+    )
+    action_concurrency: int = Field(
+        default=64, ge=1, description="Actions one worker runs at once."
+    )
+    action_retries: int = Field(
+        default=3, ge=0, description="Attempts after the first, for actions that set none."
+    )
+    action_retry_delay: Duration = Field(
+        default=timedelta(seconds=2),
+        description="First retry delay (doubles per attempt, with jitter).",
+    )
+    action_max_retry_delay: Duration = Field(
+        default=timedelta(minutes=10), description="Longest delay between two attempts."
+    )
+    action_timeout: Duration = Field(
+        default=timedelta(seconds=30), description="Time limit of one attempt of an action."
+    )
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Let automations call private and loopback addresses (SSRF guard off).",
+    )
+    secrets_file: Path | None = Field(
+        default=None, description="NAME=value file read by {{ secret('NAME') }}, before env."
+    )
+    prefect_api_url: str | None = Field(
+        default=None, description="Prefect API for Prefect actions, e.g. http://host:4200/api."
+    )
+    prefect_api_key: SecretStr | None = Field(
+        default=None, description="Prefect Cloud API key (sent as Bearer)."
+    )
+    prefect_api_auth_string: SecretStr | None = Field(
+        default=None, description="Self-hosted Prefect basic auth 'user:pass'."
+    )
+    prefect_connections: dict[str, PrefectConnection] = Field(
+        default_factory=dict,
+        description="More Prefect servers by name, as JSON: "
+        '{"staging": {"api_url": "...", "api_key": "..."}}; actions pick one with connection:.',
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 

@@ -31,9 +31,9 @@ class Recorder:
     async def emit(self, events: Sequence[Event]) -> None:
         self.emitted.extend(events)
 
-    async def switch(self, ref: str, enabled: bool) -> str:
+    async def switch(self, ref: str, enabled: bool) -> tuple[str, str]:
         self.switched.append((ref, enabled))
-        return ref
+        return ref, ref
 
 
 class AllowAll:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actions.causation import CAUSE_ROLE, DEPTH_LABEL
 from tests.triggers.conftest import (
     ACTIONS_SUBJECT,
     EVENTS_SUBJECT,
@@ -15,7 +16,7 @@ from tests.triggers.conftest import (
     flow_run,
     published,
 )
-from triggers.firing import CAUSE_ROLE, DEPTH_LABEL, firing_id
+from triggers.firing import firing_id
 
 
 def failing(**trigger: Any) -> dict[str, Any]:

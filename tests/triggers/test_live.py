@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select
 
+from actions.causation import CAUSE_ROLE
 from actions.request import ActionRequest
 from events import clock
 from events.filters import EventFilter
 from sla.timers import DueTimer
 from tests.conftest import Running, StartEngine
 from tests.triggers.conftest import flow_run
-from triggers.firing import CAUSE_ROLE
 from triggers.tables import outbox
 from tripwire.engine import Role
 from tripwire.settings import Settings

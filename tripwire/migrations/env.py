@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import triggers.tables  # noqa: F401  (registers its tables on the shared metadata)
+import actions.tables  # noqa: F401  (registers its tables on the shared metadata)
+import triggers.tables  # noqa: F401
 from events.tables import metadata
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,86 @@
+"""HTTP routes for the action ledger: list, inspect, re-run a failed action."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+
+from actions.ledger import Ledger, Status
+from actions.request import ActionRequest
+from events.api import json_response, problem
+
+Resubmit = Callable[[ActionRequest, int], Awaitable[None]]
+
+LISTED = (
+    "id",
+    "automation_id",
+    "automation_name",
+    "firing_id",
+    "action_index",
+    "action_type",
+    "status",
+    "attempts",
+    "round",
+    "status_code",
+    "result",
+    "last_error",
+    "created",
+    "started",
+    "finished",
+    "next_attempt",
+    "duration_ms",
+)
+
+
+def entry_json(entry: dict[str, Any], *, with_request: bool = False) -> dict[str, Any]:
+    """A ledger row for HTTP: times in ISO 8601, the request parsed when asked for."""
+    data = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in entry.items()
+        if key in LISTED
+    }
+    if with_request:
+        data["request"] = ActionRequest.model_validate_json(entry["request"]).model_dump(
+            mode="json", by_alias=True
+        )
+    return data
+
+
+def build_router(ledger: Ledger, resubmit: Resubmit) -> APIRouter:
+    """Routes under /api/actions."""
+    router = APIRouter(prefix="/api/actions", tags=["actions"])
+
+    @router.get("", summary="Action requests, newest first")
+    async def list_actions(
+        status: Status | None = Query(None, description="Only this status (failed = dead)."),
+        automation: str | None = Query(None, description="Only this automation (name or id)."),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> Response:
+        entries = await ledger.list(status=status, automation=automation, limit=limit)
+        return json_response([entry_json(e) for e in entries])
+
+    @router.get("/{action_id}", summary="One action request with its ledger entry")
+    async def read_action(action_id: str) -> Response:
+        entry = await ledger.get(action_id)
+        if entry is None:
+            return problem(404, f"no action request with id {action_id}; see GET /api/actions")
+        return json_response(entry_json(entry, with_request=True))
+
+    @router.post("/{action_id}/retry", status_code=202, summary="Run a failed action again")
+    async def retry_action(action_id: str) -> Response:
+        """A failed (dead-lettered) request gets a new round of attempts."""
+        try:
+            request = await ledger.rerun(action_id)
+        except LookupError as exc:
+            return problem(404, f"{exc}; see GET /api/actions?status=failed")
+        except ValueError as exc:
+            return problem(409, str(exc))
+        entry = await ledger.get(action_id)
+        assert entry is not None
+        await resubmit(request, entry["round"])
+        return json_response({"id": action_id, "round": entry["round"], "status": "pending"}, 202)
+
+    return router

@@ -1,0 +1,81 @@
+"""send-notification: a notification through any Apprise URL (Teams, Discord, email, ntfy,
+a JSON endpoint ...).
+
+Apprise URLs carry their credentials, so errors show only the scheme and, for self-hosted
+services, the host that the SSRF guard checked. Apprise reports a failed delivery but not
+whether trying again could help, so a failed delivery is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import apprise
+
+from actions.errors import ActionFailed, ActionRetry
+from actions.execution import Execution, Outcome
+from actions.guard import apprise_target
+from actions.model import SendNotification
+
+PREFECT_BLOCK = "Prefect notification blocks are not supported; give url (an Apprise URL) instead"
+NOTIFY_TIMEOUT = 60.0  # seconds Apprise may spend on one notification, retries included
+REASON_CHARS = 500
+
+
+def _scheme(url: str) -> str:
+    """`json://`, or "" when the URL does not start with a plausible scheme."""
+    scheme, sep, _ = url.partition("://")
+    plausible = sep and scheme.isascii() and scheme.isalnum() and len(scheme) <= 20
+    return f"{scheme.lower()}://" if plausible else ""
+
+
+def _reasons(result: apprise.AppriseResult, url: str, run: Execution) -> str:
+    """Apprise's warnings and errors for this one call, without secrets."""
+    seen: dict[str, None] = {}
+    for entry in result.logs():
+        if logging.getLevelName(entry.level) >= logging.WARNING:
+            seen[entry.message] = None
+    text = run.templates.secrets.redact("; ".join(seen).replace(url, "***"))
+    return text[:REASON_CHARS] + "…" if len(text) > REASON_CHARS else text
+
+
+async def send_notification(action: SendNotification, run: Execution) -> Outcome:
+    """Render the URL, subject and body, guard a self-hosted host, and notify."""
+    if action.block_document_id is not None or action.url is None:
+        raise ActionFailed(PREFECT_BLOCK)
+    url = run.render(action.url, "send-notification url").strip()
+    scheme = _scheme(url)
+    # The first parse loads Apprise's plugins (a fraction of a second): off the loop.
+    plugin: Any = await asyncio.to_thread(apprise.Apprise.instantiate, url)
+    if plugin is None:
+        what = f"this {scheme} URL" if scheme else "this URL (it does not start with scheme://)"
+        raise ActionFailed(
+            f"send-notification url: Apprise did not recognise {what}; check the scheme and "
+            "the parts its service needs in Apprise's documentation (a few services also "
+            "need an extra Python package)"
+        )
+    target = apprise_target(plugin)
+    if target is not None:
+        await run.guard.check(target, f"send-notification url ({scheme} host)")
+    title = run.render(action.subject, "send-notification subject")
+    body = run.render(action.body, "send-notification body")
+    if not body.strip() and not title.strip():
+        raise ActionFailed("send-notification: subject and body rendered empty; nothing to send")
+
+    notifier = apprise.Apprise()
+    notifier.add(plugin)
+    result = await notifier.async_notify(body=body, title=title, timeout=NOTIFY_TIMEOUT)
+    service = str(getattr(plugin, "service_name", scheme))
+    via = f"{service} ({target or scheme or 'apprise'})"
+    if not result:
+        if result.status == apprise.AppriseResultStatus.TIMEOUT:
+            reason = f"no answer within {NOTIFY_TIMEOUT:g} s"
+        else:
+            reason = _reasons(result, url, run) or "Apprise gave no reason"
+        raise ActionRetry(f"send-notification via {via} failed: {reason}")
+    return Outcome(summary=f"notified via {via}", details={"service": service, "scheme": scheme})
+
+
+NOTIFY_EXECUTORS = {"send-notification": send_notification}

@@ -1,0 +1,173 @@
+"""Talking to a Prefect server's REST API: where it is, how to authenticate, and how its
+answers read (HTTP errors, Prefect's error bodies, orchestration results).
+
+Endpoints and bodies follow Prefect 3.8's server (`prefect/server/api/`).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from actions.errors import ActionFailed, ActionRetry
+from actions.http import RETRYABLE_STATUS, check, retry_after, transport_error
+
+NO_SERVER = "no Prefect server configured: set TRIPWIRE_PREFECT_API_URL"
+
+
+class PrefectConnection(BaseModel):
+    """How to reach one Prefect API.
+
+    Usage::
+
+        PrefectConnection(api_url="http://prefect:4200/api")  # self-hosted, no auth
+        PrefectConnection(api_url="http://prefect:4200/api", auth_string=SecretStr("u:p"))
+        PrefectConnection(api_url="https://api.prefect.cloud/api/accounts/A/workspaces/W",
+                          api_key=SecretStr("pnu_..."))
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_url: str = Field(description="The API root, e.g. http://prefect:4200/api.")
+    api_key: SecretStr | None = Field(default=None, description="Prefect Cloud key (Bearer).")
+    auth_string: SecretStr | None = Field(
+        default=None, description="Self-hosted basic auth, 'user:pass'."
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"api_url must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header; the auth string wins, as in Prefect's own client."""
+        if self.auth_string is not None:
+            token = base64.b64encode(self.auth_string.get_secret_value().encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        if self.api_key is not None:
+            return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+        return {}
+
+
+class PrefectConnections(BaseModel):
+    """The default Prefect server and any named ones actions pick with `connection:`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: PrefectConnection | None = None
+    named: dict[str, PrefectConnection] = Field(default_factory=dict)
+
+    def get(self, name: str | None) -> PrefectConnection:
+        """The connection an action asked for; ActionFailed when it is not configured."""
+        if name is None:
+            if self.default is None:
+                raise ActionFailed(NO_SERVER)
+            return self.default
+        try:
+            return self.named[name]
+        except KeyError:
+            known = ", ".join(sorted(self.named)) or "none"
+            raise ActionFailed(f"no Prefect connection named {name!r}; known: {known}") from None
+
+
+def segment(value: str) -> str:
+    """One path segment: names may hold '/', spaces and the like."""
+    return quote(value, safe="")
+
+
+class PrefectAPI:
+    """One Prefect server over the worker's shared HTTP client."""
+
+    def __init__(self, http: httpx.AsyncClient, connection: PrefectConnection) -> None:
+        self.http = http
+        self.url = connection.api_url
+        self.headers = connection.headers()
+
+    async def call(
+        self, method: str, path: str, *, json: Any = None, missing: str | None = None
+    ) -> httpx.Response:
+        """Send one request; a 404 names `missing` when given, other errors map as usual."""
+        what = f"Prefect {method} {path}"
+        try:
+            response = await self.http.request(
+                method, self.url + path, json=json, headers=self.headers
+            )
+        except httpx.TransportError as exc:
+            raise transport_error(exc, f"Prefect at {self.url}") from None
+        if response.status_code == 404 and missing is not None:
+            raise ActionFailed(f"{missing} not found on {self.url}", status_code=404)
+        raise_for_status(response, what)
+        return response
+
+    async def json(
+        self, method: str, path: str, *, json: Any = None, missing: str | None = None
+    ) -> Any:
+        """`call`, then the body as JSON."""
+        response = await self.call(method, path, json=json, missing=missing)
+        return response.json()
+
+
+def error_detail(response: httpx.Response) -> str | None:
+    """Prefect's reason from `{"detail": ...}` or `{"exception_message", "exception_detail"}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    detail = body.get("detail", body.get("exception_detail"))
+    if isinstance(detail, list):  # validation errors: name the field of each
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+            for e in detail
+            if isinstance(e, dict)
+        ]
+        detail = "; ".join(parts) or None
+    message = body.get("exception_message")
+    if message and detail:
+        return f"{message} ({detail})"
+    return str(message or detail) if (message or detail) else None
+
+
+def raise_for_status(response: httpx.Response, what: str) -> None:
+    """Like actions.http.check, with Prefect's own reason in the message."""
+    if response.is_success:
+        return
+    detail = error_detail(response)
+    if detail is None:
+        check(response, what)
+        return
+    message = f"{what} answered {response.status_code} {response.reason_phrase}: {detail}"
+    if response.status_code in RETRYABLE_STATUS:
+        raise ActionRetry(
+            message, status_code=response.status_code, retry_after=retry_after(response)
+        )
+    raise ActionFailed(message, status_code=response.status_code)
+
+
+def accepted_state(result: Any, what: str, ends: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The new state from an OrchestrationResult; REJECT/ABORT fail, WAIT retries.
+
+    A REJECT that put the run in one of `ends` anyway counts as done: Prefect rejects
+    CANCELLING for a run with nothing to stop and makes it CANCELLED instead.
+    """
+    status = result.get("status") if isinstance(result, dict) else None
+    details = (result.get("details") if isinstance(result, dict) else None) or {}
+    state: dict[str, Any] = (result.get("state") if isinstance(result, dict) else None) or {}
+    reason = details.get("reason") or "no reason given"
+    if status == "ACCEPT" or (status == "REJECT" and state.get("type") in ends):
+        return state
+    if status == "WAIT":
+        delay = float(details.get("delay_seconds") or 0)
+        raise ActionRetry(
+            f"Prefect asked to wait {delay:g}s before it can {what}: {reason}", retry_after=delay
+        )
+    if status in ("REJECT", "ABORT"):
+        raise ActionFailed(f"Prefect refused to {what} ({status}): {reason}")
+    raise ActionFailed(f"Prefect answered {what} with an unknown result: {str(result)[:200]}")

@@ -1,0 +1,261 @@
+"""Runs action requests: claim in the ledger, execute with a time limit, record the
+outcome, emit the lifecycle events, and say when (if ever) the request should come back.
+
+Retries go back through JetStream (a nak with the backoff as delay), so a retry survives
+the worker that scheduled it; the ledger says when it is due and how many attempts ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from actions.errors import ActionFailed, ActionRetry
+from actions.execution import AutomationSwitch, Execution, Outcome, UrlGuard
+from actions.http import transport_error
+from actions.ledger import Claim, Ledger, Status
+from actions.lifecycle import lifecycle_event
+from actions.request import ActionRequest
+from actions.templating import Templates, template_context
+from events import clock
+from events.model import Event
+
+log = logging.getLogger("tripwire.actions")
+
+Executor = Callable[[Any, Execution], Awaitable[Outcome]]
+Emit = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Defaults for actions that do not set `retries` / `retry_delay` themselves."""
+
+    retries: int = 3
+    retry_delay: timedelta = timedelta(seconds=2)
+    max_retry_delay: timedelta = timedelta(minutes=10)
+    attempt_timeout: timedelta = timedelta(seconds=30)
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds: an attempt's time limit plus room to record it."""
+        return self.attempt_timeout + timedelta(seconds=15)
+
+    def attempts(self, request: ActionRequest) -> int:
+        retries = request.action.retries
+        return 1 + (self.retries if retries is None else retries)
+
+    def delay(self, request: ActionRequest, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter, or the target's own Retry-After."""
+        if retry_after is not None:
+            return max(retry_after, 0.05)
+        base = request.action.retry_delay or self.retry_delay
+        backoff = min(
+            base.total_seconds() * 2 ** (attempt - 1), self.max_retry_delay.total_seconds()
+        )
+        return float(backoff * random.uniform(0.5, 1.0))  # spread one outage's retries
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    status_code: int | None
+    retryable: bool
+    retry_after: float | None = None
+
+
+class ActionRunner:
+    """Executes action requests; `handle` is the JetStream message handler."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        executors: Mapping[str, Executor],
+        templates: Templates,
+        http: httpx.AsyncClient,
+        guard: UrlGuard,
+        emit: Emit,
+        automations: AutomationSwitch,
+        prefect: Any = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.executors = executors
+        self.templates = templates
+        self.http = http
+        self.guard = guard
+        self.emit = emit
+        self.automations = automations
+        self.prefect = prefect
+        self.policy = policy or RetryPolicy()
+
+    async def handle(self, message: Msg) -> None:
+        """Run one request from the actions stream; ack it, or nak it with a delay."""
+        try:
+            request = ActionRequest.model_validate_json(message.data)
+        except ValidationError as exc:
+            # Nothing can run it; keep it out of the way instead of redelivering forever.
+            log.error("dropping an action request that is not valid: %s", exc)
+            await message.term()
+            return
+        again_in = await self.run(request)
+        if again_in is None:
+            await message.ack()
+        else:
+            await message.nak(delay=again_in)
+
+    async def run(self, request: ActionRequest) -> float | None:
+        """One attempt if one is due; returns None when done, else seconds until next."""
+        claim = await self.ledger.claim(request, self.policy.lease)
+        if not claim.granted:
+            if claim.entry is not None:  # finished: its outcome may not have been published
+                await self.emit([self._finished_event(request, claim)])
+                return None
+            return claim.wait
+        if claim.attempts == 1:
+            await self.emit([lifecycle_event(request, "triggered", round=claim.round)])
+        elif claim.interrupted:
+            log.warning(
+                "action %s (%s) was interrupted during attempt %d; running it again",
+                request.id,
+                request.action.type,
+                claim.attempts - 1,
+            )
+        started = time.perf_counter()
+        outcome: Outcome | _Failure = await self._attempt(request, claim)
+        elapsed = (time.perf_counter() - started) * 1000
+        if isinstance(outcome, Outcome):
+            await self._succeeded(request, claim, outcome, elapsed)
+            return None
+        if outcome.retryable and claim.attempts < self.policy.attempts(request):
+            delay = self.policy.delay(request, claim.attempts, outcome.retry_after)
+            await self.ledger.retry_at(
+                request.id,
+                clock.now() + timedelta(seconds=delay),
+                error=outcome.reason,
+                status_code=outcome.status_code,
+                duration_ms=elapsed,
+            )
+            log.info(
+                "action %s (%s) attempt %d failed, retrying in %.1fs: %s",
+                request.id,
+                request.action.type,
+                claim.attempts,
+                delay,
+                outcome.reason,
+            )
+            return delay
+        await self._failed(request, claim, outcome, elapsed)
+        return None
+
+    async def _attempt(self, request: ActionRequest, claim: Claim) -> Outcome | _Failure:
+        executor = self.executors.get(request.action.type)
+        if executor is None:
+            return _Failure(f"no executor for action type {request.action.type}", None, False)
+        run = Execution(
+            request=request,
+            attempt=claim.attempts,
+            templates=self.templates,
+            context=template_context(request),
+            http=self.http,
+            guard=self.guard,
+            emit=self.emit,
+            automations=self.automations,
+            prefect=self.prefect,
+        )
+        redact = self.templates.secrets.redact
+        limit = self.policy.attempt_timeout.total_seconds()
+        try:
+            async with asyncio.timeout(limit):
+                return await executor(request.action, run)
+        except ActionFailed as exc:
+            return _Failure(redact(exc.message), exc.status_code, retryable=False)
+        except ActionRetry as exc:
+            return _Failure(redact(exc.message), exc.status_code, True, exc.retry_after)
+        except httpx.TransportError as exc:
+            failure = transport_error(exc, request.action.type)
+            return _Failure(redact(failure.message), None, retryable=True)
+        except TimeoutError:
+            return _Failure(f"took longer than {limit:g}s (the attempt limit)", None, True)
+        except Exception as exc:  # a bug in an executor: keep the worker, record it
+            log.exception("action %s (%s) raised", request.id, request.action.type)
+            return _Failure(redact(f"{type(exc).__name__}: {exc}"), None, retryable=True)
+
+    async def _succeeded(
+        self, request: ActionRequest, claim: Claim, outcome: Outcome, elapsed: float
+    ) -> None:
+        redact = self.templates.secrets.redact
+        summary = redact(outcome.summary)
+        await self.ledger.succeed(
+            request.id, result=summary, status_code=outcome.status_code, duration_ms=elapsed
+        )
+        await self.emit(
+            [
+                lifecycle_event(
+                    request,
+                    "executed",
+                    round=claim.round,
+                    payload={
+                        "attempt": claim.attempts,
+                        "status_code": outcome.status_code,
+                        "result": summary,
+                        "duration_ms": round(elapsed, 1),
+                    },
+                    target=dict(outcome.target) if outcome.target else None,
+                )
+            ]
+        )
+
+    async def _failed(
+        self, request: ActionRequest, claim: Claim, failure: _Failure, elapsed: float
+    ) -> None:
+        await self.ledger.fail(
+            request.id,
+            error=failure.reason,
+            status_code=failure.status_code,
+            duration_ms=elapsed,
+        )
+        log.warning(
+            "action %s (%s) of %s failed after %d attempt(s): %s",
+            request.id,
+            request.action.type,
+            request.automation.name,
+            claim.attempts,
+            failure.reason,
+        )
+        await self.emit(
+            [
+                lifecycle_event(
+                    request,
+                    "failed",
+                    round=claim.round,
+                    payload={
+                        "attempt": claim.attempts,
+                        "status_code": failure.status_code,
+                        "reason": failure.reason,
+                        "retryable": failure.retryable,
+                    },
+                )
+            ]
+        )
+
+    def _finished_event(self, request: ActionRequest, claim: Claim) -> Event:
+        entry = claim.entry or {}
+        ok = claim.status is Status.succeeded
+        payload = {
+            "attempt": entry.get("attempts"),
+            "status_code": entry.get("status_code"),
+            ("result" if ok else "reason"): entry.get("result" if ok else "last_error"),
+        }
+        what = "executed" if ok else "failed"
+        return lifecycle_event(request, what, round=claim.round, payload=payload)

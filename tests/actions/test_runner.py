@@ -1,0 +1,196 @@
+"""The runner and its ledger on a real database: claims, retries with backoff, the dead
+letter, re-runs, lifecycle events, and at-most-once after success."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from actions.executors import EXECUTORS
+from actions.ledger import Ledger, Status
+from actions.runner import ActionRunner, RetryPolicy
+from actions.secrets import Secrets
+from actions.templating import Templates
+from events import clock
+from events.embedded import free_port
+from tests.actions.conftest import AllowAll, Recorder, request_for
+from tripwire.database import create_engine, migrate
+
+START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    db = create_engine(database_url)
+    await migrate(db)
+    yield Ledger(db)
+    await db.dispose()
+
+
+@pytest.fixture
+async def runner(ledger: Ledger, recorder: Recorder) -> AsyncIterator[ActionRunner]:
+    async with httpx.AsyncClient(timeout=2) as http:
+        yield ActionRunner(
+            ledger=ledger,
+            executors=EXECUTORS,
+            templates=Templates(Secrets(environ={"TOKEN": "s3cr3t-token"})),
+            http=http,
+            guard=AllowAll(),
+            emit=recorder.emit,
+            automations=recorder,
+            policy=RetryPolicy(retries=2, retry_delay=timedelta(seconds=4)),
+        )
+
+
+def names(recorder: Recorder) -> list[str]:
+    return [e.event for e in recorder.emitted]
+
+
+def closed_port_webhook(**extra: Any) -> dict[str, Any]:
+    # Nothing listens there: a real connection refusal, a transient failure.
+    return {"type": "call-webhook", "url": f"http://127.0.0.1:{free_port()}/hook", **extra}
+
+
+async def test_a_success_is_recorded_once_and_a_redelivery_does_not_act_again(
+    runner: ActionRunner, ledger: Ledger, recorder: Recorder
+) -> None:
+    request = request_for(
+        {
+            "type": "emit-event",
+            "event": "etl.noticed",
+            "resource": {"prefect.resource.id": "etl.{{ automation.name }}"},
+        }
+    )
+    assert await runner.run(request) is None
+    assert await runner.run(request) is None  # redelivered: acked, nothing emitted twice
+    emitted = [e for e in recorder.emitted if e.event == "etl.noticed"]
+    assert len(emitted) == 1
+    assert emitted[0].resource.id == "etl.etl-watch"
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["attempts"]) == ("succeeded", 1)
+    assert entry["result"].startswith("emitted etl.noticed")
+    lifecycle = [n for n in names(recorder) if n.startswith("tripwire.action.")]
+    # triggered and executed, then the outcome published again (same id) on redelivery
+    assert lifecycle == [
+        "tripwire.action.triggered",
+        "tripwire.action.executed",
+        "tripwire.action.executed",
+    ]
+    ids = {e.id for e in recorder.emitted if e.event == "tripwire.action.executed"}
+    assert len(ids) == 1
+
+
+async def test_transient_failures_back_off_then_go_to_the_dead_letter(
+    runner: ActionRunner, ledger: Ledger, recorder: Recorder
+) -> None:
+    request = request_for(closed_port_webhook())
+    with clock.frozen_clock(START) as frozen:
+        first = await runner.run(request)
+        assert first is not None
+        assert 2.0 <= first <= 4.0  # 4 s with jitter between half and all of it
+        assert await runner.run(request) == pytest.approx(first, abs=first)  # not due yet
+        entry = await ledger.get(str(request.id))
+        assert entry is not None
+        assert (entry["status"], entry["attempts"]) == ("retrying", 1)
+        assert "unreachable" in entry["last_error"]
+        frozen.advance(timedelta(seconds=first))
+        second = await runner.run(request)
+        assert second is not None
+        assert 4.0 <= second <= 8.0  # doubled
+        frozen.advance(timedelta(seconds=second))
+        assert await runner.run(request) is None  # third and last attempt (retries: 2)
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["attempts"]) == ("failed", 3)
+    failed = [e for e in recorder.emitted if e.event == "tripwire.action.failed"]
+    assert len(failed) == 1
+    assert failed[0].payload["attempt"] == 3
+    assert failed[0].payload["retryable"] is True
+    roles = {r.role for r in failed[0].related}
+    assert {"automation", "tripwire-cause"} <= roles
+    assert [e["id"] for e in await ledger.list(status=Status.failed)] == [str(request.id)]
+
+
+async def test_a_permanent_failure_is_not_retried(
+    runner: ActionRunner, ledger: Ledger, recorder: Recorder
+) -> None:
+    request = request_for(
+        {
+            "type": "emit-event",
+            "event": "{{ event.missing }}",
+            "resource": {"prefect.resource.id": "x"},
+        }
+    )
+    assert await runner.run(request) is None
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["attempts"]) == ("failed", 1)
+    assert entry["last_error"].startswith("template event:")
+    assert names(recorder) == ["tripwire.action.triggered", "tripwire.action.failed"]
+
+
+async def test_an_action_with_no_retries_fails_at_its_first_transient_failure(
+    runner: ActionRunner, ledger: Ledger
+) -> None:
+    request = request_for(closed_port_webhook(retries=0))
+    assert await runner.run(request) is None
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["attempts"]) == ("failed", 1)
+
+
+def test_retry_after_from_the_target_overrides_the_backoff() -> None:
+    policy = RetryPolicy(retry_delay=timedelta(seconds=1), max_retry_delay=timedelta(seconds=5))
+    request = request_for({"type": "do-nothing"})
+    assert policy.delay(request, 1, retry_after=30.0) == 30.0
+    assert 2.5 <= policy.delay(request, 10, retry_after=None) <= 5.0  # capped
+
+
+async def test_a_failed_request_can_be_run_again_in_a_new_round(
+    runner: ActionRunner, ledger: Ledger, recorder: Recorder
+) -> None:
+    request = request_for(closed_port_webhook(retries=0))
+    await runner.run(request)
+    again = await ledger.rerun(str(request.id))
+    assert again == request
+    done = request_for({"type": "do-nothing"})
+    await runner.run(done)
+    with pytest.raises(ValueError, match="only failed requests"):
+        await ledger.rerun(str(done.id))
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["round"], entry["attempts"]) == ("pending", 1, 0)
+    with pytest.raises(LookupError):
+        await ledger.rerun("00000000-0000-0000-0000-000000000000")
+
+
+async def test_a_lapsed_claim_is_taken_over_and_a_live_one_is_not(
+    runner: ActionRunner, ledger: Ledger
+) -> None:
+    request = request_for({"type": "do-nothing"})
+    with clock.frozen_clock(START) as frozen:
+        claim = await ledger.claim(request, timedelta(seconds=45))  # a worker took it ...
+        assert claim.granted
+        busy = await ledger.claim(request, timedelta(seconds=45))
+        assert not busy.granted
+        assert busy.wait == pytest.approx(45)
+        frozen.advance(timedelta(seconds=46))  # ... and died
+        taken = await ledger.claim(request, timedelta(seconds=45))
+        assert taken.granted
+        assert taken.interrupted
+        assert taken.attempts == 2
+
+
+async def test_secrets_never_reach_the_ledger(runner: ActionRunner, ledger: Ledger) -> None:
+    request = request_for(
+        closed_port_webhook(retries=0, url="http://127.0.0.1:1/hook?token={{ secret('TOKEN') }}")
+    )
+    await runner.run(request)
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert "s3cr3t-token" not in (entry["last_error"] or "")

@@ -1,0 +1,88 @@
+"""The action side of a worker: the runner and its consumer on the actions stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actions.executors import EXECUTORS
+from actions.guard import AddressGuard
+from actions.ledger import Ledger
+from actions.prefect_api import PrefectConnection, PrefectConnections
+from actions.request import ActionRequest
+from actions.runner import ActionRunner, RetryPolicy
+from actions.secrets import Secrets
+from actions.templating import Templates
+from events.bus import Bus
+from events.consumer import MessageConsumer
+from events.model import Event
+from events.parsing import encode
+from triggers.repository import AutomationStore
+from tripwire.settings import Settings
+
+
+def prefect_connections(settings: Settings) -> PrefectConnections:
+    """The Prefect server(s) Prefect actions talk to."""
+    default = None
+    if settings.prefect_api_url:
+        default = PrefectConnection(
+            api_url=settings.prefect_api_url,
+            api_key=settings.prefect_api_key,
+            auth_string=settings.prefect_api_auth_string,
+        )
+    return PrefectConnections(default=default, named=settings.prefect_connections)
+
+
+class Acting:
+    """Builds the runner; `start` and `stop` its consumer and HTTP client."""
+
+    def __init__(
+        self, settings: Settings, db: AsyncEngine, bus: Bus, automations: AutomationStore
+    ) -> None:
+        s = settings
+        self.bus = bus
+        self.ledger = Ledger(db)
+        # No redirects: a redirect could lead an allowed URL to a private address.
+        self.http = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=s.action_timeout.total_seconds(),
+            limits=httpx.Limits(max_connections=s.action_concurrency * 2),
+        )
+        policy = RetryPolicy(
+            retries=s.action_retries,
+            retry_delay=s.action_retry_delay,
+            max_retry_delay=s.action_max_retry_delay,
+            attempt_timeout=s.action_timeout,
+        )
+        self.runner = ActionRunner(
+            ledger=self.ledger,
+            executors=EXECUTORS,
+            templates=Templates(Secrets(file=s.secrets_file)),
+            http=self.http,
+            guard=AddressGuard(allow_private=s.allow_private_urls),
+            emit=self.emit,
+            automations=automations,
+            prefect=prefect_connections(s),
+            policy=policy,
+        )
+        names = bus.names
+        self.consumer = MessageConsumer(
+            bus,
+            names.actions_stream,
+            names.actions_wildcard,
+            f"{names.namespace}-actions",
+            self.runner.handle,
+            concurrency=s.action_concurrency,
+            ack_wait=policy.lease.total_seconds() + 5,
+        )
+
+    async def resubmit(self, request: ActionRequest, round: int) -> None:
+        """Send a re-run request onto the actions stream (its own id: not deduplicated)."""
+        data = request.model_dump_json(by_alias=True).encode()
+        await self.bus.publish(self.bus.names.actions_subject, [(f"{request.id}:{round}", data)])
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        """Put events the actions make onto the events stream."""
+        await self.bus.publish_events(encode([event.receive() for event in events]))

@@ -1,0 +1,54 @@
+"""What the CLI's commands share: the --api option, one-line failures, calls to the engine."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import httpx
+import typer
+
+from events.client import DEFAULT_API_URL, api_auth_headers, resolve_api_url
+
+ApiOption = typer.Option(
+    None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a clear error and exit (never a traceback)."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def http_client(api: str | None) -> httpx.Client:
+    return httpx.Client(
+        base_url=resolve_api_url(api),
+        headers=api_auth_headers(),
+        timeout=30,
+    )
+
+
+def call(api: str | None, method: str, path: str, **options: Any) -> httpx.Response:
+    """One request to the engine; any failure ends the command with a one-line message."""
+    url = resolve_api_url(api)
+    try:
+        with http_client(api) as http:
+            response = http.request(method, path, **options)
+    except httpx.TransportError as exc:
+        fail(f"cannot reach tripwire at {url} ({exc}); is it running (`tripwire up`)?")
+    if response.status_code >= 400:
+        fail(problem_text(response))
+    return response
+
+
+def problem_text(response: httpx.Response) -> str:
+    """The engine's error message (its `detail`), or the status and text."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    detail = data.get("detail") if isinstance(data, dict) else None
+    if isinstance(detail, str) and detail:
+        return detail
+    text = response.text.strip()[:300] or response.reason_phrase
+    return f"tripwire answered {response.status_code}: {text}"
