@@ -106,7 +106,7 @@ class Ledger:
                 interrupted=status is Status.running,
             )
         if status in FINISHED:
-            return Claim(False, status, before["attempts"], before["round"], entry=dict(before))
+            return Claim(False, status, before["attempts"], before["round"], entry=_entry(before))
         until = before["lease_until"] if status is Status.running else before["next_attempt"]
         wait = (_aware(until) - now).total_seconds() if until is not None else 1.0
         return Claim(False, status, before["attempts"], before["round"], wait=max(wait, 0.1))
@@ -206,7 +206,7 @@ class Ledger:
                 .mappings()
                 .one_or_none()
             )
-        return dict(row) if row is not None else None
+        return _entry(row) if row is not None else None
 
     async def list(
         self,
@@ -225,7 +225,12 @@ class Ledger:
                 or_(table.c.automation_id == automation, table.c.automation_name == automation)
             )
         async with self.engine.connect() as conn:
-            return [dict(row) for row in (await conn.execute(query)).mappings()]
+            return [_entry(row) for row in (await conn.execute(query)).mappings()]
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    # Column names come back as quoted_name, a str subclass JSON encoders refuse as keys.
+    return {str(key): value for key, value in row.items()}
 
 
 def _aware(value: datetime) -> datetime:

@@ -175,7 +175,7 @@ def test_each_limit_is_refused_with_a_clear_message(
     assert "allowed" in info.value.error or "render" in info.value.error  # says what to do
 
 
-def test_a_slow_render_is_stopped(tmp_path: Path) -> None:
+def test_a_slow_render_is_stopped() -> None:
     quick = Templates(Secrets(environ={}), max_seconds=0.01)
     # 9,000 loop passes (inside the budget), each scanning a 9,000-item list: far past 10ms.
     source = "{% for a in rows %}{% if -a in rows %}{% endif %}{% endfor %}"

@@ -1,0 +1,179 @@
+"""Actions in a running engine: an event fires an automation, its webhook is called once,
+the ledger and the lifecycle events say so; failures reach the dead letter and re-run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from events import clock
+from events.filters import EventFilter
+from tests.actions.receivers import Receiver, Reply
+from tests.conftest import Running, StartEngine
+from tests.triggers.conftest import flow_run
+from tests.triggers.test_live import post, stored
+from tests.tripwire.test_cli_automations import invoke
+
+
+def on_failure(url: str, **action: Any) -> dict[str, Any]:
+    return {
+        "name": "tell-ops",
+        "trigger": {
+            "type": "event",
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "expect": ["prefect.flow-run.Failed"],
+            "posture": "Reactive",
+            "threshold": 1,
+            "within": 0,
+        },
+        "actions": [
+            {
+                "type": "call-webhook",
+                "url": url,
+                "json": {
+                    "run": "{{ event.resource['prefect.resource.name'] }}",
+                    "state": "{{ event.resource['prefect.state-name'] }}",
+                },
+                **action,
+            }
+        ],
+    }
+
+
+def failed_run() -> Any:
+    labels = {"prefect.resource.name": "nightly-7", "prefect.state-name": "Failed"}
+    return flow_run("Failed", when=clock.now(), labels=labels)
+
+
+def named(*names: str) -> EventFilter:
+    return EventFilter.model_validate({"event": {"name": list(names)}})
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Receiver]:
+    async with Receiver(Reply(200, "thanks")) as receiver:
+        yield receiver
+
+
+async def ledger_status(running: Running, status: str, count: int = 1) -> list[dict[str, Any]]:
+    ledger = running.engine.acting.ledger
+    async with asyncio.timeout(15):
+        while len(found := await ledger.list(status=status)) < count:  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_firing_calls_the_webhook_once_and_records_it(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    running = await start_engine(allow_private_urls=True)
+    async with running.client() as client:
+        answer = await client.post("/api/automations/", json=on_failure(hook.url("/ops")))
+        assert answer.status_code == 201, answer.text
+    failed = failed_run()
+    await post(running, failed)
+
+    (call,) = await hook.wait_for(1)
+    assert call.path == "/ops"
+    assert call.json() == {"run": "nightly-7", "state": "Failed"}
+    (entry,) = await ledger_status(running, "succeeded")
+    assert call.headers["idempotency-key"] == entry["id"]
+    assert entry["attempts"] == 1
+    assert "200" in entry["result"]
+    await stored(running, named("tripwire.action.executed"), 1)
+    (executed,) = (await running.engine.store.read(named("tripwire.action.executed"))).events
+    roles = {r.role: r for r in executed.related}
+    assert roles["triggering-event"].id == f"prefect.event.{failed.id}"
+    assert roles["automation"].name == "tell-ops"
+    assert executed.payload["attempt"] == 1
+
+    async with running.client() as client:
+        listed = (await client.get("/api/actions", params={"automation": "tell-ops"})).json()
+        one = (await client.get(f"/api/actions/{entry['id']}")).json()
+    assert [e["id"] for e in listed] == [entry["id"]]
+    assert one["request"]["triggering_event"]["id"] == str(failed.id)
+    assert len(hook.requests) == 1
+
+
+async def test_a_failing_target_is_retried_then_dead_lettered_then_re_run(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    running = await start_engine(
+        allow_private_urls=True, action_retries=1, action_retry_delay="0.05s"
+    )
+    hook.script(Reply(503, "down"), Reply(500, "still down"))
+    async with running.client() as client:
+        answer = await client.post("/api/automations/", json=on_failure(hook.url()))
+        assert answer.status_code == 201, answer.text
+    await post(running, failed_run())
+
+    (entry,) = await ledger_status(running, "failed")
+    assert entry["attempts"] == 2
+    assert entry["status_code"] == 500
+    assert "still down" in entry["last_error"]
+    await stored(running, named("tripwire.action.failed"), 1)
+    async with running.client() as client:
+        listed = (await client.get("/api/actions", params={"status": "failed"})).json()
+        assert [e["id"] for e in listed] == [entry["id"]]
+        retried = await client.post(f"/api/actions/{entry['id']}/retry")
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["round"] == 1
+        again = await client.post(f"/api/actions/{entry['id']}/retry")
+        assert again.status_code in (202, 409)  # pending may be re-sent; running may not
+        missing = await client.post("/api/actions/nope/retry")
+        assert missing.status_code == 404
+        assert "no action request" in missing.json()["detail"]
+
+    (done,) = await ledger_status(running, "succeeded")  # the receiver answers 200 now
+    assert done["round"] == 1
+    assert len(hook.requests) == 3
+    # one failed event for round 0, one executed event for round 1
+    await stored(running, named("tripwire.action.executed"), 1)
+    assert await running.engine.store.count(named("tripwire.action.failed")) == 1
+
+
+async def test_private_addresses_are_refused_without_the_setting(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    running = await start_engine()
+    async with running.client() as client:
+        answer = await client.post("/api/automations/", json=on_failure(hook.url()))
+        assert answer.status_code == 201, answer.text
+    await post(running, failed_run())
+    (entry,) = await ledger_status(running, "failed")
+    assert "loopback" in entry["last_error"]
+    assert "TRIPWIRE_ALLOW_PRIVATE_URLS" in entry["last_error"]
+    assert entry["attempts"] == 1  # permanent: not retried
+    assert hook.requests == []
+
+
+async def test_the_cli_lists_the_dead_letter_and_re_runs_it(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    running = await start_engine(allow_private_urls=True, action_retries=0)
+    hook.script(Reply(404, "no such hook"))
+    async with running.client() as client:
+        answer = await client.post("/api/automations/", json=on_failure(hook.url()))
+        assert answer.status_code == 201, answer.text
+    await post(running, failed_run())
+    (entry,) = await ledger_status(running, "failed")
+
+    code, out, err = await invoke("actions", "ls", "--failed", "--api", running.url)
+    assert code == 0, err
+    header, row, hint = out.splitlines()
+    assert header.split()[:4] == ["CREATED", "AUTOMATION", "TYPE", "STATUS"]
+    assert entry["id"] in row
+    assert "tell-ops" in row
+    assert "404" in row
+    assert "tripwire actions retry" in hint
+
+    code, out, err = await invoke("actions", "retry", entry["id"], "--api", running.url)
+    assert code == 0, err
+    assert f"re-running {entry['id']} (round 1)" in out
+    await ledger_status(running, "succeeded")
+    code, out, err = await invoke("actions", "retry", entry["id"], "--api", running.url)
+    assert code == 1
+    assert "only failed requests are re-run" in err
