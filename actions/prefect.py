@@ -10,7 +10,6 @@ on the flow run the firing is about.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -37,11 +36,15 @@ from actions.prefect_api import (
     PrefectAPI,
     PrefectConnection,
     PrefectConnections,
+    Target,
     accepted_state,
+    find_deployment,
+    find_work_pool,
+    find_work_queue,
+    flow_run_of,
     segment,
 )
 from events import clock
-from events.model import RESOURCE_ID, RESOURCE_NAME
 
 __all__ = [
     "PREFECT_EXECUTORS",
@@ -50,6 +53,7 @@ __all__ = [
     "PrefectConnections",
     "cancel_flow_run",
     "change_flow_run_state",
+    "connect",
     "delete_flow_run",
     "pause_deployment",
     "pause_work_pool",
@@ -65,93 +69,13 @@ __all__ = [
 SUSPEND_TIMEOUT = timedelta(hours=1)  # Prefect's SuspendFlowRun: Suspended(timeout_seconds=3600)
 
 
-@dataclass(frozen=True)
-class Target:
-    """A Prefect object an action acts on: `kind` is the resource-id prefix."""
-
-    kind: str
-    id: UUID
-    name: str | None = None
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """The object as event labels, for the executed event."""
-        labels = {RESOURCE_ID: f"{self.kind}.{self.id}"}
-        if self.name:
-            labels[RESOURCE_NAME] = self.name
-        return labels
-
-    def __str__(self) -> str:
-        return self.name or str(self.id)
-
-
 def connect(run: Execution, name: str | None) -> PrefectAPI:
     """The Prefect server the action names (or the default one)."""
     connections = run.prefect or PrefectConnections()
     return PrefectAPI(run.http, connections.get(name))
 
 
-def _from_resource_id(resource_id: str, kind: str) -> UUID | None:
-    prefix, _, raw = resource_id.rpartition(".")
-    if prefix != kind:
-        return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ActionFailed(f"{resource_id} does not end in an id, so no {kind} to act on") from None
-
-
-def inferred(run: Execution, kind: str) -> Target:
-    """The first `kind` resource among the event's resource and related ones (as Prefect)."""
-    event = run.request.triggering_event
-    if event is None:
-        raise ActionFailed(
-            f"source is inferred but the firing has no triggering event to take a {kind} from"
-        )
-    for resource in event.involved_resources():
-        found = _from_resource_id(resource.id, kind)
-        if found is not None:
-            return Target(kind, found, resource.name)
-    raise ActionFailed(
-        f"source is inferred but the triggering event has no {kind}.* resource "
-        "(looked at its resource and related resources)"
-    )
-
-
-def flow_run_of(run: Execution) -> Target:
-    """The flow run the firing is about: the for_each labels first (proactive triggers
-    have no event), then the event, as Prefect's FlowRunAction does."""
-    labels = run.request.triggering_labels
-    found = _from_resource_id(labels.get(RESOURCE_ID, ""), "prefect.flow-run")
-    if found is not None:
-        return Target("prefect.flow-run", found, labels.get(RESOURCE_NAME))
-    if run.request.triggering_event is None:
-        raise ActionFailed(
-            "no flow run to act on: the firing has no triggering event and its labels "
-            "have no prefect.flow-run.* resource id"
-        )
-    return inferred(run, "prefect.flow-run")
-
-
 # Deployments
-
-
-async def _deployment(
-    api: PrefectAPI, action: RunDeployment | PauseDeployment | ResumeDeployment, run: Execution
-) -> Target:
-    kind = "prefect.deployment"
-    if action.source == "inferred":
-        return inferred(run, kind)
-    if action.deployment_id is not None:
-        return Target(kind, action.deployment_id)
-    assert action.deployment is not None  # the model requires one of the two
-    flow, _, name = action.deployment.partition("/")
-    found = await api.json(
-        "GET",
-        f"/deployments/name/{segment(flow)}/{segment(name)}",
-        missing=f"deployment {action.deployment}",
-    )
-    return Target(kind, UUID(found["id"]), found["name"])
 
 
 def _parameters(action: RunDeployment, run: Execution) -> dict[str, Any]:
@@ -166,8 +90,9 @@ def _parameters(action: RunDeployment, run: Execution) -> dict[str, Any]:
 async def run_deployment(action: RunDeployment, run: Execution) -> Outcome:
     """Create a flow run of the deployment; the request id is the idempotency key, so a
     redelivered request finds the run it already made."""
+    parameters = _parameters(action, run)  # a template error needs no server
     api = connect(run, action.connection)
-    deployment = await _deployment(api, action, run)
+    deployment = await find_deployment(api, action, run.request)
     scheduled = clock.now() + action.schedule_after
     body = {
         "state": {
@@ -175,7 +100,7 @@ async def run_deployment(action: RunDeployment, run: Execution) -> Outcome:
             "name": "Scheduled",
             "state_details": {"scheduled_time": scheduled.isoformat()},
         },
-        "parameters": _parameters(action, run),
+        "parameters": parameters,
         "job_variables": action.job_variables,
         "tags": action.tags,
         "idempotency_key": str(run.request.id),
@@ -206,7 +131,7 @@ async def _switch_deployment(
     action: PauseDeployment | ResumeDeployment, run: Execution, pause: bool
 ) -> Outcome:
     api = connect(run, action.connection)
-    deployment = await _deployment(api, action, run)
+    deployment = await find_deployment(api, action, run.request)
     command = "pause_deployment" if pause else "resume_deployment"
     response = await api.call(
         "POST", f"/deployments/{deployment.id}/{command}", missing=f"deployment {deployment}"
@@ -232,43 +157,11 @@ async def resume_deployment(action: ResumeDeployment, run: Execution) -> Outcome
 # Work queues and work pools
 
 
-async def _work_queue(
-    api: PrefectAPI, action: PauseWorkQueue | ResumeWorkQueue, run: Execution
-) -> Target:
-    kind = "prefect.work-queue"
-    if action.source == "inferred":
-        return inferred(run, kind)
-    if action.work_queue_id is not None:
-        return Target(kind, action.work_queue_id)
-    name = action.work_queue_name
-    assert name is not None  # the model requires one of the two
-    pool = action.work_pool_name
-    if pool is not None:
-        found = await api.json(
-            "GET",
-            f"/work_pools/{segment(pool)}/queues/{segment(name)}",
-            missing=f"work queue {name} in work pool {pool}",
-        )
-        return Target(kind, UUID(found["id"]), found["name"])
-    # Without a pool the name may be in several: the filter finds them all.
-    queues = await api.json(
-        "POST", "/work_queues/filter", json={"work_queues": {"name": {"any_": [name]}}}
-    )
-    if not queues:
-        raise ActionFailed(f"work queue {name} not found on {api.url}")
-    if len(queues) > 1:
-        pools = ", ".join(sorted(str(q.get("work_pool_name")) for q in queues))
-        raise ActionFailed(
-            f"work queue {name} is in several work pools ({pools}): set work_pool_name"
-        )
-    return Target(kind, UUID(queues[0]["id"]), queues[0]["name"])
-
-
 async def _switch_work_queue(
     action: PauseWorkQueue | ResumeWorkQueue, run: Execution, pause: bool
 ) -> Outcome:
     api = connect(run, action.connection)
-    queue = await _work_queue(api, action, run)
+    queue = await find_work_queue(api, action, run.request)
     response = await api.call(
         "PATCH",
         f"/work_queues/{queue.id}",
@@ -291,36 +184,11 @@ async def resume_work_queue(action: ResumeWorkQueue, run: Execution) -> Outcome:
     return await _switch_work_queue(action, run, False)
 
 
-async def _work_pool(
-    api: PrefectAPI, action: PauseWorkPool | ResumeWorkPool, run: Execution
-) -> Target:
-    # Prefect's API addresses pools by name (a pool's name never changes).
-    kind = "prefect.work-pool"
-    if action.source == "inferred":
-        target = inferred(run, kind)
-        if target.name:
-            return target
-        pool_id = target.id
-    elif action.work_pool_id is not None:
-        pool_id = action.work_pool_id
-    else:
-        name = action.work_pool_name
-        assert name is not None  # the model requires one of the two
-        found = await api.json("GET", f"/work_pools/{segment(name)}", missing=f"work pool {name}")
-        return Target(kind, UUID(found["id"]), found["name"])
-    pools = await api.json(
-        "POST", "/work_pools/filter", json={"work_pools": {"id": {"any_": [str(pool_id)]}}}
-    )
-    if not pools:
-        raise ActionFailed(f"work pool {pool_id} not found on {api.url}")
-    return Target(kind, pool_id, pools[0]["name"])
-
-
 async def _switch_work_pool(
     action: PauseWorkPool | ResumeWorkPool, run: Execution, pause: bool
 ) -> Outcome:
     api = connect(run, action.connection)
-    pool = await _work_pool(api, action, run)
+    pool = await find_work_pool(api, action, run.request)
     assert pool.name is not None
     response = await api.call(
         "PATCH",
@@ -354,7 +222,7 @@ async def _set_state(
     ends: frozenset[str] = frozenset(),
 ) -> Outcome:
     api = connect(run, connection)
-    flow_run = flow_run_of(run)
+    flow_run = flow_run_of(run.request)
     response = await api.call(
         "POST",
         f"/flow_runs/{flow_run.id}/set_state",
@@ -412,9 +280,9 @@ async def change_flow_run_state(action: ChangeFlowRunState, run: Execution) -> O
 async def resume_flow_run(action: ResumeFlowRun, run: Execution) -> Outcome:
     """Resume a paused or suspended run."""
     api = connect(run, action.connection)
-    flow_run = flow_run_of(run)
+    flow_run = flow_run_of(run.request)
     # Read first: Prefect answers a resume of an unknown run with a 500, not a 404.
-    found = await api.json("GET", f"/flow_runs/{flow_run.id}", missing=f"flow run {flow_run}")
+    found = await api.fetch("GET", f"/flow_runs/{flow_run.id}", missing=f"flow run {flow_run}")
     flow_run = Target(flow_run.kind, flow_run.id, flow_run.name or found.get("name"))
     response = await api.call("POST", f"/flow_runs/{flow_run.id}/resume")
     new = accepted_state(response.json(), f"resume flow run {flow_run}")
@@ -428,7 +296,7 @@ async def resume_flow_run(action: ResumeFlowRun, run: Execution) -> Outcome:
 async def delete_flow_run(action: DeleteFlowRun, run: Execution) -> Outcome:
     """Delete the run (and, in the background, its logs)."""
     api = connect(run, action.connection)
-    flow_run = flow_run_of(run)
+    flow_run = flow_run_of(run.request)
     try:
         response = await api.call(
             "DELETE", f"/flow_runs/{flow_run.id}", missing=f"flow run {flow_run}"

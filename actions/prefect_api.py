@@ -1,5 +1,6 @@
-"""Talking to a Prefect server's REST API: where it is, how to authenticate, and how its
-answers read (HTTP errors, Prefect's error bodies, orchestration results).
+"""Talking to a Prefect server's REST API: where it is, how to authenticate, how its
+answers read (HTTP errors, Prefect's error bodies, orchestration results), and how to find
+the object an action is about.
 
 Endpoints and bodies follow Prefect 3.8's server (`prefect/server/api/`).
 """
@@ -7,14 +8,27 @@ Endpoints and bodies follow Prefect 3.8's server (`prefect/server/api/`).
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from actions.errors import ActionFailed, ActionRetry
 from actions.http import RETRYABLE_STATUS, check, retry_after, transport_error
+from actions.model import (
+    PauseDeployment,
+    PauseWorkPool,
+    PauseWorkQueue,
+    ResumeDeployment,
+    ResumeWorkPool,
+    ResumeWorkQueue,
+    RunDeployment,
+)
+from actions.request import ActionRequest
+from events.model import RESOURCE_ID, RESOURCE_NAME
 
 NO_SERVER = "no Prefect server configured: set TRIPWIRE_PREFECT_API_URL"
 
@@ -105,7 +119,7 @@ class PrefectAPI:
         raise_for_status(response, what)
         return response
 
-    async def json(
+    async def fetch(
         self, method: str, path: str, *, json: Any = None, missing: str | None = None
     ) -> Any:
         """`call`, then the body as JSON."""
@@ -171,3 +185,159 @@ def accepted_state(result: Any, what: str, ends: frozenset[str] = frozenset()) -
     if status in ("REJECT", "ABORT"):
         raise ActionFailed(f"Prefect refused to {what} ({status}): {reason}")
     raise ActionFailed(f"Prefect answered {what} with an unknown result: {str(result)[:200]}")
+
+
+# Finding targets, as Prefect's actions do (prefect/server/events/actions.py)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Prefect object an action acts on: `kind` is the resource-id prefix."""
+
+    kind: str
+    id: UUID
+    name: str | None = None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The object as event labels, for the executed event."""
+        labels = {RESOURCE_ID: f"{self.kind}.{self.id}"}
+        if self.name:
+            labels[RESOURCE_NAME] = self.name
+        return labels
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
+def _id_of(resource_id: str, kind: str) -> UUID | None:
+    prefix, _, raw = resource_id.rpartition(".")
+    if prefix != kind:
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ActionFailed(f"{resource_id} does not end in an id, so no {kind} to act on") from None
+
+
+def _first_of_kind(request: ActionRequest, kind: str) -> Target | None:
+    # Prefect takes the first resource of the kind, the event's own resource first.
+    event = request.triggering_event
+    for resource in event.involved_resources() if event else ():
+        found = _id_of(resource.id, kind)
+        if found is not None:
+            return Target(kind, found, resource.name)
+    return None
+
+
+def inferred(request: ActionRequest, kind: str) -> Target:
+    """The first `kind` resource among the event's resource and related ones (as Prefect)."""
+    if request.triggering_event is None:
+        raise ActionFailed(
+            f"source is inferred but the firing has no triggering event to take a {kind} from"
+        )
+    target = _first_of_kind(request, kind)
+    if target is None:
+        raise ActionFailed(
+            f"source is inferred but the triggering event has no {kind}.* resource "
+            "(looked at its resource and related resources)"
+        )
+    return target
+
+
+def flow_run_of(request: ActionRequest) -> Target:
+    """The flow run the firing is about: its for_each labels first (a proactive trigger's
+    firing has no event), then the event, as Prefect's FlowRunAction does."""
+    kind = "prefect.flow-run"
+    labels = request.triggering_labels
+    found = _id_of(labels.get(RESOURCE_ID, ""), kind)
+    if found is not None:
+        return Target(kind, found, labels.get(RESOURCE_NAME))
+    target = _first_of_kind(request, kind)
+    if target is None:
+        where = (
+            "the firing's labels"
+            if request.triggering_event is None
+            else ("the firing's labels and the triggering event's resource and related resources")
+        )
+        raise ActionFailed(f"no {kind}.* resource to act on (looked at {where})")
+    return target
+
+
+async def find_deployment(
+    api: PrefectAPI,
+    action: RunDeployment | PauseDeployment | ResumeDeployment,
+    request: ActionRequest,
+) -> Target:
+    """The deployment by id, by flow/deployment name, or from the event."""
+    kind = "prefect.deployment"
+    if action.source == "inferred":
+        return inferred(request, kind)
+    if action.deployment_id is not None:
+        return Target(kind, action.deployment_id)
+    assert action.deployment is not None  # the model requires one of the two
+    flow, _, name = action.deployment.partition("/")
+    found = await api.fetch(
+        "GET",
+        f"/deployments/name/{segment(flow)}/{segment(name)}",
+        missing=f"deployment {action.deployment}",
+    )
+    return Target(kind, UUID(found["id"]), found["name"])
+
+
+async def find_work_queue(
+    api: PrefectAPI, action: PauseWorkQueue | ResumeWorkQueue, request: ActionRequest
+) -> Target:
+    """The work queue by id, by name (in a pool or alone), or from the event."""
+    kind = "prefect.work-queue"
+    if action.source == "inferred":
+        return inferred(request, kind)
+    if action.work_queue_id is not None:
+        return Target(kind, action.work_queue_id)
+    name = action.work_queue_name
+    assert name is not None  # the model requires one of the two
+    pool = action.work_pool_name
+    if pool is not None:
+        found = await api.fetch(
+            "GET",
+            f"/work_pools/{segment(pool)}/queues/{segment(name)}",
+            missing=f"work queue {name} in work pool {pool}",
+        )
+        return Target(kind, UUID(found["id"]), found["name"])
+    # Without a pool the name may be in several: the filter finds them all.
+    queues = await api.fetch(
+        "POST", "/work_queues/filter", json={"work_queues": {"name": {"any_": [name]}}}
+    )
+    if not queues:
+        raise ActionFailed(f"work queue {name} not found on {api.url}")
+    if len(queues) > 1:
+        pools = ", ".join(sorted(str(q.get("work_pool_name")) for q in queues))
+        raise ActionFailed(
+            f"work queue {name} is in several work pools ({pools}): set work_pool_name"
+        )
+    return Target(kind, UUID(queues[0]["id"]), queues[0]["name"])
+
+
+async def find_work_pool(
+    api: PrefectAPI, action: PauseWorkPool | ResumeWorkPool, request: ActionRequest
+) -> Target:
+    """The work pool, with its name: Prefect's API addresses pools by name."""
+    kind = "prefect.work-pool"
+    if action.source == "inferred":
+        target = inferred(request, kind)
+        if target.name:
+            return target
+        pool_id = target.id
+    elif action.work_pool_id is not None:
+        pool_id = action.work_pool_id
+    else:
+        name = action.work_pool_name
+        assert name is not None  # the model requires one of the two
+        found = await api.fetch("GET", f"/work_pools/{segment(name)}", missing=f"work pool {name}")
+        return Target(kind, UUID(found["id"]), found["name"])
+    pools = await api.fetch(
+        "POST", "/work_pools/filter", json={"work_pools": {"id": {"any_": [str(pool_id)]}}}
+    )
+    if not pools:
+        raise ActionFailed(f"work pool {pool_id} not found on {api.url}")
+    return Target(kind, pool_id, pools[0]["name"])

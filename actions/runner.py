@@ -20,13 +20,14 @@ import httpx
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from actions.context import template_context
 from actions.errors import ActionFailed, ActionRetry
 from actions.execution import AutomationSwitch, Execution, Outcome, UrlGuard
 from actions.http import transport_error
 from actions.ledger import Claim, Ledger, Status
 from actions.lifecycle import lifecycle_event
 from actions.request import ActionRequest
-from actions.templating import Templates, template_context
+from actions.templating import Templates
 from events import clock
 from events.model import Event
 

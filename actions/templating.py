@@ -24,10 +24,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime
 from functools import lru_cache, wraps
 from typing import TYPE_CHECKING, Any, Final
-from uuid import UUID
 
 from jinja2 import StrictUndefined, Template, nodes, pass_eval_context
 from jinja2 import filters as jinja_filters
@@ -44,8 +42,7 @@ from actions.errors import TemplateError
 from actions.secrets import Secrets
 
 if TYPE_CHECKING:
-    from actions.request import ActionRequest
-    from events.model import ReceivedEvent
+    pass
 
 MAX_ITERATIONS: Final = 10_000  # loop passes + range() items + calls, per render
 MAX_SECONDS: Final = 1.0  # per render
@@ -513,88 +510,3 @@ def _template_line(exc: BaseException) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
-
-
-# --- the context: Prefect's names, from the request and the event's labels ---------------
-
-PREFECT_KINDS: Final = ("flow-run", "task-run", "flow", "deployment", "work-queue", "work-pool")
-STATE_NAME: Final = "prefect.state-name"
-STATE_TYPE: Final = "prefect.state-type"
-
-
-@dataclass(frozen=True)
-class RunState:
-    """A flow or task run's state as the event labels it: `name` (Late) and `type` (SCHEDULED)."""
-
-    name: str | None
-    type: str | None
-
-
-@dataclass(frozen=True)
-class PrefectRef:
-    """A Prefect object the event is about or relates to, read from its labels (no API call).
-
-    `{{ flow_run.name }}`, `{{ flow_run.state.type }}`, `{{ deployment.id }}`,
-    `{{ work_pool.labels['prefect.work-pool.type'] }}`.
-    """
-
-    id: str
-    name: str | None
-    labels: Mapping[str, str]
-    state: RunState | None = None
-
-
-@dataclass(frozen=True)
-class FiringInfo:
-    """The firing an action runs for: `{{ firing.state }}` is triggered or resolved."""
-
-    id: UUID
-    state: str
-    triggered: datetime
-    depth: int
-    action_index: int
-
-
-def prefect_ref(event: ReceivedEvent, kind: str) -> PrefectRef | None:
-    """The `prefect.<kind>.<id>` resource: the event's own, or the related one in role `kind`."""
-    prefix = f"prefect.{kind}."
-    for resource in (event.resource, *event.resources_in_role(kind)):
-        if not resource.id.startswith(prefix):
-            continue
-        state = None
-        if kind in ("flow-run", "task-run") and (STATE_NAME in resource or STATE_TYPE in resource):
-            state = RunState(name=resource.get(STATE_NAME), type=resource.get(STATE_TYPE))
-        return PrefectRef(
-            id=resource.id.removeprefix(prefix),
-            name=resource.name,
-            labels=dict(resource),
-            state=state,
-        )
-    return None
-
-
-def template_context(
-    request: ActionRequest, *, extra: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """What templates see: automation, event, events, labels, firing, and flow_run, flow,
-    deployment, work_queue, work_pool, task_run (None unless the event is about one);
-    `extra` is merged last (the SLA passes `sla`)."""
-    event = request.triggering_event
-    context: dict[str, Any] = {
-        "automation": request.automation,
-        "event": event,
-        "events": [event] if event is not None else [],
-        "labels": dict(request.triggering_labels),
-        "firing": FiringInfo(
-            id=request.firing_id,
-            state=request.state.value,
-            triggered=request.triggered,
-            depth=request.depth,
-            action_index=request.action_index,
-        ),
-    }
-    for kind in PREFECT_KINDS:
-        context[kind.replace("-", "_")] = prefect_ref(event, kind) if event is not None else None
-    if extra:
-        context.update(extra)
-    return context

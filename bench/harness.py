@@ -53,14 +53,23 @@ def run_or_log_error(benchmark: Callable[[], dict[str, Any]]) -> dict[str, Any] 
 
 
 def start_engine(
-    port: int, home: Path, nats_port: int | None = None, automations: Path | None = None
+    port: int,
+    home: Path,
+    nats_port: int | None = None,
+    automations: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """`tripwire up` in its own session, output to home/engine.log, other TRIPWIRE_* variables
-    of this environment ignored; NATS on `nats_port` and `--automations` when given."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
-    env["TRIPWIRE_LOG_LEVEL"] = "WARNING"
+    of this environment ignored; NATS on `nats_port`, `--automations` and the TRIPWIRE_*
+    variables of `env` when given."""
+    settings = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
+    settings["TRIPWIRE_LOG_LEVEL"] = "WARNING"
     if nats_port is not None:
-        env["TRIPWIRE_NATS_PORT"] = str(nats_port)
+        settings["TRIPWIRE_NATS_PORT"] = str(nats_port)
+    for name, value in (env or {}).items():
+        if not name.startswith("TRIPWIRE_"):
+            raise ValueError(f"start_engine: {name} is not a TRIPWIRE_* variable")
+        settings[name] = value
     command = [sys.executable, "-m", "tripwire.cli", "up", "--port", str(port), "--home", str(home)]
     if automations is not None:
         command += ["--automations", str(automations)]
@@ -70,7 +79,7 @@ def start_engine(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=settings,
             start_new_session=True,
         )
 

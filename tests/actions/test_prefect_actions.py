@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from actions.errors import ActionFailed, ActionRetry
+from actions.execution import Execution, Outcome
 from actions.prefect import PREFECT_EXECUTORS
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from events.embedded import free_port
@@ -66,10 +67,16 @@ def failed_event(objects: PrefectObjects, flow_run: dict[str, Any]) -> dict[str,
     return event
 
 
-async def execute(run: Any) -> Any:
+async def execute(run: Execution) -> Outcome:
     """Run the executor for the run's action type."""
     action = run.request.action
     return await PREFECT_EXECUTORS[action.type](action, run)
+
+
+def target_id(outcome: Outcome) -> str:
+    """The resource id of what the action acted on."""
+    assert outcome.target is not None
+    return outcome.target["prefect.resource.id"]
 
 
 # run-deployment
@@ -128,9 +135,7 @@ async def test_run_deployment_by_name_schedules_it_later(
 
     outcome = await execute(run)
 
-    flow_run = await objects.get(
-        f"/flow_runs/{outcome.target['prefect.resource.id'].rpartition('.')[2]}"
-    )
+    flow_run = await objects.get(f"/flow_runs/{target_id(outcome).rpartition('.')[2]}")
     assert flow_run["deployment_id"] == objects.deployment_id
     scheduled = datetime.fromisoformat(flow_run["state"]["state_details"]["scheduled_time"])
     assert scheduled - datetime.fromisoformat(flow_run["created"]) > timedelta(minutes=59)
@@ -221,7 +226,7 @@ async def test_pause_and_resume_work_queue(
         make_execution({"type": "pause-work-queue", **target}, prefect=prefect_server.connections())
     )
     assert (await objects.get(path))["is_paused"] is True
-    assert outcome.target["prefect.resource.id"] == f"prefect.work-queue.{objects.queue_id}"
+    assert target_id(outcome) == f"prefect.work-queue.{objects.queue_id}"
     await execute(
         make_execution(
             {"type": "resume-work-queue", **target}, prefect=prefect_server.connections()
@@ -409,6 +414,25 @@ async def test_flow_run_from_the_firing_labels_without_an_event(
     assert state["type"] == "CANCELLED"
 
 
+async def test_flow_run_actions_find_the_run_among_related_resources(
+    make_execution: MakeExecution, prefect_server: PrefectServer, prefect_objects: PrefectObjects
+) -> None:
+    # The real task-run Failed event: the resource is the task run, its flow run is related.
+    flow_run = await prefect_objects.flow_run("RUNNING")
+    event = fixture_event("prefect.task-run.Failed")
+    event["related"][0]["prefect.resource.id"] = f"prefect.flow-run.{flow_run['id']}"
+    run = make_execution({"type": "cancel-flow-run"}, event, prefect=prefect_server.connections())
+
+    outcome = await execute(run)
+
+    assert outcome.target == {
+        "prefect.resource.id": f"prefect.flow-run.{flow_run['id']}",
+        "prefect.resource.name": "tuscan-guppy",  # the event's name for it
+    }
+    state = (await prefect_objects.get(f"/flow_runs/{flow_run['id']}"))["state"]
+    assert state["type"] == "CANCELLING"
+
+
 # source: inferred, from a real event
 
 
@@ -425,7 +449,7 @@ async def test_inferred_targets_come_from_the_events_related_resources(
             prefect=prefect_server.connections(),
         )
         outcome = await execute(run)
-        assert outcome.target["prefect.resource.id"].startswith(f"prefect.{kind}.")
+        assert target_id(outcome).startswith(f"prefect.{kind}.")
     assert (await objects.get(f"/deployments/{objects.deployment_id}"))["paused"] is True
     assert (await objects.get(f"/work_queues/{objects.queue_id}"))["is_paused"] is True
     assert (await objects.get(f"/work_pools/{objects.pool_name}"))["is_paused"] is True
@@ -472,7 +496,7 @@ async def test_flow_run_action_on_an_event_about_no_flow_run_fails(
     event = {"event": "orders.loaded", "resource": {"prefect.resource.id": "orders"}}
     unused = PrefectConnections(default=PrefectConnection(api_url="http://127.0.0.1:9/api"))
 
-    with pytest.raises(ActionFailed, match=r"no prefect\.flow-run\.\* resource"):
+    with pytest.raises(ActionFailed, match=r"no prefect\.flow-run\.\* resource to act on"):
         await execute(make_execution({"type": "cancel-flow-run"}, event, prefect=unused))
 
 

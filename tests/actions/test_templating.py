@@ -10,17 +10,11 @@ from typing import Any, get_args
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from actions.context import PrefectRef, RunState, template_context
 from actions.errors import TemplateError
 from actions.model import Action
 from actions.secrets import Secrets
-from actions.templating import (
-    MAX_ITERATIONS,
-    MAX_OUTPUT,
-    PrefectRef,
-    RunState,
-    Templates,
-    template_context,
-)
+from actions.templating import MAX_ITERATIONS, MAX_OUTPUT, Templates
 from events.model import ReceivedEvent
 from tests.actions.conftest import request_for
 from tests.conftest import FIXTURES
