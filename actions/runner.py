@@ -49,7 +49,7 @@ class RetryPolicy:
     @property
     def lease(self) -> timedelta:
         """How long a claim holds: an attempt's time limit plus room to record it."""
-        return self.attempt_timeout + timedelta(seconds=15)
+        return self.attempt_timeout + timedelta(seconds=5)
 
     def attempts(self, request: ActionRequest) -> int:
         retries = request.action.retries

@@ -75,7 +75,7 @@ class Acting:
             f"{names.namespace}-actions",
             self.runner.handle,
             concurrency=s.action_concurrency,
-            ack_wait=policy.lease.total_seconds() + 5,
+            ack_wait=policy.lease.total_seconds() + 2,  # redelivered only once the claim lapsed
         )
 
     async def resubmit(self, request: ActionRequest, round: int) -> None:

@@ -17,6 +17,7 @@ from actions.request import ActionRequest, AutomationRef, FiringState
 from actions.secrets import Secrets
 from actions.templating import Templates
 from events.model import Event, ReceivedEvent
+from tests.actions.prefect_server import prefect_objects, prefect_server  # noqa: F401
 
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 

@@ -17,16 +17,11 @@ from actions.prefect import PREFECT_EXECUTORS
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from events.embedded import free_port
 from events.model import ReceivedEvent
-from tests.actions import prefect_server as server
 from tests.actions.conftest import MakeExecution
 from tests.actions.prefect_server import PrefectObjects, PrefectServer
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.prefect
-
-# The real server's fixtures, made visible to this module's tests.
-prefect_server = server.prefect_server
-prefect_objects = server.prefect_objects
 
 EVENTS = [
     json.loads(line)
