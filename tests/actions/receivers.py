@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -126,7 +126,7 @@ class Receiver:
         )
         await send({"type": "http.response.body", "body": reply.body.encode()})
 
-    async def __aenter__(self) -> Receiver:
+    async def __aenter__(self) -> Self:
         config = uvicorn.Config(
             self,
             host="127.0.0.1",

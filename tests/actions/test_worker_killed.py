@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from tripwire.engine import Role
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 
 
 class HoldingProxy(Receiver):
