@@ -1,6 +1,10 @@
-"""Actions: the models of what an automation does (executors, templates and the ledger
-follow in the actions issue)."""
+"""Actions: what an automation does — the models, templates and secrets, the executors,
+the ledger and the runner that executes action requests from the bus."""
 
+from actions.context import template_context
+from actions.errors import ActionFailed, ActionRetry, ActionsError, TemplateError, UnsafeURL
+from actions.execution import Execution, Outcome
+from actions.ledger import Ledger, Status
 from actions.model import (
     Action,
     CallWebhook,
@@ -25,10 +29,17 @@ from actions.model import (
     SuspendFlowRun,
 )
 from actions.request import ActionRequest, AutomationRef, FiringState
+from actions.runner import ActionRunner, RetryPolicy
+from actions.secrets import Secrets
+from actions.templating import Templates
 
 __all__ = [
     "Action",
+    "ActionFailed",
     "ActionRequest",
+    "ActionRetry",
+    "ActionRunner",
+    "ActionsError",
     "AutomationRef",
     "CallWebhook",
     "CancelFlowRun",
@@ -36,7 +47,10 @@ __all__ = [
     "DeleteFlowRun",
     "DoNothing",
     "EmitEvent",
+    "Execution",
     "FiringState",
+    "Ledger",
+    "Outcome",
     "PauseAutomation",
     "PauseDeployment",
     "PauseWorkPool",
@@ -46,9 +60,16 @@ __all__ = [
     "ResumeFlowRun",
     "ResumeWorkPool",
     "ResumeWorkQueue",
+    "RetryPolicy",
     "RunDeployment",
+    "Secrets",
     "SendNotification",
     "SendSlack",
     "StateType",
+    "Status",
     "SuspendFlowRun",
+    "TemplateError",
+    "Templates",
+    "UnsafeURL",
+    "template_context",
 ]
