@@ -177,3 +177,44 @@ async def test_the_cli_lists_the_dead_letter_and_re_runs_it(
     code, out, err = await invoke("actions", "retry", entry["id"], "--api", running.url)
     assert code == 1
     assert "only failed requests are re-run" in err
+
+
+async def test_an_automation_reacts_to_a_failed_action(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    running = await start_engine(allow_private_urls=True, action_retries=0)
+    hook.script(Reply(410, "gone"))
+    watcher = {
+        "name": "watch-actions",
+        "trigger": {
+            "type": "event",
+            "expect": ["tripwire.action.failed"],
+            "match_related": {
+                "prefect.resource.role": "automation",
+                "prefect.resource.name": "tell-ops",
+            },
+            "threshold": 1,
+            "within": 0,
+        },
+        "actions": [
+            {
+                "type": "emit-event",
+                "event": "ops.escalated",
+                "resource": {"prefect.resource.id": "ops.{{ event.payload.action_type }}"},
+                "payload": {"reason": "{{ event.payload.reason }}"},
+            }
+        ],
+    }
+    async with running.client() as client:
+        for automation in (on_failure(hook.url()), watcher):
+            answer = await client.post("/api/automations/", json=automation)
+            assert answer.status_code == 201, answer.text
+    await post(running, failed_run())
+
+    await stored(running, named("ops.escalated"), 1)
+    (escalated,) = (await running.engine.store.read(named("ops.escalated"))).events
+    assert escalated.resource.id == "ops.call-webhook"
+    assert "410" in escalated.payload["reason"]
+    causes = [r for r in escalated.related if r.role == "tripwire-cause"]
+    # tell-ops fired at depth 1, its failed event carried 1, watch-actions fired at 2
+    assert [c["tripwire.cascade.depth"] for c in causes] == ["2"]
