@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PREFECT_VENV := .venv-prefect
 
-.PHONY: up test lint format bench clean
+.PHONY: up test lint format bench bench-actions clean
 
 $(BIN)/tripwire: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ format: $(BIN)/tripwire
 
 bench: $(BIN)/tripwire
 	$(BIN)/python -m bench.ingest
+
+bench-actions: $(BIN)/tripwire
+	$(BIN)/python -m bench.actions
 
 clean:
 	rm -rf $(VENV) $(PREFECT_VENV) .tripwire

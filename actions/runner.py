@@ -189,8 +189,10 @@ class ActionRunner:
         except TimeoutError:
             return _Failure(f"took longer than {limit:g}s (the attempt limit)", None, True)
         except Exception as exc:  # a bug in an executor: keep the worker, record it
-            log.exception("action %s (%s) raised", request.id, request.action.type)
-            return _Failure(redact(f"{type(exc).__name__}: {exc}"), None, retryable=True)
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            # No traceback: its frames' text may hold a rendered secret.
+            log.error("action %s (%s) raised %s", request.id, request.action.type, reason)
+            return _Failure(reason, None, retryable=True)
 
     async def _succeeded(
         self, request: ActionRequest, claim: Claim, outcome: Outcome, elapsed: float

@@ -409,6 +409,22 @@ def bench_triggers(
     raise typer.Exit(triggers(argv))
 
 
+@bench_app.command("actions")
+def bench_actions(
+    count: int = typer.Option(20_000, min=1, help="Requests in the throughput phase."),
+    rate: float = typer.Option(500.0, help="Requests/s offered in the latency phase."),
+    seconds: float = typer.Option(20.0, help="Duration of the latency phase in seconds."),
+    port: int = typer.Option(None, help="Engine API port (default a free one)."),
+) -> None:
+    """Start an engine and a webhook receiver; report call-webhook actions run per second,
+    and the latency from an action request to its HTTP call at a fixed rate."""
+    from bench.actions import main as actions
+
+    argv = ["--count", str(count), "--rate", str(rate), "--seconds", str(seconds)]
+    argv += ["--port", str(port)] if port else []
+    raise typer.Exit(actions(argv))
+
+
 def _summary(definitions: Definitions) -> str:
     count = len(definitions.automations)
     return f"{count} automation{'s' if count != 1 else ''} in {len(definitions.files)} file(s)"

@@ -186,11 +186,15 @@ async def test_a_lapsed_claim_is_taken_over_and_a_live_one_is_not(
         assert taken.attempts == 2
 
 
-async def test_secrets_never_reach_the_ledger(runner: ActionRunner, ledger: Ledger) -> None:
+async def test_secrets_never_reach_the_ledger_or_events(
+    runner: ActionRunner, ledger: Ledger, recorder: Recorder
+) -> None:
     request = request_for(
         closed_port_webhook(retries=0, url="http://127.0.0.1:1/hook?token={{ secret('TOKEN') }}")
     )
     await runner.run(request)
     entry = await ledger.get(str(request.id))
     assert entry is not None
-    assert "s3cr3t-token" not in (entry["last_error"] or "")
+    assert entry["last_error"]
+    assert "s3cr3t-token" not in entry["last_error"]
+    assert "s3cr3t-token" not in str([e.model_dump() for e in recorder.emitted])
