@@ -1,6 +1,7 @@
 """Actions: what an automation does — the models, templates and secrets, the executors,
 the ledger and the runner that executes action requests from the bus."""
 
+from actions.connections import ConnectionBook, ConnectionDefinition, ConnectionStore
 from actions.context import template_context
 from actions.errors import ActionFailed, ActionRetry, ActionsError, TemplateError, UnsafeURL
 from actions.execution import Execution, Outcome
@@ -44,6 +45,9 @@ __all__ = [
     "CallWebhook",
     "CancelFlowRun",
     "ChangeFlowRunState",
+    "ConnectionBook",
+    "ConnectionDefinition",
+    "ConnectionStore",
     "DeleteFlowRun",
     "DoNothing",
     "EmitEvent",

@@ -1,4 +1,5 @@
-"""HTTP routes for the action ledger: list, inspect, re-run a failed action."""
+"""HTTP routes for the action ledger (list, inspect, re-run a failed action) and for the
+named connections applied from YAML files."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 
+from actions.connections import ConnectionDefinition, ConnectionStore
 from actions.ledger import Ledger, Status
 from actions.request import ActionRequest
 from events.api import json_response, problem
@@ -82,5 +87,100 @@ def build_router(ledger: Ledger, resubmit: Resubmit) -> APIRouter:
         assert entry is not None
         await resubmit(request, entry["round"])
         return json_response({"id": action_id, "round": entry["round"], "status": "pending"}, 202)
+
+    return router
+
+
+class ConnectionsBody(BaseModel):
+    """Body of POST /api/connections/apply: the complete set of connections to apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connections: list[ConnectionDefinition] = Field(description="Created or updated by name.")
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """`connections[0].api_url`, as written in the body."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return path.lstrip(".")
+
+
+def _invalid(exc: ValidationError) -> Response:
+    """A 422 naming every field at fault, the first one as `field`."""
+    found = []
+    for error in exc.errors():
+        if error["type"] == "missing":
+            message = f"'{error['loc'][-1]}' is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a known field (check the spelling)"
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        found.append({"field": _where(error["loc"]), "message": message})
+    detail = "; ".join(
+        f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in found
+    )
+    data: dict[str, Any] = {"detail": detail, "errors": found}
+    if found and found[0]["field"]:
+        data["field"] = found[0]["field"]
+    return json_response(data, 422)
+
+
+def _body_schema() -> dict[str, Any]:
+    """ConnectionsBody's JSON schema with the definition inlined (no `$defs` to resolve)."""
+    schema = ConnectionsBody.model_json_schema()
+    definitions = schema.pop("$defs")
+    schema["properties"]["connections"]["items"] = definitions["ConnectionDefinition"]
+    return schema
+
+
+def build_connections_router(store: ConnectionStore) -> APIRouter:
+    """Routes under /api/connections. Definitions are shown as stored: templates such as
+    `{{ secret('KEY') }}`, never the secrets they render to."""
+    router = APIRouter(prefix="/api/connections", tags=["connections"])
+
+    @router.get("", summary="Named connections, by name (templates, not secrets)")
+    async def list_connections() -> Response:
+        return json_response([c.as_json() for c in await store.all()])
+
+    @router.post(
+        "/apply",
+        summary="Create, update (and prune) connections by name",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _body_schema()}},
+            }
+        },
+    )
+    async def apply_connections(
+        request: Request,
+        prune: bool = Query(False, description="Delete stored connections not in the body."),
+        dry_run: bool = Query(False, description="Report what would change; change nothing."),
+    ) -> Response:
+        """`{"connections": [...]}` → `[{"name", "change"}]`, change being created, updated,
+        unchanged or deleted; applying the same definitions again reports them unchanged."""
+        try:
+            raw = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return problem(422, f"the body is not valid JSON ({exc})")
+        try:
+            body = ConnectionsBody.model_validate(raw)
+        except ValidationError as exc:
+            return _invalid(exc)
+        seen: dict[str, int] = {}
+        for index, connection in enumerate(body.connections):
+            if connection.name in seen:
+                return problem(
+                    422,
+                    f"{connection.name!r} is also connections[{seen[connection.name]}]; "
+                    "names must be unique",
+                    f"connections[{index}].name",
+                )
+            seen[connection.name] = index
+        try:
+            changes = await store.apply(body.connections, prune=prune, dry_run=dry_run)
+        except IntegrityError:
+            return problem(409, "a connection was created meanwhile by another apply; apply again")
+        return json_response([c.as_json() for c in changes])
 
     return router

@@ -18,7 +18,7 @@ from actions.templating import Templates
 from events.model import Event
 
 if TYPE_CHECKING:
-    from actions.prefect_api import PrefectConnections
+    from actions.connections import ConnectionBook
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Execution:
     guard: UrlGuard
     emit: Emit
     automations: AutomationSwitch
-    prefect: PrefectConnections | None = None  # set by the runner
+    prefect: ConnectionBook | None = None  # set by the runner
 
     def render(self, source: str, field: str) -> str:
         """Render one template field of the action."""

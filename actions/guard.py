@@ -5,19 +5,24 @@ runs next to things they must not reach (cloud metadata at 169.254.169.254, data
 the NATS monitor). So every address a URL's host resolves to must be public, unless
 TRIPWIRE_ALLOW_PRIVATE_URLS is set (a lab, or tests with a local receiver).
 
-The check resolves the name itself, and the HTTP client resolves it again when it
-connects: a DNS answer that changes in between (rebinding) is not caught here.
+The check resolves the name itself for a clear, permanent refusal; the actions' HTTP
+client then connects only to addresses `PublicOnlyResolver` passed, so a DNS answer that
+changes in between (rebinding) fails the connection too. Apprise makes its own
+connections: for it, only the check holds.
 Messages show scheme://host:port only, since paths and queries often carry tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 from typing import Any
 
 import httpx
+from aiohttp import ThreadedResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from actions.errors import ActionRetry, UnsafeURL
 
@@ -152,3 +157,26 @@ def _self_hosted(cls: type) -> bool:
     secure = getattr(cls, "secure_protocol", None) or ()
     schemes = {secure} if isinstance(secure, str) else set(secure)
     return bool(schemes & APPRISE_HOSTED_CLOUD)
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """The HTTP client's resolver when private addresses are refused: it hands out only
+    public addresses, so the address connected to is one that was checked (a DNS answer
+    that changes after `AddressGuard.check`, i.e. rebinding, fails the connection)."""
+
+    def __init__(self) -> None:
+        self._resolver = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._resolver.resolve(host, port, family)
+        for result in found:
+            kind = address_kind(ipaddress.ip_address(result["host"]))
+            if kind is not None:
+                reason = f"{host} resolves to {result['host']}, {kind}; {ALLOW_HINT}"
+                raise OSError(errno.EACCES, reason)  # aiohttp shows strerror
+        return found
+
+    async def close(self) -> None:
+        await self._resolver.close()

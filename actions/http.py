@@ -56,5 +56,8 @@ def check(response: httpx.Response, what: str) -> None:
 
 def transport_error(exc: httpx.TransportError, what: str) -> ActionRetry:
     """A connection that failed or timed out: worth another try."""
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "was unreachable"
+    # aiohttp's connection errors reach httpx as ConnectTimeout: only a read or write
+    # that ran out of time is called a timeout.
+    slow = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
+    kind = "timed out" if slow else "was unreachable"
     return ActionRetry(f"{what} {kind} ({type(exc).__name__}: {exc or 'no detail'})")

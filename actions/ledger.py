@@ -8,13 +8,14 @@ makes a redelivered request act at most once after success.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +35,19 @@ class Status(StrEnum):
 
 
 FINISHED = frozenset({Status.succeeded, Status.failed})
+
+
+@dataclass(frozen=True)
+class Record:
+    """The outcome of one attempt, for `record_many`."""
+
+    key: UUID
+    status: Status
+    result: str | None = None
+    error: str | None = None
+    status_code: int | None = None
+    duration_ms: float | None = None
+    next_attempt: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,113 +73,91 @@ class Ledger:
 
     async def claim(self, request: ActionRequest, lease: timedelta) -> Claim:
         """Record the request if new and claim it for one attempt when it may run now."""
+        return (await self.claim_many([request], lease))[0]
+
+    async def claim_many(self, requests: Sequence[ActionRequest], lease: timedelta) -> list[Claim]:
+        """`claim` for many requests in one transaction (a copy of one in the same batch
+        is not granted: the first one runs)."""
         now = clock.now()
-        key = str(request.id)
         table = action_ledger
+        keys = [str(request.id) for request in requests]
         async with self.engine.begin() as conn:
             await conn.execute(
-                self._insert(table)
-                .values(
-                    id=key,
-                    automation_id=str(request.automation.id),
-                    automation_name=request.automation.name,
-                    firing_id=str(request.firing_id),
-                    action_index=request.action_index,
-                    action_type=request.action.type,
-                    status=Status.pending,
-                    attempts=0,
-                    round=0,
-                    request=request.model_dump_json(),
-                    created=now,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
+                self._insert(table).on_conflict_do_nothing(index_elements=["id"]),
+                [_new_row(request, now) for request in requests],
             )
-            before = (await conn.execute(select(table).where(table.c.id == key))).mappings().one()
+            before = {
+                row["id"]: _entry(row)
+                for row in (
+                    await conn.execute(select(*SHOWN).where(table.c.id.in_(keys)))
+                ).mappings()
+            }
             claimable = or_(
                 table.c.status == Status.pending,
                 and_(table.c.status == Status.retrying, table.c.next_attempt <= now),
                 and_(table.c.status == Status.running, table.c.lease_until <= now),
             )
-            claimed = await conn.execute(
-                update(table)
-                .where(table.c.id == key, claimable)
-                .values(
-                    status=Status.running,
-                    attempts=table.c.attempts + 1,
-                    lease_until=now + lease,
-                    started=func.coalesce(table.c.started, now),
+            granted = {
+                row[0]
+                for row in await conn.execute(
+                    update(table)
+                    .where(table.c.id.in_(keys), claimable)
+                    .values(
+                        status=Status.running,
+                        attempts=table.c.attempts + 1,
+                        lease_until=now + lease,
+                        started=func.coalesce(table.c.started, now),
+                    )
+                    .returning(table.c.id)
                 )
+            }
+        claims = []
+        for key in keys:
+            entry = before[key]
+            claims.append(_claim(entry, key in granted, now, lease))
+            granted.discard(key)  # a second copy in this batch waits for the first
+        return claims
+
+    async def record_many(self, records: Sequence[Record]) -> list[None]:
+        """Write the outcomes of many attempts in one transaction."""
+        table = action_ledger
+        now = clock.now()
+        by_status: dict[Status, list[dict[str, Any]]] = {}
+        for record in records:
+            by_status.setdefault(record.status, []).append(
+                {
+                    "key": str(record.key),
+                    "s_result": record.result,
+                    "s_error": record.error,
+                    "s_code": record.status_code,
+                    "s_ms": record.duration_ms,
+                    "s_next": record.next_attempt,
+                    "s_now": now,
+                }
             )
-        status = Status(before["status"])
-        if claimed.rowcount == 1:
-            return Claim(
-                True,
-                Status.running,
-                attempts=before["attempts"] + 1,
-                round=before["round"],
-                interrupted=status is Status.running,
-            )
-        if status in FINISHED:
-            return Claim(False, status, before["attempts"], before["round"], entry=_entry(before))
-        until = before["lease_until"] if status is Status.running else before["next_attempt"]
-        wait = (_aware(until) - now).total_seconds() if until is not None else 1.0
-        return Claim(False, status, before["attempts"], before["round"], wait=max(wait, 0.1))
-
-    async def succeed(
-        self, key: UUID, *, result: str, status_code: int | None, duration_ms: float
-    ) -> None:
-        """The attempt worked."""
-        await self._finish(
-            key,
-            status=Status.succeeded,
-            result=result,
-            status_code=status_code,
-            duration_ms=duration_ms,
-        )
-
-    async def fail(
-        self, key: UUID, *, error: str, status_code: int | None, duration_ms: float
-    ) -> None:
-        """Failed for good: a permanent failure, or the last attempt. The dead letter."""
-        await self._finish(
-            key,
-            status=Status.failed,
-            last_error=error,
-            status_code=status_code,
-            duration_ms=duration_ms,
-        )
-
-    async def retry_at(
-        self,
-        key: UUID,
-        when: datetime,
-        *,
-        error: str,
-        status_code: int | None,
-        duration_ms: float,
-    ) -> None:
-        """The attempt failed in a way that may pass; the next one is due at `when`."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(action_ledger)
-                .where(action_ledger.c.id == str(key))
-                .values(
-                    status=Status.retrying,
-                    next_attempt=when,
-                    lease_until=None,
-                    last_error=error,
-                    status_code=status_code,
-                    duration_ms=duration_ms,
+            for status, rows in by_status.items():
+                values: dict[str, Any] = {
+                    "status": status,
+                    "status_code": bindparam("s_code"),
+                    "duration_ms": bindparam("s_ms"),
+                    "lease_until": None,
+                }
+                if status is Status.succeeded:
+                    values |= {"result": bindparam("s_result"), "finished": bindparam("s_now")}
+                    values["next_attempt"] = None
+                elif status is Status.failed:
+                    values |= {"last_error": bindparam("s_error"), "finished": bindparam("s_now")}
+                    values["next_attempt"] = None
+                else:
+                    values |= {
+                        "last_error": bindparam("s_error"),
+                        "next_attempt": bindparam("s_next"),
+                    }
+                await conn.execute(
+                    update(table).where(table.c.id == bindparam("key")).values(**values), rows
                 )
-            )
-
-    async def _finish(self, key: UUID, **values: Any) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(action_ledger)
-                .where(action_ledger.c.id == str(key))
-                .values(lease_until=None, next_attempt=None, finished=clock.now(), **values)
-            )
+        return [None] * len(records)
 
     async def rerun(self, key: str) -> ActionRequest:
         """Reset a failed request for another round of attempts (`tripwire actions retry`).
@@ -226,6 +218,47 @@ class Ledger:
             )
         async with self.engine.connect() as conn:
             return [_entry(row) for row in (await conn.execute(query)).mappings()]
+
+
+# What a claim reads back: everything but the request body.
+SHOWN = [c for c in action_ledger.c if c.name != "request"]
+
+
+def _new_row(request: ActionRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(request.id),
+        "automation_id": str(request.automation.id),
+        "automation_name": request.automation.name,
+        "firing_id": str(request.firing_id),
+        "action_index": request.action_index,
+        "action_type": request.action.type,
+        "status": Status.pending,
+        "attempts": 0,
+        "round": 0,
+        "request": request.model_dump_json(),
+        "created": now,
+    }
+
+
+def _claim(entry: dict[str, Any], granted: bool, now: datetime, lease: timedelta) -> Claim:
+    status = Status(entry["status"])
+    if granted:
+        return Claim(
+            True,
+            Status.running,
+            attempts=entry["attempts"] + 1,
+            round=entry["round"],
+            interrupted=status is Status.running,
+        )
+    if status in FINISHED:
+        return Claim(False, status, entry["attempts"], entry["round"], entry=entry)
+    if status is Status.pending:  # a copy of a request granted earlier in the same batch
+        return Claim(
+            False, Status.running, entry["attempts"], entry["round"], wait=lease.total_seconds()
+        )
+    until = entry["lease_until"] if status is Status.running else entry["next_attempt"]
+    wait = (_aware(until) - now).total_seconds() if until is not None else 1.0
+    return Claim(False, status, entry["attempts"], entry["round"], wait=max(wait, 0.1))
 
 
 def _entry(row: Any) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from actions.templating import parse_error
 from events.durations import Duration
 
 Source = Literal["selected", "inferred"]
+
+
+CHECKED = "templates_checked"  # validation context key: skip parsing templates again
 
 
 class _Action(BaseModel):
@@ -37,7 +40,9 @@ class _Action(BaseModel):
     template_fields: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
-    def _templates_parse(self) -> Self:
+    def _templates_parse(self, info: ValidationInfo) -> Self:
+        if info.context and info.context.get(CHECKED):
+            return self  # read back from the bus: checked when it was applied
         fields = type(self).model_fields
         problems = [
             f"{where}: template {error}"

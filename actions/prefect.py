@@ -16,6 +16,7 @@ from uuid import UUID
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from actions.connections import ConnectionBook
 from actions.errors import ActionFailed
 from actions.execution import Execution, Outcome
 from actions.model import (
@@ -48,6 +49,7 @@ from events import clock
 
 __all__ = [
     "PREFECT_EXECUTORS",
+    "ConnectionBook",
     "PrefectAPI",
     "PrefectConnection",
     "PrefectConnections",
@@ -69,10 +71,10 @@ __all__ = [
 SUSPEND_TIMEOUT = timedelta(hours=1)  # Prefect's SuspendFlowRun: Suspended(timeout_seconds=3600)
 
 
-def connect(run: Execution, name: str | None) -> PrefectAPI:
-    """The Prefect server the action names (or the default one)."""
-    connections = run.prefect or PrefectConnections()
-    return PrefectAPI(run.http, connections.get(name))
+async def connect(run: Execution, name: str | None) -> PrefectAPI:
+    """The Prefect server the action names (or the default one), its secrets rendered."""
+    book = run.prefect or ConnectionBook()
+    return PrefectAPI(run.http, await book.get(name, run.templates))
 
 
 # Deployments
@@ -91,7 +93,7 @@ async def run_deployment(action: RunDeployment, run: Execution) -> Outcome:
     """Create a flow run of the deployment; the request id is the idempotency key, so a
     redelivered request finds the run it already made."""
     parameters = _parameters(action, run)  # a template error needs no server
-    api = connect(run, action.connection)
+    api = await connect(run, action.connection)
     deployment = await find_deployment(api, action, run.request)
     scheduled = clock.now() + action.schedule_after
     body = {
@@ -130,7 +132,7 @@ async def run_deployment(action: RunDeployment, run: Execution) -> Outcome:
 async def _switch_deployment(
     action: PauseDeployment | ResumeDeployment, run: Execution, pause: bool
 ) -> Outcome:
-    api = connect(run, action.connection)
+    api = await connect(run, action.connection)
     deployment = await find_deployment(api, action, run.request)
     command = "pause_deployment" if pause else "resume_deployment"
     response = await api.call(
@@ -160,7 +162,7 @@ async def resume_deployment(action: ResumeDeployment, run: Execution) -> Outcome
 async def _switch_work_queue(
     action: PauseWorkQueue | ResumeWorkQueue, run: Execution, pause: bool
 ) -> Outcome:
-    api = connect(run, action.connection)
+    api = await connect(run, action.connection)
     queue = await find_work_queue(api, action, run.request)
     response = await api.call(
         "PATCH",
@@ -187,7 +189,7 @@ async def resume_work_queue(action: ResumeWorkQueue, run: Execution) -> Outcome:
 async def _switch_work_pool(
     action: PauseWorkPool | ResumeWorkPool, run: Execution, pause: bool
 ) -> Outcome:
-    api = connect(run, action.connection)
+    api = await connect(run, action.connection)
     pool = await find_work_pool(api, action, run.request)
     assert pool.name is not None
     response = await api.call(
@@ -221,7 +223,7 @@ async def _set_state(
     force: bool = False,
     ends: frozenset[str] = frozenset(),
 ) -> Outcome:
-    api = connect(run, connection)
+    api = await connect(run, connection)
     flow_run = flow_run_of(run.request)
     response = await api.call(
         "POST",
@@ -279,7 +281,7 @@ async def change_flow_run_state(action: ChangeFlowRunState, run: Execution) -> O
 
 async def resume_flow_run(action: ResumeFlowRun, run: Execution) -> Outcome:
     """Resume a paused or suspended run."""
-    api = connect(run, action.connection)
+    api = await connect(run, action.connection)
     flow_run = flow_run_of(run.request)
     # Read first: Prefect answers a resume of an unknown run with a 500, not a 404.
     found = await api.fetch("GET", f"/flow_runs/{flow_run.id}", missing=f"flow run {flow_run}")
@@ -295,7 +297,7 @@ async def resume_flow_run(action: ResumeFlowRun, run: Execution) -> Outcome:
 
 async def delete_flow_run(action: DeleteFlowRun, run: Execution) -> Outcome:
     """Delete the run (and, in the background, its logs)."""
-    api = connect(run, action.connection)
+    api = await connect(run, action.connection)
     flow_run = flow_run_of(run.request)
     try:
         response = await api.call(

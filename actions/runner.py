@@ -20,12 +20,15 @@ import httpx
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from actions.batching import GroupCommit
+from actions.connections import ConnectionBook
 from actions.context import template_context
 from actions.errors import ActionFailed, ActionRetry
 from actions.execution import AutomationSwitch, Execution, Outcome, UrlGuard
 from actions.http import transport_error
-from actions.ledger import Claim, Ledger, Status
+from actions.ledger import Claim, Ledger, Record, Status
 from actions.lifecycle import lifecycle_event
+from actions.model import CHECKED
 from actions.request import ActionRequest
 from actions.templating import Templates
 from events import clock
@@ -87,7 +90,7 @@ class ActionRunner:
         guard: UrlGuard,
         emit: Emit,
         automations: AutomationSwitch,
-        prefect: Any = None,
+        prefect: ConnectionBook | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.ledger = ledger
@@ -99,11 +102,17 @@ class ActionRunner:
         self.automations = automations
         self.prefect = prefect
         self.policy = policy or RetryPolicy()
+        # Claims and outcomes of concurrent actions share transactions (group commit).
+        lease = self.policy.lease
+        self._claims: GroupCommit[ActionRequest, Claim] = GroupCommit(
+            lambda requests: ledger.claim_many(requests, lease)
+        )
+        self._records: GroupCommit[Record, None] = GroupCommit(ledger.record_many)
 
     async def handle(self, message: Msg) -> None:
         """Run one request from the actions stream; ack it, or nak it with a delay."""
         try:
-            request = ActionRequest.model_validate_json(message.data)
+            request = ActionRequest.model_validate_json(message.data, context={CHECKED: True})
         except ValidationError as exc:
             # Nothing can run it; keep it out of the way instead of redelivering forever.
             log.error("dropping an action request that is not valid: %s", exc)
@@ -117,7 +126,7 @@ class ActionRunner:
 
     async def run(self, request: ActionRequest) -> float | None:
         """One attempt if one is due; returns None when done, else seconds until next."""
-        claim = await self.ledger.claim(request, self.policy.lease)
+        claim = await self._claims.submit(request)
         if not claim.granted:
             if claim.entry is not None:  # finished: its outcome may not have been published
                 await self.emit([self._finished_event(request, claim)])
@@ -140,12 +149,15 @@ class ActionRunner:
             return None
         if outcome.retryable and claim.attempts < self.policy.attempts(request):
             delay = self.policy.delay(request, claim.attempts, outcome.retry_after)
-            await self.ledger.retry_at(
-                request.id,
-                clock.now() + timedelta(seconds=delay),
-                error=outcome.reason,
-                status_code=outcome.status_code,
-                duration_ms=elapsed,
+            await self._records.submit(
+                Record(
+                    request.id,
+                    Status.retrying,
+                    error=outcome.reason,
+                    status_code=outcome.status_code,
+                    duration_ms=elapsed,
+                    next_attempt=clock.now() + timedelta(seconds=delay),
+                )
             )
             log.info(
                 "action %s (%s) attempt %d failed, retrying in %.1fs: %s",
@@ -199,8 +211,14 @@ class ActionRunner:
     ) -> None:
         redact = self.templates.secrets.redact
         summary = redact(outcome.summary)
-        await self.ledger.succeed(
-            request.id, result=summary, status_code=outcome.status_code, duration_ms=elapsed
+        await self._records.submit(
+            Record(
+                request.id,
+                Status.succeeded,
+                result=summary,
+                status_code=outcome.status_code,
+                duration_ms=elapsed,
+            )
         )
         await self.emit(
             [
@@ -222,11 +240,14 @@ class ActionRunner:
     async def _failed(
         self, request: ActionRequest, claim: Claim, failure: _Failure, elapsed: float
     ) -> None:
-        await self.ledger.fail(
-            request.id,
-            error=failure.reason,
-            status_code=failure.status_code,
-            duration_ms=elapsed,
+        await self._records.submit(
+            Record(
+                request.id,
+                Status.failed,
+                error=failure.reason,
+                status_code=failure.status_code,
+                duration_ms=elapsed,
+            )
         )
         log.warning(
             "action %s (%s) of %s failed after %d attempt(s): %s",

@@ -1,6 +1,7 @@
-"""The action ledger: one row per action request, keyed by its deterministic id.
+"""The action ledger: one row per action request, keyed by its deterministic id, and the
+connections (Prefect servers) applied from YAML files.
 
-It is what makes a redelivered request act at most once after success, and what
+The ledger is what makes a redelivered request act at most once after success, and what
 `tripwire actions ls` shows. Shares `events.tables.metadata` (one Alembic history).
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Float, Index, Integer, String, Table, Text
 
-from events.tables import metadata
+from events.tables import Labels, metadata
 
 action_ledger = Table(
     "action_ledger",
@@ -36,4 +37,15 @@ action_ledger = Table(
     Index(None, "status", "created"),
     Index(None, "automation_id", "created"),
     Index(None, "created"),
+)
+
+# Named connections from `connections:` in YAML files; the definition keeps its templates
+# (`{{ secret('X') }}`): secrets are rendered by the worker when an action uses them.
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("definition", Labels, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
 )

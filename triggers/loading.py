@@ -1,8 +1,10 @@
-"""Automations from YAML or JSON files, with every error reported by file, line and field.
+"""Automations (and connections) from YAML or JSON files, with every error reported by
+file, line and field.
 
-A file may hold `automations: [...]`, a list of automations (as `prefect automation
-inspect` prints them) or a single automation. JSON is read as YAML, so Prefect's
-`--output json` files load the same way.
+A file may hold `automations: [...]` and `connections: [...]` (named Prefect servers
+actions pick with `connection:`), a list of automations (as `prefect automation inspect`
+prints them) or a single automation. JSON is read as YAML, so Prefect's `--output json`
+files load the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from actions.connections import ConnectionDefinition
 from triggers.automation import Automation
 
 SUFFIXES = (".yaml", ".yml", ".json")
+SECTIONS = ("automations", "connections")
 LATER_SECTIONS = ("slas", "webhooks", "sources")  # parts of the format still to come
 
 
@@ -42,6 +46,8 @@ class Definitions:
 
     automations: list[Automation] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)  # file:line of each automation
+    connections: list[ConnectionDefinition] = field(default_factory=list)
+    connection_origins: list[str] = field(default_factory=list)  # file:line of each
     errors: list[DefinitionError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
@@ -75,12 +81,26 @@ def _message(error: Any) -> str:
     return message
 
 
+def _section(
+    data: Any, node: Node, name: str, file: str, out: Definitions
+) -> list[tuple[Any, Node]]:
+    """The items of the `name:` section of a mapping, each with its node."""
+    if not (isinstance(data, dict) and isinstance(node, MappingNode)) or name not in data:
+        return []
+    value = {k.value: v for k, v in node.value}[name]  # the last one, as safe_load reads
+    items = data[name] or []
+    if isinstance(items, list) and isinstance(value, SequenceNode):
+        return list(zip(items, value.value, strict=True))
+    out.errors.append(DefinitionError(file, value.start_mark.line + 1, name, "must be a list"))
+    return []
+
+
 def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple[Any, Node]]:
     if isinstance(data, list) and isinstance(node, SequenceNode):
         return list(zip(data, node.value, strict=True))
     if isinstance(data, dict) and isinstance(node, MappingNode):
         sections = {k.value: (k, v) for k, v in node.value}
-        if "automations" not in data and "name" in data:
+        if not any(s in data for s in SECTIONS) and "name" in data:
             return [(data, node)]  # a single automation
         for name, (key, _value) in sections.items():
             if name in LATER_SECTIONS:
@@ -92,24 +112,16 @@ def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple
                         "is not supported by this version of tripwire yet",
                     )
                 )
-            elif name != "automations":
+            elif name not in SECTIONS:
                 out.errors.append(
                     DefinitionError(
                         file,
                         key.start_mark.line + 1,
                         name,
-                        "is not a known section; use automations:",
+                        "is not a known section; use automations: or connections:",
                     )
                 )
-        if "automations" in sections:
-            items = data["automations"] or []
-            value = sections["automations"][1]
-            if isinstance(items, list) and isinstance(value, SequenceNode):
-                return list(zip(items, value.value, strict=True))
-            out.errors.append(
-                DefinitionError(file, value.start_mark.line + 1, "automations", "must be a list")
-            )
-        return []
+        return _section(data, node, "automations", file, out)
     out.errors.append(
         DefinitionError(
             file,
@@ -122,7 +134,7 @@ def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple
 
 
 def load_text(text: str, file: str, into: Definitions | None = None) -> Definitions:
-    """Automations in one document's text; errors name `file`."""
+    """Automations and connections in one document's text; errors name `file`."""
     out = into if into is not None else Definitions()
     out.files.append(file)
     try:
@@ -147,6 +159,15 @@ def load_text(text: str, file: str, into: Definitions | None = None) -> Definiti
             for error in exc.errors():
                 line, path = _follow(item_node, error["loc"])
                 out.errors.append(DefinitionError(file, line, path, _message(error)))
+    for index, (item, item_node) in enumerate(_section(data, node, "connections", file, out)):
+        try:
+            out.connections.append(ConnectionDefinition.model_validate(item))
+            out.connection_origins.append(f"{file}:{item_node.start_mark.line + 1}")
+        except ValidationError as exc:
+            for error in exc.errors():
+                line, path = _follow(item_node, error["loc"])
+                where = f"connections[{index}]" + (f".{path}" if path else "")
+                out.errors.append(DefinitionError(file, line, where, _message(error)))
     return out
 
 
@@ -161,7 +182,8 @@ def _files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_paths(paths: Iterable[Path]) -> Definitions:
-    """Automations from files and folders (*.yaml, *.yml, *.json, recursively)."""
+    """Automations and connections from files and folders (*.yaml, *.yml, *.json,
+    recursively); a name defined twice is an error naming both places."""
     out = Definitions()
     for path in _files(paths):
         try:
@@ -170,9 +192,20 @@ def load_paths(paths: Iterable[Path]) -> Definitions:
             out.errors.append(DefinitionError(str(path), None, "", f"cannot read: {exc.strerror}"))
             continue
         load_text(text, str(path), out)
+    names = [a.name for a in out.automations]
+    _duplicates(names, out.origins, "name", "", out)
+    names = [c.name for c in out.connections]
+    _duplicates(names, out.connection_origins, "name", "connection ", out)
+    return out
+
+
+def _duplicates(
+    names: list[str], origins: list[str], field: str, what: str, out: Definitions
+) -> None:
+    """An error at the second (and later) place a name is defined, naming the others."""
     places: dict[str, list[str]] = {}
-    for automation, origin in zip(out.automations, out.origins, strict=True):
-        places.setdefault(automation.name, []).append(origin)
+    for name, origin in zip(names, origins, strict=True):
+        places.setdefault(name, []).append(origin)
     for name, where in places.items():
         if len(where) > 1:
             file, _, line = where[-1].rpartition(":")
@@ -180,8 +213,8 @@ def load_paths(paths: Iterable[Path]) -> Definitions:
                 DefinitionError(
                     file,
                     int(line),
-                    "name",
-                    f"{name!r} is also defined at {', '.join(where[:-1])}; names must be unique",
+                    field,
+                    f"{what}{name!r} is also defined at {', '.join(where[:-1])}; "
+                    "names must be unique",
                 )
             )
-    return out

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actions.batching import GroupCommit
+from actions.connections import ConnectionBook, ConnectionStore
 from actions.executors import EXECUTORS
 from actions.guard import AddressGuard
 from actions.ledger import Ledger
+from actions.outbound import action_client
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.request import ActionRequest
 from actions.runner import ActionRunner, RetryPolicy
@@ -24,7 +26,7 @@ from tripwire.settings import Settings
 
 
 def prefect_connections(settings: Settings) -> PrefectConnections:
-    """The Prefect server(s) Prefect actions talk to."""
+    """The Prefect server(s) the settings name; stored connections come on top of them."""
     default = None
     if settings.prefect_api_url:
         default = PrefectConnection(
@@ -44,11 +46,12 @@ class Acting:
         s = settings
         self.bus = bus
         self.ledger = Ledger(db)
-        # No redirects: a redirect could lead an allowed URL to a private address.
-        self.http = httpx.AsyncClient(
-            follow_redirects=False,
+        self._publish: GroupCommit[Sequence[Event], None] = GroupCommit(self._publish_many)
+        self.connections = ConnectionStore(db)
+        self.http = action_client(
+            connections=s.action_concurrency * 2,
             timeout=s.action_timeout.total_seconds(),
-            limits=httpx.Limits(max_connections=s.action_concurrency * 2),
+            allow_private=s.allow_private_urls,
         )
         policy = RetryPolicy(
             retries=s.action_retries,
@@ -64,7 +67,7 @@ class Acting:
             guard=AddressGuard(allow_private=s.allow_private_urls),
             emit=self.emit,
             automations=automations,
-            prefect=prefect_connections(s),
+            prefect=ConnectionBook(prefect_connections(s), self.connections),
             policy=policy,
         )
         names = bus.names
@@ -84,5 +87,11 @@ class Acting:
         await self.bus.publish(self.bus.names.actions_subject, [(f"{request.id}:{round}", data)])
 
     async def emit(self, events: Sequence[Event]) -> None:
-        """Put events the actions make onto the events stream."""
-        await self.bus.publish_events(encode([event.receive() for event in events]))
+        """Put events the actions make onto the events stream (one publish for what
+        concurrent actions emit together)."""
+        await self._publish.submit(events)
+
+    async def _publish_many(self, batches: Sequence[Sequence[Event]]) -> list[None]:
+        received = [event.receive() for events in batches for event in events]
+        await self.bus.publish_events(encode(received))
+        return [None] * len(batches)

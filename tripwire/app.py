@@ -84,4 +84,5 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     reload = engine.pipeline.reload if Role.worker in engine.roles else None
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
+    app.include_router(actions_api.build_connections_router(engine.acting.connections))
     return app

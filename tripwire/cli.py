@@ -35,7 +35,6 @@ from tripwire.cli_support import http_client as _http
 from tripwire.settings import Settings
 
 if TYPE_CHECKING:
-    from triggers.automation import Automation
     from triggers.loading import Definitions
 
 app = typer.Typer(help="tripwire: an automations engine for data platforms.", no_args_is_help=True)
@@ -105,7 +104,7 @@ def _check_port_free(settings: Settings) -> None:
 
 
 def _serve(
-    settings: Settings, roles: frozenset[Any], automations: list[Automation] | None = None
+    settings: Settings, roles: frozenset[Any], definitions: Definitions | None = None
 ) -> None:
     from tripwire.app import create_app
     from tripwire.engine import Engine
@@ -118,7 +117,12 @@ def _serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # logs every timer run
     _check_port_free(settings)
-    engine = Engine(settings, roles, automations=automations)
+    engine = Engine(
+        settings,
+        roles,
+        automations=definitions.automations if definitions else None,
+        connections=definitions.connections if definitions else None,
+    )
     fastapi_app = create_app(engine)
     config = uvicorn.Config(
         fastapi_app,
@@ -179,9 +183,7 @@ def up(
     from tripwire.engine import Role
 
     settings = _settings(home, host, port)
-    initial = None
-    if automations:
-        initial = _definitions(automations, "the engine was not started").automations
+    initial = _definitions(automations, "the engine was not started") if automations else None
     _serve(settings, frozenset(Role), initial)
 
 
@@ -426,8 +428,10 @@ def bench_actions(
 
 
 def _summary(definitions: Definitions) -> str:
-    count = len(definitions.automations)
-    return f"{count} automation{'s' if count != 1 else ''} in {len(definitions.files)} file(s)"
+    what = _plural(len(definitions.automations), "automation")
+    if definitions.connections:
+        what += f", {_plural(len(definitions.connections), 'connection')}"
+    return f"{what} in {len(definitions.files)} file(s)"
 
 
 def _definitions(files: list[Path], consequence: str) -> Definitions:
@@ -450,7 +454,7 @@ def _definitions(files: list[Path], consequence: str) -> Definitions:
 def validate(
     files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
 ) -> None:
-    """Check automation files; report every error with file, line and field."""
+    """Check automation (and connection) files; report every error with file, line and field."""
     definitions = _definitions(files, "")
     typer.echo(f"ok: {_summary(definitions)}")
 
@@ -480,31 +484,47 @@ def _change_line(change: dict[str, Any], dry_run: bool) -> str:
     return f"{verb} {name}"
 
 
+def _connection_line(change: dict[str, Any], dry_run: bool) -> str:
+    kind, name = change["change"], change["name"]
+    verb = f"would {_VERBS[kind]}" if dry_run and kind != "unchanged" else kind
+    return f"{verb} connection {name}"
+
+
 @app.command()
 def apply(
     files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
     prune: bool = typer.Option(
-        False, "--prune", help="Delete automations the files do not define."
+        False,
+        "--prune",
+        help="Delete automations, and connections, the files do not define. Connections are "
+        "pruned only when the files define at least one connection, automations only when "
+        "they define at least one automation.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what would change; change nothing."
     ),
     api: str = ApiOption,
 ) -> None:
-    """Create or update automations by name from files; the same files again change nothing."""
+    """Create or update automations and connections by name from files; the same files
+    again change nothing."""
     definitions = _definitions(files, "nothing was applied")
-    if prune and not definitions.automations:
+    automations, connections = definitions.automations, definitions.connections
+    if prune and not automations and not connections:
         fail(
             f"no automations in {', '.join(map(str, files))}; --prune would delete every "
             "automation, so nothing was applied"
         )
-    body = {
-        "automations": [a.model_dump(mode="json", by_alias=True) for a in definitions.automations]
-    }
     params = {"prune": str(prune).lower(), "dry_run": str(dry_run).lower()}
-    changes = _call(api, "POST", "/api/automations/apply", json=body, params=params).json()
-    for change in changes:
-        typer.echo(_change_line(change, dry_run))
+    if connections:  # first, so the automations' actions find them
+        body = {"connections": [c.model_dump(mode="json") for c in connections]}
+        found = _call(api, "POST", "/api/connections/apply", json=body, params=params).json()
+        for change in found:
+            typer.echo(_connection_line(change, dry_run))
+    if automations or not connections:  # a connections-only file leaves automations alone
+        body = {"automations": [a.model_dump(mode="json", by_alias=True) for a in automations]}
+        changes = _call(api, "POST", "/api/automations/apply", json=body, params=params).json()
+        for change in changes:
+            typer.echo(_change_line(change, dry_run))
     if dry_run:
         typer.echo("dry run: nothing was changed")
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actions.connections import ConnectionDefinition
 from events import clock
 from events.bus import Bus, Names, StreamSettings
 from events.consumer import BatchConsumer, store_consumer
@@ -44,6 +45,7 @@ class Engine:
         roles: frozenset[Role] = frozenset(Role),
         *,
         automations: list[Automation] | None = None,
+        connections: list[ConnectionDefinition] | None = None,
     ) -> None:
         # Everything is built here but nothing connects until `start`.
         self.settings = s = settings
@@ -65,6 +67,7 @@ class Engine:
         )
         self.automations = AutomationStore(self.db)
         self.initial_automations = automations  # applied at start-up (`up --automations`)
+        self.initial_connections = connections
         names = self.bus.names
         self.evaluator = Evaluator(
             Subjects(names.events_subject, names.actions_subject),
@@ -93,6 +96,8 @@ class Engine:
         if self.embedded is not None:
             await self.embedded.astart()
         await migrate(self.db)
+        if self.initial_connections:
+            await self.acting.connections.apply(self.initial_connections)
         if self.initial_automations is not None:
             changes = await self.automations.apply(self.initial_automations)
             log.info("applied %d automations at start-up", len(changes))

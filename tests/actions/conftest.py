@@ -11,8 +11,11 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
+from actions.connections import ConnectionBook
 from actions.execution import Execution
 from actions.model import Action
+from actions.outbound import action_client
+from actions.prefect_api import PrefectConnections
 from actions.request import ActionRequest, AutomationRef, FiringState
 from actions.secrets import Secrets
 from actions.templating import Templates
@@ -76,13 +79,15 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+    """The client workers use (guards are tested on their own, so private URLs are open)."""
+    async with action_client(connections=16, timeout=10, allow_private=True) as client:
         yield client
 
 
 @pytest.fixture
 def make_execution(http: httpx.AsyncClient, recorder: Recorder) -> MakeExecution:
-    """`make_execution(action, event=None, secrets={...}, guard=..., prefect=...)`."""
+    """`make_execution(action, event=None, secrets={...}, guard=..., prefect=...)`; `prefect`
+    is a ConnectionBook, or PrefectConnections for a book without stored connections."""
 
     def make(
         action: Action | dict[str, Any],
@@ -112,7 +117,7 @@ def make_execution(http: httpx.AsyncClient, recorder: Recorder) -> MakeExecution
             guard=guard or AllowAll(),
             emit=recorder.emit,
             automations=recorder,
-            prefect=prefect,
+            prefect=ConnectionBook(prefect) if isinstance(prefect, PrefectConnections) else prefect,
         )
 
     return make

@@ -4,10 +4,13 @@ show a URL's path or query (where tokens live)."""
 from __future__ import annotations
 
 import apprise
+import httpx
 import pytest
 
 from actions.errors import ActionFailed, ActionRetry, UnsafeURL
 from actions.guard import AddressGuard, apprise_target
+from actions.outbound import action_client
+from tests.actions.receivers import Receiver, Reply
 
 FIELD = "call-webhook url"
 
@@ -120,3 +123,21 @@ async def test_a_self_hosted_apprise_host_is_refused_when_private() -> None:
     assert target is not None
     with pytest.raises(UnsafeURL, match=r"http://10\.0\.0\.7:8080 resolves to 10\.0\.0\.7"):
         await AddressGuard(allow_private=False).check(target, "send-notification url")
+
+
+async def test_the_action_client_connects_only_to_public_addresses() -> None:
+    # What the check passed is what gets connected to: the client's own resolver refuses
+    # a name that resolves to loopback, so a DNS answer changed after the check fails too.
+    async with Receiver(Reply(200, "ok")) as receiver:
+        guarded = action_client(connections=2, timeout=5)
+        open_ = action_client(connections=2, timeout=5, allow_private=True)
+        try:
+            with pytest.raises(httpx.TransportError, match="a loopback address"):
+                await guarded.get(f"http://localhost:{receiver.port}/")
+            assert receiver.requests == []
+            answer = await open_.get(f"http://localhost:{receiver.port}/")
+            assert answer.text == "ok"
+        finally:
+            await guarded.aclose()
+            await open_.aclose()
+    assert len(receiver.requests) == 1

@@ -96,3 +96,88 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["validate", "-f", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 1
     assert "no such file" in missing.stderr
+
+
+CONNECTIONS = """\
+connections:
+  - name: staging
+    type: prefect
+    api_url: https://prefect-staging.internal/api/
+    api_key: "{{ secret('STAGING_PREFECT_API_KEY') }}"
+  - name: onprem.v2
+    api_url: http://prefect:4200/api
+    auth_string: "{{ secret('ONPREM_AUTH') }}"
+automations:
+  - name: reload-staging
+    trigger: {type: event, expect: [orders.loaded]}
+    actions:
+      - {type: run-deployment, connection: staging, deployment: etl/prod}
+"""
+
+
+def test_connections_load_beside_automations_keeping_their_templates() -> None:
+    loaded = load_text(CONNECTIONS, "c.yaml")
+    assert loaded.ok, loaded.errors
+    assert [a.name for a in loaded.automations] == ["reload-staging"]
+    staging, onprem = loaded.connections
+    assert staging.name == "staging"
+    assert staging.api_url == "https://prefect-staging.internal/api"
+    assert staging.api_key == "{{ secret('STAGING_PREFECT_API_KEY') }}"  # not rendered
+    assert onprem.type == "prefect"
+    assert onprem.auth_string == "{{ secret('ONPREM_AUTH') }}"
+    assert loaded.connection_origins == ["c.yaml:2", "c.yaml:6"]
+    only = load_text("connections:\n  - {name: a, api_url: 'http://p/api'}\n", "only.yaml")
+    assert only.ok, only.errors
+    assert (len(only.automations), len(only.connections)) == (0, 1)
+
+
+BAD_CONNECTIONS = """\
+connections:
+  - name: bad name
+    type: airflow
+    api_url: ftp://prefect/api
+    api_key: "{{ secret('K' }}"
+    port: 4200
+  - name: both
+    api_url: http://prefect/api
+    api_key: "{{ secret('K') }}"
+    auth_string: "{{ secret('A') }}"
+  - api_url: http://prefect/api
+"""
+
+
+def test_connection_errors_name_the_line_and_field() -> None:
+    errors = {(e.line, e.field): e.message for e in load_text(BAD_CONNECTIONS, "c.yaml").errors}
+    assert "letters, digits" in errors[(2, "connections[0].name")]
+    assert "'prefect'" in errors[(3, "connections[0].type")]
+    assert "http(s) URL" in errors[(4, "connections[0].api_url")]
+    assert "template does not parse" in errors[(5, "connections[0].api_key")]
+    assert "not a known field" in errors[(6, "connections[0].port")]
+    assert (
+        "api_key (Prefect Cloud) or auth_string (self-hosted), not both"
+        in errors[(7, "connections[1]")]
+    )
+    assert "'name' is required" in errors[(11, "connections[2]")]
+    assert len(errors) == 7
+    shown = [str(e) for e in load_text("connections: {name: x}\n", "d.yaml").errors]
+    assert shown == ["d.yaml:1: connections: must be a list"]
+
+
+def test_a_connection_name_defined_twice_names_both_places(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("connections:\n  - {name: prod, api_url: 'http://a/api'}\n")
+    (tmp_path / "b.yaml").write_text(
+        "automations: []\nconnections:\n  - {name: prod, api_url: 'http://b/api'}\n"
+    )
+    both = load_paths([tmp_path])
+    assert [str(e) for e in both.errors] == [
+        f"{tmp_path / 'b.yaml'}:3: name: connection 'prod' is also defined at "
+        f"{tmp_path / 'a.yaml'}:2; names must be unique"
+    ]
+
+
+def test_validate_counts_connections(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONNECTIONS)
+    result = CliRunner().invoke(app, ["validate", "-f", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "ok: 1 automation, 2 connections in 1 file(s)" in result.stdout

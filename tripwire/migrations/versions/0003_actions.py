@@ -1,4 +1,4 @@
-"""The action ledger.
+"""The action ledger and named connections.
 
 Revision ID: 0003_actions
 Revises: 0002_triggers
@@ -6,12 +6,14 @@ Revises: 0002_triggers
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0003_actions"
 down_revision = "0002_triggers"
 branch_labels = None
 depends_on = None
 
+labels = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 moment = sa.DateTime(timezone=True)
 
 
@@ -44,7 +46,16 @@ def upgrade() -> None:
         "ix_action_ledger_automation_id_created", "action_ledger", ["automation_id", "created"]
     )
     op.create_index("ix_action_ledger_created", "action_ledger", ["created"])
+    op.create_table(
+        "connections",
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("definition", labels, nullable=False),
+        sa.Column("created", moment, nullable=False),
+        sa.Column("updated", moment, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_connections"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("connections")
     op.drop_table("action_ledger")

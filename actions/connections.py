@@ -1,0 +1,275 @@
+"""Named connections defined in YAML (`connections:` next to `automations:`), stored by
+`tripwire apply`, and resolved by the worker when a Prefect action names one.
+
+Usage::
+
+    store = ConnectionStore(engine)
+    await store.apply([ConnectionDefinition(name="staging", api_url="https://p/api",
+                                            api_key="{{ secret('STAGING_KEY') }}")])
+    book = ConnectionBook(settings_connections, store)
+    connection = await book.get("staging", templates)  # api_key rendered, then redacted
+
+A definition keeps its templates as written: secrets are rendered only when an action
+uses the connection, so the database and `GET /api/connections` never hold their values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actions.errors import ActionFailed, ActionRetry
+from actions.prefect_api import PrefectConnection, PrefectConnections
+from actions.tables import connections
+from actions.templating import Templates, parse_error
+from events import clock
+
+log = logging.getLogger("tripwire.actions")
+
+NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+CACHE_SECONDS = 2.0  # how long the worker trusts its copy of the stored connections
+WHERE_TO_DEFINE = (
+    "define it under connections: in a YAML file and tripwire apply it, "
+    "or in TRIPWIRE_PREFECT_CONNECTIONS"
+)
+
+ChangeKind = Literal["created", "updated", "unchanged", "deleted"]
+
+
+class ConnectionDefinition(BaseModel):
+    """One `connections:` entry; `api_key` and `auth_string` are usually
+    `{{ secret('NAME') }}` templates, kept unrendered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        description="What actions put in `connection:`; letters, digits, '-', '_' and '.'.",
+    )
+    type: Literal["prefect"] = Field(default="prefect", description="A Prefect server's API.")
+    api_url: str = Field(description="The API root, e.g. https://prefect.internal/api.")
+    api_key: str | None = Field(
+        default=None, description="Prefect Cloud key (Bearer); a template, e.g. a secret()."
+    )
+    auth_string: str | None = Field(
+        default=None, description="Self-hosted basic auth 'user:pass'; a template."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"{value!r}: use letters, digits, '-', '_' and '.' only")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "{" in value:
+            raise ValueError(f"must be an http(s) URL (not a template), got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("api_key", "auth_string")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        error = parse_error(value) if value is not None else None
+        if error is not None:
+            raise ValueError(f"template {error}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Self:
+        if self.api_key is not None and self.auth_string is not None:
+            raise ValueError("set api_key (Prefect Cloud) or auth_string (self-hosted), not both")
+        return self
+
+    def render(self, templates: Templates) -> PrefectConnection:
+        """The connection with its secrets rendered (and so masked by `Secrets.redact`)."""
+
+        def rendered(field: str) -> SecretStr | None:
+            source = getattr(self, field)
+            if source is None:
+                return None
+            return SecretStr(templates.render(source, {}, f"{field} of connection {self.name!r}"))
+
+        return PrefectConnection(
+            api_url=self.api_url, api_key=rendered("api_key"), auth_string=rendered("auth_string")
+        )
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    """A connection as stored, with its timestamps."""
+
+    definition: ConnectionDefinition
+    created: datetime
+    updated: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The definition as written (templates, not secrets) plus created/updated."""
+        data = self.definition.model_dump(mode="json")
+        data["created"] = self.created.isoformat()
+        data["updated"] = self.updated.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class ConnectionChange:
+    """What `apply` did (or, in a dry run, would do) to one connection."""
+
+    name: str
+    change: ChangeKind
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "change": self.change}
+
+
+def _from_row(row: Any) -> StoredConnection:
+    return StoredConnection(
+        ConnectionDefinition.model_validate(row.definition), row.created, row.updated
+    )
+
+
+class ConnectionStore:
+    """Reads and applies the `connections` table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def all(self) -> list[StoredConnection]:
+        """Every stored connection, by name."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(connections).order_by(connections.c.name))).all()
+        return [_from_row(row) for row in rows]
+
+    async def get(self, name: str) -> StoredConnection | None:
+        """One connection by name, or None."""
+        async with self.engine.connect() as conn:
+            query = select(connections).where(connections.c.name == name)
+            row = (await conn.execute(query)).first()
+        return None if row is None else _from_row(row)
+
+    async def apply(
+        self,
+        wanted: Sequence[ConnectionDefinition],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+    ) -> list[ConnectionChange]:
+        """Create or update by name (and with `prune`, delete the ones not given).
+
+        Idempotent: applying the same definitions again reports them `unchanged`.
+        """
+        changes: list[ConnectionChange] = []
+        async with self.engine.begin() as conn:
+            existing = {row.name: row for row in (await conn.execute(select(connections))).all()}
+            now = clock.now()
+            for definition in wanted:
+                data = definition.model_dump(mode="json")
+                row = existing.get(definition.name)
+                if row is None:
+                    changes.append(ConnectionChange(definition.name, "created"))
+                    statement: Any = connections.insert().values(
+                        name=definition.name, definition=data, created=now, updated=now
+                    )
+                elif _from_row(row).definition == definition:
+                    changes.append(ConnectionChange(definition.name, "unchanged"))
+                    continue
+                else:
+                    changes.append(ConnectionChange(definition.name, "updated"))
+                    statement = (
+                        update(connections)
+                        .where(connections.c.name == definition.name)
+                        .values(definition=data, updated=now)
+                    )
+                if not dry_run:
+                    await conn.execute(statement)
+            if prune:
+                names = {d.name for d in wanted}
+                for name in sorted(set(existing) - names):
+                    changes.append(ConnectionChange(name, "deleted"))
+                    if not dry_run:
+                        await conn.execute(delete(connections).where(connections.c.name == name))
+            if dry_run:
+                await conn.rollback()
+        return changes
+
+
+class ConnectionBook:
+    """Where a Prefect action's connection comes from: the settings (the default server and
+    TRIPWIRE_PREFECT_CONNECTIONS) first, then the stored connections, read at most every
+    `cache_seconds` so a burst of actions does not read the table for each one."""
+
+    def __init__(
+        self,
+        settings: PrefectConnections | None = None,
+        store: ConnectionStore | None = None,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+    ) -> None:
+        self.settings = settings or PrefectConnections()
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self._cached: dict[str, ConnectionDefinition] = {}
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._warned: set[str] = set()
+
+    async def get(self, name: str | None, templates: Templates) -> PrefectConnection:
+        """The connection an action asked for (None: the default server); ActionFailed when
+        there is none of that name, or when its secrets do not render."""
+        if name is None:
+            return self.settings.get(None)
+        if name in self.settings.named:
+            with contextlib.suppress(ActionRetry):
+                await self._stored()  # only to warn when a stored one has the same name
+            return self.settings.named[name]
+        stored = await self._stored()
+        definition = stored.get(name)
+        if definition is None:
+            known = ", ".join(sorted({*self.settings.named, *stored})) or "none"
+            raise ActionFailed(
+                f"no Prefect connection named {name!r}; known: {known} ({WHERE_TO_DEFINE})"
+            )
+        return definition.render(templates)
+
+    async def _stored(self) -> dict[str, ConnectionDefinition]:
+        if self.store is None:
+            return {}
+        async with self._lock:  # one read for a burst of actions
+            fresh = self._read_at is not None and (
+                time.monotonic() - self._read_at < self.cache_seconds
+            )
+            if not fresh:
+                try:
+                    found = await self.store.all()
+                except SQLAlchemyError as exc:
+                    raise ActionRetry(
+                        f"cannot read the stored connections: {type(exc).__name__}"
+                    ) from None
+                self._cached = {c.definition.name: c.definition for c in found}
+                self._read_at = time.monotonic()
+                self._warn_shadowed()
+            return self._cached
+
+    def _warn_shadowed(self) -> None:
+        for name in sorted(set(self._cached) & set(self.settings.named) - self._warned):
+            self._warned.add(name)
+            log.warning(
+                "connection %r is defined in TRIPWIRE_PREFECT_CONNECTIONS and applied from a "
+                "file; actions use the one in the settings",
+                name,
+            )

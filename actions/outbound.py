@@ -1,0 +1,33 @@
+"""The HTTP client actions call out with: httpx's API on aiohttp's connection pool.
+
+httpx's own pool (httpcore) scans every connection on each request; with dozens of
+actions in flight that cost more CPU than the requests themselves. aiohttp's pool does
+not, and its resolver is where the SSRF guard checks the addresses actually connected to.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from actions.guard import PublicOnlyResolver
+
+
+def action_client(
+    *, connections: int, timeout: float, allow_private: bool = False
+) -> httpx.AsyncClient:
+    """An httpx client for executors; redirects are never followed (one could lead an
+    allowed URL to a private address)."""
+
+    def session() -> aiohttp.ClientSession:  # made on first use, inside the event loop
+        resolver = None if allow_private else PublicOnlyResolver()
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, resolver=resolver)
+        )
+
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(client=session),
+        follow_redirects=False,
+        timeout=timeout,
+    )
