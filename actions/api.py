@@ -7,15 +7,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from actions.connections import ConnectionDefinition, ConnectionStore
 from actions.ledger import Ledger, Status
 from actions.request import ActionRequest
 from events.api import json_response, problem
+from events.problems import ReadableErrors
 
 Resubmit = Callable[[ActionRequest, int], Awaitable[None]]
 
@@ -99,74 +99,23 @@ class ConnectionsBody(BaseModel):
     connections: list[ConnectionDefinition] = Field(description="Created or updated by name.")
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    """`connections[0].api_url`, as written in the body."""
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    return path.lstrip(".")
-
-
-def _invalid(exc: ValidationError) -> Response:
-    """A 422 naming every field at fault, the first one as `field`."""
-    found = []
-    for error in exc.errors():
-        if error["type"] == "missing":
-            message = f"'{error['loc'][-1]}' is required"
-        elif error["type"] == "extra_forbidden":
-            message = "is not a known field (check the spelling)"
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-        found.append({"field": _where(error["loc"]), "message": message})
-    detail = "; ".join(
-        f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in found
-    )
-    data: dict[str, Any] = {"detail": detail, "errors": found}
-    if found and found[0]["field"]:
-        data["field"] = found[0]["field"]
-    return json_response(data, 422)
-
-
-def _body_schema() -> dict[str, Any]:
-    """ConnectionsBody's JSON schema with the definition inlined (no `$defs` to resolve)."""
-    schema = ConnectionsBody.model_json_schema()
-    definitions = schema.pop("$defs")
-    schema["properties"]["connections"]["items"] = definitions["ConnectionDefinition"]
-    return schema
-
-
 def build_connections_router(store: ConnectionStore) -> APIRouter:
     """Routes under /api/connections. Definitions are shown as stored: templates such as
     `{{ secret('KEY') }}`, never the secrets they render to."""
-    router = APIRouter(prefix="/api/connections", tags=["connections"])
+    router = APIRouter(prefix="/api/connections", tags=["connections"], route_class=ReadableErrors)
 
     @router.get("", summary="Named connections, by name (templates, not secrets)")
     async def list_connections() -> Response:
         return json_response([c.as_json() for c in await store.all()])
 
-    @router.post(
-        "/apply",
-        summary="Create, update (and prune) connections by name",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _body_schema()}},
-            }
-        },
-    )
+    @router.post("/apply", summary="Create, update (and prune) connections by name")
     async def apply_connections(
-        request: Request,
+        body: ConnectionsBody,
         prune: bool = Query(False, description="Delete stored connections not in the body."),
         dry_run: bool = Query(False, description="Report what would change; change nothing."),
     ) -> Response:
         """`{"connections": [...]}` → `[{"name", "change"}]`, change being created, updated,
         unchanged or deleted; applying the same definitions again reports them unchanged."""
-        try:
-            raw = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
-            return problem(422, f"the body is not valid JSON ({exc})")
-        try:
-            body = ConnectionsBody.model_validate(raw)
-        except ValidationError as exc:
-            return _invalid(exc)
         seen: dict[str, int] = {}
         for index, connection in enumerate(body.connections):
             if connection.name in seen:

@@ -146,8 +146,7 @@ async def test_the_api_names_the_field_at_fault(engine: Running) -> None:
     assert "not valid JSON" in not_json.json()["detail"]
     assert typo.status_code == 422
     assert typo.json()["detail"] == (
-        "connections: 'connections' is required; connection: is not a known field "
-        "(check the spelling)"
+        "'connections' is required; connection: is not a known field (check the spelling)"
     )
     assert applied.status_code == 200
     assert applied.json() == [{"name": "prod", "change": "created"}]
