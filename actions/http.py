@@ -42,11 +42,15 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - clock.now()).total_seconds())
 
 
-def check(response: httpx.Response, what: str) -> None:
-    """Raise for anything but 2xx: ActionRetry when it may pass, ActionFailed when not."""
+def check(response: httpx.Response, what: str, detail: str | None = None) -> None:
+    """Raise for anything but 2xx: ActionRetry when it may pass, ActionFailed when not.
+    `detail` replaces the body in the message (a reason the caller read from it)."""
     if response.is_success:
         return
-    message = f"{what} answered {summary(response)}"
+    if detail is None:
+        message = f"{what} answered {summary(response)}"
+    else:
+        message = f"{what} answered {response.status_code} {response.reason_phrase}: {detail}"
     if response.status_code in RETRYABLE_STATUS:
         raise ActionRetry(
             message, status_code=response.status_code, retry_after=retry_after(response)

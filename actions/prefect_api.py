@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from actions.errors import ActionFailed, ActionRetry
-from actions.http import RETRYABLE_STATUS, check, retry_after, transport_error
+from actions.http import check, transport_error
 from actions.model import (
     PauseDeployment,
     PauseWorkPool,
@@ -151,18 +151,8 @@ def error_detail(response: httpx.Response) -> str | None:
 
 def raise_for_status(response: httpx.Response, what: str) -> None:
     """Like actions.http.check, with Prefect's own reason in the message."""
-    if response.is_success:
-        return
-    detail = error_detail(response)
-    if detail is None:
-        check(response, what)
-        return
-    message = f"{what} answered {response.status_code} {response.reason_phrase}: {detail}"
-    if response.status_code in RETRYABLE_STATUS:
-        raise ActionRetry(
-            message, status_code=response.status_code, retry_after=retry_after(response)
-        )
-    raise ActionFailed(message, status_code=response.status_code)
+    if not response.is_success:
+        check(response, what, error_detail(response))
 
 
 def accepted_state(result: Any, what: str, ends: frozenset[str] = frozenset()) -> dict[str, Any]:
