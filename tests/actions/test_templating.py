@@ -13,8 +13,9 @@ from pydantic import TypeAdapter, ValidationError
 from actions.context import PrefectRef, RunState, template_context
 from actions.errors import TemplateError
 from actions.model import Action
+from actions.sandbox import MAX_ITERATIONS, MAX_OUTPUT
 from actions.secrets import Secrets
-from actions.templating import MAX_ITERATIONS, MAX_OUTPUT, Templates
+from actions.templating import Templates
 from events.model import ReceivedEvent
 from tests.actions.conftest import request_for
 from tests.conftest import FIXTURES
