@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -189,6 +189,16 @@ class Ledger:
                 )
             )
         return ActionRequest.model_validate_json(row["request"])
+
+    async def sweep(self, before: datetime) -> int:
+        """Delete finished entries older than `before` (the event retention); returns how
+        many. Pending, running and retrying ones are kept whatever their age."""
+        table = action_ledger
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(table).where(table.c.status.in_(list(FINISHED)), table.c.created < before)
+            )
+        return int(result.rowcount or 0)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """One entry, or None."""

@@ -5,14 +5,18 @@ A file may hold `automations: [...]` and `connections: [...]` (named Prefect ser
 actions pick with `connection:`), a list of automations (as `prefect automation inspect`
 prints them) or a single automation. JSON is read as YAML, so Prefect's `--output json`
 files load the same way.
+
+Packages that build on triggers add their own top-level sections through `sections=`
+(sla adds `slas:`), so their items get the same file:line: field errors without this
+package importing them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -23,7 +27,19 @@ from triggers.automation import Automation
 
 SUFFIXES = (".yaml", ".yml", ".json")
 SECTIONS = ("automations", "connections")
-LATER_SECTIONS = ("slas", "webhooks", "sources")  # parts of the format still to come
+LATER_SECTIONS = ("webhooks", "sources")  # parts of the format still to come
+DISCRIMINATORS = ("type", "kind")  # fields whose value pydantic puts in an error's loc
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Section(Generic[T]):
+    """A further top-level section: how to validate one item (raising pydantic's
+    ValidationError), and what to do with each valid one and its file:line."""
+
+    validate: Callable[[Any], T]
+    add: Callable[[T, str], None]
 
 
 @dataclass(frozen=True)
@@ -55,14 +71,30 @@ class Definitions:
     def ok(self) -> bool:
         return not self.errors
 
+    def add_automation(self, automation: Automation, origin: str) -> None:
+        """Keep a valid automation and where it is defined."""
+        self.automations.append(automation)
+        self.origins.append(origin)
+
+    def add_connection(self, connection: ConnectionDefinition, origin: str) -> None:
+        """Keep a valid connection and where it is defined."""
+        self.connections.append(connection)
+        self.connection_origins.append(origin)
+
 
 def _follow(node: Node, loc: Sequence[int | str]) -> tuple[int, str]:
     """The line of the deepest node `loc` reaches, and the path as written in the file."""
     path: list[str] = []
+    tagged: Node | None = None
     for part in loc:
         child: Node | None = None
         if isinstance(node, MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
+            values = {k.value: v for k, v in node.value}
+            tag = any(getattr(values.get(d), "value", None) == part for d in DISCRIMINATORS)
+            if tag and node is not tagged:
+                tagged = node  # a union's tag comes once, and may equal a field's name
+                continue
+            child = values.get(str(part))
         elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
             child = node.value[part]
         if child is None:
@@ -78,6 +110,10 @@ def _message(error: Any) -> str:
         return f"'{error['loc'][-1]}' is required"
     if error["type"] == "extra_forbidden":
         return "is not a known field (check the spelling)"
+    if error["type"] == "too_short" and error["ctx"]["min_length"] == 1:
+        return "must not be empty"
+    if error["type"] == "union_tag_not_found":
+        return f"{error['ctx']['discriminator']} is required"
     return message
 
 
@@ -95,13 +131,16 @@ def _section(
     return []
 
 
-def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple[Any, Node]]:
+def _documents(
+    data: Any, node: Node, file: str, known: Sequence[str], out: Definitions
+) -> list[tuple[Any, Node]]:
     if isinstance(data, list) and isinstance(node, SequenceNode):
         return list(zip(data, node.value, strict=True))
     if isinstance(data, dict) and isinstance(node, MappingNode):
         sections = {k.value: (k, v) for k, v in node.value}
-        if not any(s in data for s in SECTIONS) and "name" in data:
+        if not any(s in data for s in known) and "name" in data:
             return [(data, node)]  # a single automation
+        use = ", ".join(f"{s}:" for s in known[:-1]) + f" or {known[-1]}:"
         for name, (key, _value) in sections.items():
             if name in LATER_SECTIONS:
                 out.errors.append(
@@ -112,13 +151,10 @@ def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple
                         "is not supported by this version of tripwire yet",
                     )
                 )
-            elif name not in SECTIONS:
+            elif name not in known:
                 out.errors.append(
                     DefinitionError(
-                        file,
-                        key.start_mark.line + 1,
-                        name,
-                        "is not a known section; use automations: or connections:",
+                        file, key.start_mark.line + 1, name, f"is not a known section; use {use}"
                     )
                 )
         return _section(data, node, "automations", file, out)
@@ -133,9 +169,17 @@ def _documents(data: Any, node: Node, file: str, out: Definitions) -> list[tuple
     return []
 
 
-def load_text(text: str, file: str, into: Definitions | None = None) -> Definitions:
-    """Automations and connections in one document's text; errors name `file`."""
+def load_text(
+    text: str,
+    file: str,
+    into: Definitions | None = None,
+    *,
+    sections: Mapping[str, Section[Any]] | None = None,
+) -> Definitions:
+    """Automations, connections and any further `sections` in one document's text; errors
+    name `file`."""
     out = into if into is not None else Definitions()
+    sections = sections or {}
     out.files.append(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -151,24 +195,36 @@ def load_text(text: str, file: str, into: Definitions | None = None) -> Definiti
         return out
     if node is None:
         return out  # an empty file defines nothing
-    for item, item_node in _documents(data, node, file, out):
-        try:
-            out.automations.append(Automation.model_validate(item))
-            out.origins.append(f"{file}:{item_node.start_mark.line + 1}")
-        except ValidationError as exc:
-            for error in exc.errors():
-                line, path = _follow(item_node, error["loc"])
-                out.errors.append(DefinitionError(file, line, path, _message(error)))
-    for index, (item, item_node) in enumerate(_section(data, node, "connections", file, out)):
-        try:
-            out.connections.append(ConnectionDefinition.model_validate(item))
-            out.connection_origins.append(f"{file}:{item_node.start_mark.line + 1}")
-        except ValidationError as exc:
-            for error in exc.errors():
-                line, path = _follow(item_node, error["loc"])
-                where = f"connections[{index}]" + (f".{path}" if path else "")
-                out.errors.append(DefinitionError(file, line, where, _message(error)))
+    documents = _documents(data, node, file, (*SECTIONS, *sections), out)
+    _items(documents, "", Section(Automation.model_validate, out.add_automation), file, out)
+    connections = _section(data, node, "connections", file, out)
+    _items(
+        connections,
+        "connections",
+        Section(ConnectionDefinition.model_validate, out.add_connection),
+        file,
+        out,
+    )
+    for name, section in sections.items():
+        _items(_section(data, node, name, file, out), name, section, file, out)
     return out
+
+
+def _items(
+    items: list[tuple[Any, Node]], name: str, section: Section[Any], file: str, out: Definitions
+) -> None:
+    """Validate each item, adding the valid ones; errors are named `name[i].field`."""
+    for index, (item, item_node) in enumerate(items):
+        try:
+            value = section.validate(item)
+        except ValidationError as exc:
+            for error in exc.errors():
+                line, path = _follow(item_node, error["loc"])
+                if name:
+                    path = f"{name}[{index}]" + (f".{path}" if path else "")
+                out.errors.append(DefinitionError(file, line, path, _message(error)))
+        else:
+            section.add(value, f"{file}:{item_node.start_mark.line + 1}")
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -181,25 +237,30 @@ def _files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_paths(paths: Iterable[Path]) -> Definitions:
-    """Automations and connections from files and folders (*.yaml, *.yml, *.json,
-    recursively); a name defined twice is an error naming both places."""
-    out = Definitions()
+def load_paths(
+    paths: Iterable[Path],
+    into: Definitions | None = None,
+    *,
+    sections: Mapping[str, Section[Any]] | None = None,
+) -> Definitions:
+    """Automations, connections and any further `sections` from files and folders (*.yaml,
+    *.yml, *.json, recursively); an automation or connection name defined twice is an error
+    naming both places (`duplicates` does the same for further sections)."""
+    out = into if into is not None else Definitions()
     for path in _files(paths):
         try:
             text = path.read_text()
         except OSError as exc:
             out.errors.append(DefinitionError(str(path), None, "", f"cannot read: {exc.strerror}"))
             continue
-        load_text(text, str(path), out)
-    names = [a.name for a in out.automations]
-    _duplicates(names, out.origins, "name", "", out)
+        load_text(text, str(path), out, sections=sections)
+    duplicates([a.name for a in out.automations], out.origins, "name", "", out)
     names = [c.name for c in out.connections]
-    _duplicates(names, out.connection_origins, "name", "connection ", out)
+    duplicates(names, out.connection_origins, "name", "connection ", out)
     return out
 
 
-def _duplicates(
+def duplicates(
     names: list[str], origins: list[str], field: str, what: str, out: Definitions
 ) -> None:
     """An error at the second (and later) place a name is defined, naming the others."""

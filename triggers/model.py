@@ -77,8 +77,7 @@ class EventTrigger(_Trigger):
     @field_validator("match_related", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
-        # Prefect accepts a single spec or a list of them.
-        return [value] if isinstance(value, dict) else value
+        return one_or_many(value)
 
     @field_validator("within")
     @classmethod
@@ -91,7 +90,7 @@ class EventTrigger(_Trigger):
     @classmethod
     def _where_compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            _compile(value)
+            compile_where(value)
         return value
 
     @model_validator(mode="after")
@@ -102,7 +101,7 @@ class EventTrigger(_Trigger):
                 "the expected events"
             )
         if self.where is not None:
-            self._where = _compile(self.where)
+            self._where = compile_where(self.where)
         return self
 
     @property
@@ -111,7 +110,13 @@ class EventTrigger(_Trigger):
         return self._where
 
 
-def _compile(expression: str) -> ParsedResult:
+def one_or_many(value: Any) -> Any:
+    """`match_related` as a list: Prefect accepts a single spec or a list of them."""
+    return [value] if isinstance(value, dict) else value
+
+
+def compile_where(expression: str) -> ParsedResult:
+    """A `where` expression compiled, or a ValueError pointing at the position."""
     try:
         return jmespath.compile(expression)
     except jmespath.exceptions.ParseError as exc:

@@ -41,11 +41,16 @@ class Acting:
     """Builds the runner; `start` and `stop` its consumer and HTTP client."""
 
     def __init__(
-        self, settings: Settings, db: AsyncEngine, bus: Bus, automations: AutomationStore
+        self,
+        settings: Settings,
+        db: AsyncEngine,
+        ledger_db: AsyncEngine,
+        bus: Bus,
+        automations: AutomationStore,
     ) -> None:
         s = settings
         self.bus = bus
-        self.ledger = Ledger(db)
+        self.ledger = Ledger(ledger_db)
         self._publish: GroupCommit[Sequence[Event], None] = GroupCommit(self._publish_many)
         self.connections = ConnectionStore(db)
         self.http = action_client(

@@ -35,7 +35,7 @@ from tripwire.cli_support import http_client as _http
 from tripwire.settings import Settings
 
 if TYPE_CHECKING:
-    from triggers.loading import Definitions
+    from sla.loading import Definitions
 
 app = typer.Typer(help="tripwire: an automations engine for data platforms.", no_args_is_help=True)
 events_app = typer.Typer(help="List and follow stored events.", no_args_is_help=True)
@@ -183,7 +183,11 @@ def up(
     from tripwire.engine import Role
 
     settings = _settings(home, host, port)
-    initial = _definitions(automations, "the engine was not started") if automations else None
+    initial = (
+        _definitions(automations, "the engine was not started", applies=True)
+        if automations
+        else None
+    )
     _serve(settings, frozenset(Role), initial)
 
 
@@ -431,12 +435,15 @@ def _summary(definitions: Definitions) -> str:
     what = _plural(len(definitions.automations), "automation")
     if definitions.connections:
         what += f", {_plural(len(definitions.connections), 'connection')}"
+    if definitions.slas:
+        what += f", {_plural(len(definitions.slas), 'SLA')}"
     return f"{what} in {len(definitions.files)} file(s)"
 
 
-def _definitions(files: list[Path], consequence: str) -> Definitions:
-    """Automations from files and folders; every error printed (file:line: field) and exit 1."""
-    from triggers.loading import load_paths
+def _definitions(files: list[Path], consequence: str, *, applies: bool = False) -> Definitions:
+    """Automations, connections and SLAs from files and folders; every error printed
+    (file:line: field) and exit 1. When `applies`, say that SLAs are not applied yet."""
+    from sla.loading import load_paths
 
     missing = [str(f) for f in files if not f.exists()]
     if missing:
@@ -447,6 +454,13 @@ def _definitions(files: list[Path], consequence: str) -> Definitions:
     if definitions.errors:
         then = f"; {consequence}" if consequence else ""
         fail(f"{len(definitions.errors)} problem(s); {_summary(definitions)} loaded{then}")
+    if applies and definitions.slas:
+        count = len(definitions.slas)
+        typer.echo(
+            f"note: {_plural(count, 'SLA')} in these files {'is' if count == 1 else 'are'} "
+            "not applied yet: SLAs are validated but not evaluated by this version",
+            err=True,
+        )
     return definitions
 
 
@@ -454,7 +468,8 @@ def _definitions(files: list[Path], consequence: str) -> Definitions:
 def validate(
     files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
 ) -> None:
-    """Check automation (and connection) files; report every error with file, line and field."""
+    """Check automation (connection and SLA) files; report every error with file, line and
+    field."""
     definitions = _definitions(files, "")
     typer.echo(f"ok: {_summary(definitions)}")
 
@@ -507,7 +522,7 @@ def apply(
 ) -> None:
     """Create or update automations and connections by name from files; the same files
     again change nothing."""
-    definitions = _definitions(files, "nothing was applied")
+    definitions = _definitions(files, "nothing was applied", applies=True)
     automations, connections = definitions.automations, definitions.connections
     if prune and not automations and not connections:
         fail(
@@ -749,11 +764,13 @@ def migrate(home: Path = typer.Option(None, envvar="TRIPWIRE_HOME")) -> None:
     settings = _settings(home, None, None)
 
     async def run() -> None:
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            await run_migrations(engine)
-        finally:
-            await engine.dispose()
+        # Under SQLite the action ledger has a file of its own (see Settings).
+        for url in dict.fromkeys([settings.resolved_database_url, settings.ledger_database_url]):
+            engine = create_engine(url)
+            try:
+                await run_migrations(engine)
+            finally:
+                await engine.dispose()
 
     asyncio.run(run())
     typer.echo("database is at the latest schema")

@@ -78,7 +78,10 @@ class Engine:
         self.timer = DueTimer(self._due)
         self.pipeline.on_due = self.timer.wake_at
         self.consumers: list[BatchConsumer] = []
-        self.acting = Acting(s, self.db, self.bus, self.automations)
+        ledger_url = s.ledger_database_url
+        same = ledger_url == s.resolved_database_url
+        self.ledger_db: AsyncEngine = self.db if same else create_engine(ledger_url)
+        self.acting = Acting(s, self.db, self.ledger_db, self.bus, self.automations)
         if Role.worker in roles:
             self.consumers.append(self.acting.consumer)
             self.consumers.append(
@@ -96,6 +99,8 @@ class Engine:
         if self.embedded is not None:
             await self.embedded.astart()
         await migrate(self.db)
+        if self.ledger_db is not self.db:
+            await migrate(self.ledger_db)  # one history for both files; the ledger's is used
         if self.initial_connections:
             await self.acting.connections.apply(self.initial_connections)
         if self.initial_automations is not None:
@@ -128,6 +133,8 @@ class Engine:
         await self.acting.http.aclose()
         await self.bus.close()
         await self.db.dispose()
+        if self.ledger_db is not self.db:
+            await self.ledger_db.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
 
@@ -145,6 +152,7 @@ class Engine:
             try:
                 await self.sweep_once()
                 await trim_decisions(self.db, self.settings.decisions_per_automation)
+                await self.acting.ledger.sweep(clock.now() - self.settings.event_retention)
             except Exception:
                 log.exception("retention sweep failed; trying again at the next interval")
             await asyncio.sleep(self.settings.retention_sweep_every.total_seconds())

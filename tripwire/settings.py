@@ -132,6 +132,20 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{(self.home / 'tripwire.db').resolve()}"
 
     @property
+    def ledger_database_url(self) -> str:
+        """Where the action ledger lives: the same database on PostgreSQL; under SQLite a
+        file of its own beside the main one (`tripwire.db` → `tripwire-actions.db`), so
+        that dispatching an action never waits for the event store's write lock."""
+        url = self.resolved_database_url
+        if not url.startswith("sqlite") or url.endswith(":memory:"):
+            return url
+        base, _, path = url.partition(":///")
+        stem, dot, suffix = path.rpartition(".")
+        if not dot:
+            return f"{base}:///{path}-actions"
+        return f"{base}:///{stem}-actions.{suffix}"
+
+    @property
     def nats_store_dir(self) -> Path:
         """Where the embedded nats-server keeps JetStream data."""
         return self.home / "nats"

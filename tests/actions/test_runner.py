@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from events import clock
 from events.embedded import free_port
 from tests.actions.conftest import AllowAll, Recorder, request_for
 from tripwire.database import create_engine, migrate
+from tripwire.settings import Settings
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -198,3 +200,30 @@ async def test_secrets_never_reach_the_ledger_or_events(
     assert entry["last_error"]
     assert "s3cr3t-token" not in entry["last_error"]
     assert "s3cr3t-token" not in str([e.model_dump() for e in recorder.emitted])
+
+
+async def test_the_sweep_drops_old_finished_entries_and_keeps_unfinished_ones(
+    runner: ActionRunner, ledger: Ledger
+) -> None:
+    done, dead = request_for({"type": "do-nothing"}), request_for(closed_port_webhook(retries=0))
+    waiting = request_for(closed_port_webhook())
+    with clock.frozen_clock(START) as frozen:
+        for request in (done, dead, waiting):
+            await runner.run(request)
+        frozen.advance(timedelta(days=8))
+        assert await ledger.sweep(clock.now() - timedelta(days=7)) == 2
+    assert await ledger.get(str(done.id)) is None
+    assert await ledger.get(str(dead.id)) is None
+    entry = await ledger.get(str(waiting.id))
+    assert entry is not None
+    assert entry["status"] == "retrying"
+
+
+def test_under_sqlite_the_ledger_has_a_file_of_its_own(tmp_path: Path) -> None:
+    default = Settings(home=tmp_path)
+    assert default.ledger_database_url.endswith("/tripwire-actions.db")
+    assert default.ledger_database_url != default.resolved_database_url
+    explicit = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    assert explicit.ledger_database_url == f"sqlite+aiosqlite:///{tmp_path}/x-actions.db"
+    postgres = Settings(database_url="postgresql://postgres@127.0.0.1:5432/test")
+    assert postgres.ledger_database_url == postgres.resolved_database_url

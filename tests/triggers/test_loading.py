@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES
+from sla import loading as sla_loading
+from tests.conftest import FIXTURES, Running
+from tests.sla.test_model import ISSUE
 from triggers.loading import load_paths, load_text
 from triggers.model import CompoundTrigger, EventTrigger
 from tripwire.cli import app
@@ -53,7 +56,7 @@ automations:
         text: hi
   - description: no name
     trigger: {type: event}
-slas: []
+webhooks: []
 """
 
 
@@ -65,7 +68,7 @@ def test_every_error_is_reported_with_file_line_and_field() -> None:
     assert "work_queue_id or work_queue_name" in errors[(9, "actions[0]")]
     assert "'webhook_url' is required" in errors[(10, "actions[1]")]
     assert "'name' is required" in errors[(12, "")]
-    assert "not supported by this version" in errors[(14, "slas")]
+    assert "not supported by this version" in errors[(14, "webhooks")]
     assert len(errors) == 7
 
 
@@ -181,3 +184,102 @@ def test_validate_counts_connections(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["validate", "-f", str(path)])
     assert result.exit_code == 0, result.stderr
     assert "ok: 1 automation, 2 connections in 1 file(s)" in result.stdout
+
+
+BAD_SLAS = """\
+automations:
+  - name: etl
+    trigger: {type: event}
+slas:
+  - name: sales-by-9
+    kind: deadline
+    expect: [dbt.model.refreshed]
+    deadline:
+      cron: "0 9 * * MON-FRX"
+      timezone: Europe/Berlinn
+    grace: 5m
+  - name: etl-in-2h
+    kind: duration
+    start: [flow.started]
+    expect: []
+    within: 2h
+    actions:
+      - type: send-slack
+  - expect: [x]
+"""
+
+
+def test_sla_errors_name_the_line_and_field() -> None:
+    loaded = sla_loading.load_text(BAD_SLAS, "s.yaml")
+    errors = {(e.line, e.field): e.message for e in loaded.errors}
+    assert 'Invalid weekday name "FRX"' in errors[(9, "slas[0].deadline.cron")]
+    assert "not a known IANA time zone" in errors[(10, "slas[0].deadline.timezone")]
+    assert errors[(15, "slas[1].expect")] == "must not be empty"
+    assert "'webhook_url' is required" in errors[(18, "slas[1].actions[0]")]
+    assert errors[(19, "slas[2]")] == "'kind' is required"
+    assert len(errors) == 5
+    assert [a.name for a in loaded.automations] == ["etl"]  # the rest still loads
+    shown = [str(e) for e in sla_loading.load_text("slas: {name: x}\n", "d.yaml").errors]
+    assert shown == ["d.yaml:1: slas: must be a list"]
+
+
+def test_a_grace_error_is_not_mistaken_for_the_kinds_tag() -> None:
+    # `kind: deadline` puts the tag "deadline" in pydantic's error path, as a field is named.
+    text = "slas:\n  - {name: a, kind: deadline, expect: [x],\n     deadline: {cron: 0 9 * * *}}\n"
+    assert [str(e) for e in sla_loading.load_text(text, "g.yaml").errors] == []
+    text = text.replace("expect: [x],", "expect: [x], grace: -60,")
+    assert [str(e) for e in sla_loading.load_text(text, "g.yaml").errors] == [
+        "g.yaml:2: slas[0].grace: must not be negative"
+    ]
+
+
+def test_slas_need_the_sla_loader() -> None:
+    # triggers cannot import sla, so its own loader does not know the section.
+    errors = [str(e) for e in load_text("slas: []\n", "s.yaml").errors]
+    assert errors == ["s.yaml:1: slas: is not a known section; use automations: or connections:"]
+    errors = [str(e) for e in sla_loading.load_text("slos: []\n", "s.yaml").errors]
+    assert errors == [
+        "s.yaml:1: slos: is not a known section; use automations:, connections: or slas:"
+    ]
+
+
+def test_an_sla_name_defined_twice_names_both_places(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(ISSUE)
+    (tmp_path / "b.yaml").write_text(
+        "slas:\n  - {name: worker-heartbeat, kind: freshness, expect: [x], every: 1m}\n"
+    )
+    both = sla_loading.load_paths([tmp_path])
+    assert [str(e) for e in both.errors] == [
+        f"{tmp_path / 'b.yaml'}:2: name: SLA 'worker-heartbeat' is also defined at "
+        f"{tmp_path / 'a.yaml'}:20; names must be unique"
+    ]
+    (tmp_path / "b.yaml").write_text("name: worker-heartbeat\ntrigger: {type: event}\n")
+    assert sla_loading.load_paths([tmp_path]).ok  # automations and SLAs are named apart
+
+
+def test_validate_counts_slas(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(ISSUE + "automations:\n  - name: a\n    trigger: {type: event}\n")
+    result = CliRunner().invoke(app, ["validate", "-f", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "ok: 1 automation, 3 SLAs in 1 file(s)\n"
+    assert result.stderr == ""  # validating applies nothing, so there is nothing to note
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_SLAS)
+    result = CliRunner().invoke(app, ["validate", "-f", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:9: slas[0].deadline.cron: " in result.stderr
+    assert "5 problem(s); 1 automation in 1 file(s) loaded" in result.stderr
+
+
+async def test_apply_says_slas_are_not_applied_yet(engine: Running, tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(ISSUE + "automations:\n  - name: a\n    trigger: {type: event}\n")
+    args = ["apply", "-f", str(path), "--api", engine.url]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "created a\n"
+    assert result.stderr == (
+        "note: 3 SLAs in these files are not applied yet: SLAs are validated but not "
+        "evaluated by this version\n"
+    )
