@@ -493,7 +493,7 @@ def report_b(phase: PhaseB, rate: float) -> dict[str, Any]:
 
 def ledger_counts(home: Path) -> dict[str, Any]:
     """Requests per ledger status, and the most common errors, from the SQLite file."""
-    path = home / "tripwire.db"
+    path = home / "tripwire-actions.db"  # the ledger's own file under SQLite (see Settings)
     if not path.exists():
         return {}
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
