@@ -38,7 +38,8 @@ def prefect_connections(settings: Settings) -> PrefectConnections:
 
 
 class Acting:
-    """Builds the runner; `start` and `stop` its consumer and HTTP client."""
+    """The runner, its consumer on the actions stream and its HTTP client; the engine
+    starts and stops the consumer with the others and closes the client."""
 
     def __init__(
         self,
