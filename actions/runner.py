@@ -32,6 +32,7 @@ from actions.model import CHECKED
 from actions.request import ActionRequest
 from actions.templating import Templates
 from events import clock
+from events.errors import EventsError
 from events.model import Event
 
 log = logging.getLogger("tripwire.actions")
@@ -128,12 +129,18 @@ class ActionRunner:
         """One attempt if one is due; returns None when done, else seconds until next."""
         claim = await self._claims.submit(request)
         if not claim.granted:
-            if claim.entry is not None:  # finished: its outcome may not have been published
-                await self.emit([self._finished_event(request, claim)])
+            if claim.entry is not None:  # finished: its events may not have been published
+                triggered = lifecycle_event(request, "triggered", round=claim.round)
+                await self.emit([triggered, self._finished_event(request, claim)])
                 return None
             return claim.wait
         if claim.attempts == 1:
-            await self.emit([lifecycle_event(request, "triggered", round=claim.round)])
+            try:
+                await self.emit([lifecycle_event(request, "triggered", round=claim.round)])
+            except EventsError as exc:
+                # The action matters more than its announcement: go on. The event goes out
+                # again with the outcome when the bus is back (same id, stored once).
+                log.warning("action %s: announcing it failed (%s); running it", request.id, exc)
         elif claim.interrupted:
             log.warning(
                 "action %s (%s) was interrupted during attempt %d; running it again",

@@ -3,7 +3,7 @@ letter, re-runs, lifecycle events, and at-most-once after success."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from actions.secrets import Secrets
 from actions.templating import Templates
 from events import clock
 from events.embedded import free_port
+from events.errors import BusUnavailable
+from events.model import Event
 from tests.actions.conftest import AllowAll, Recorder, request_for
 from tripwire.database import create_engine, migrate
 from tripwire.settings import Settings
@@ -77,14 +79,15 @@ async def test_a_success_is_recorded_once_and_a_redelivery_does_not_act_again(
     assert (entry["status"], entry["attempts"]) == ("succeeded", 1)
     assert entry["result"].startswith("emitted etl.noticed")
     lifecycle = [n for n in names(recorder) if n.startswith("tripwire.action.")]
-    # triggered and executed, then the outcome published again (same id) on redelivery
+    # triggered and executed, then both published again (same ids) on redelivery
     assert lifecycle == [
         "tripwire.action.triggered",
         "tripwire.action.executed",
+        "tripwire.action.triggered",
         "tripwire.action.executed",
     ]
-    ids = {e.id for e in recorder.emitted if e.event == "tripwire.action.executed"}
-    assert len(ids) == 1
+    ids = {e.id for e in recorder.emitted if e.event.startswith("tripwire.action.")}
+    assert len(ids) == 2
 
 
 async def test_transient_failures_back_off_then_go_to_the_dead_letter(
@@ -227,3 +230,34 @@ def test_under_sqlite_the_ledger_has_a_file_of_its_own(tmp_path: Path) -> None:
     assert explicit.ledger_database_url == f"sqlite+aiosqlite:///{tmp_path}/x-actions.db"
     postgres = Settings(database_url="postgresql://postgres@127.0.0.1:5432/test")
     assert postgres.ledger_database_url == postgres.resolved_database_url
+
+
+async def test_a_bus_outage_does_not_hold_up_the_action_and_loses_no_event(
+    ledger: Ledger, recorder: Recorder
+) -> None:
+    outage = {"on": True}
+
+    async def emit(events: Sequence[Event]) -> None:
+        if outage["on"]:
+            raise BusUnavailable("the event bus (NATS) is not reachable")
+        await recorder.emit(events)
+
+    async with httpx.AsyncClient(timeout=2) as http:
+        runner = ActionRunner(
+            ledger=ledger,
+            executors=EXECUTORS,
+            templates=Templates(Secrets(environ={})),
+            http=http,
+            guard=AllowAll(),
+            emit=emit,
+            automations=recorder,
+        )
+        request = request_for({"type": "do-nothing"})
+        with pytest.raises(BusUnavailable):  # the outcome could not be announced: nak
+            await runner.run(request)
+        entry = await ledger.get(str(request.id))
+        assert entry is not None
+        assert entry["status"] == "succeeded"  # ... but the action ran, once
+        outage["on"] = False
+        assert await runner.run(request) is None  # redelivered once the bus is back
+    assert names(recorder) == ["tripwire.action.triggered", "tripwire.action.executed"]
