@@ -218,3 +218,22 @@ async def test_an_automation_reacts_to_a_failed_action(
     causes = [r for r in escalated.related if r.role == "tripwire-cause"]
     # tell-ops fired at depth 1, its failed event carried 1, watch-actions fired at 2
     assert [c["tripwire.cascade.depth"] for c in causes] == ["2"]
+
+
+async def test_a_slow_target_does_not_hold_up_the_others(start_engine: StartEngine) -> None:
+    running = await start_engine(allow_private_urls=True, action_timeout="20s")
+    async with Receiver(Reply(200, "ok", hang=True)) as slow, Receiver(Reply(200, "ok")) as fast:
+        async with running.client() as client:
+            for name, hook in (("slow", slow), ("fast", fast)):
+                automation = {**on_failure(hook.url()), "name": f"tell-{name}"}
+                answer = await client.post("/api/automations/", json=automation)
+                assert answer.status_code == 201, answer.text
+        for _ in range(3):
+            await post(running, failed_run())
+        # Three calls hang at the slow target; the fast one gets all of its three anyway.
+        await fast.wait_for(3)
+        await slow.wait_for(3)
+        done = await ledger_status(running, "succeeded", 3)
+        assert {e["automation_name"] for e in done} == {"tell-fast"}
+        stuck = await running.engine.acting.ledger.list(status="running")  # type: ignore[arg-type]
+        assert {e["automation_name"] for e in stuck} == {"tell-slow"}
