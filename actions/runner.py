@@ -33,6 +33,7 @@ from actions.request import ActionRequest
 from actions.templating import Templates
 from events import clock
 from events.errors import EventsError
+from events.metrics import ACTION_ATTEMPT_SECONDS, ACTIONS
 from events.model import Event
 
 log = logging.getLogger("tripwire.actions")
@@ -151,10 +152,14 @@ class ActionRunner:
         started = time.perf_counter()
         outcome: Outcome | _Failure = await self._attempt(request, claim)
         elapsed = (time.perf_counter() - started) * 1000
+        kind = request.action.type
+        ACTION_ATTEMPT_SECONDS.labels(kind).observe(elapsed / 1000)
         if isinstance(outcome, Outcome):
+            ACTIONS.labels(kind, "executed").inc()
             await self._succeeded(request, claim, outcome, elapsed)
             return None
         if outcome.retryable and claim.attempts < self.policy.attempts(request):
+            ACTIONS.labels(kind, "retried").inc()
             delay = self.policy.delay(request, claim.attempts, outcome.retry_after)
             await self._records.submit(
                 Record(
@@ -175,6 +180,7 @@ class ActionRunner:
                 outcome.reason,
             )
             return delay
+        ACTIONS.labels(kind, "failed").inc()
         await self._failed(request, claim, outcome, elapsed)
         return None
 

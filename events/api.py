@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from events.bus import Bus
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
 from events.filters import EventFilter
+from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from events.parsing import encode, parse_body
 from events.store import MAX_PAGE, Countable, EventStore, decode_token
 
@@ -86,6 +87,7 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
         """
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+            EVENTS_REJECTED.labels("http", "too_large").inc()
             return problem(
                 413, f"the request is over {MAX_REQUEST_BYTES:,} bytes; send smaller batches"
             )
@@ -94,13 +96,17 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
             received = parse_body(body, request.headers.get("content-type", ""), request.headers)
             encoded = encode(received)
         except EventTooLarge as exc:
+            EVENTS_REJECTED.labels("http", "too_large").inc()
             return problem(413, str(exc), exc.field)
         except InvalidEvent as exc:
+            EVENTS_REJECTED.labels("http", "invalid").inc()
             return problem(422, str(exc), exc.field)
         try:
             await bus.publish_events(encoded)
         except BusUnavailable as exc:
+            EVENTS_REJECTED.labels("http", "bus_unavailable").inc()
             return problem(503, str(exc), **{"Retry-After": str(int(exc.retry_after))})
+        EVENTS_ACCEPTED.labels("http").inc(len(received))
         return json_response({"accepted": [str(e.id) for e in received]}, 202)
 
     def page_response(request: Request, page: Any) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,7 @@ from nats.js.api import (
 )
 
 from events.errors import BusUnavailable
+from events.metrics import BUS_PUBLISH_SECONDS
 from events.publisher import BatchPublisher
 
 log = logging.getLogger("tripwire.bus")
@@ -192,6 +194,7 @@ class Bus:
             )
         if self._publisher is None:
             raise RuntimeError("connect the bus first (await bus.connect())")
+        started = time.perf_counter()
         try:
             await self._publisher.publish(subject, messages, self.publish_timeout)
         except nats.errors.Error as exc:  # e.g. the outbound buffer filled while reconnecting
@@ -199,6 +202,8 @@ class Bus:
                 f"the event bus did not take the events ({type(exc).__name__}); "
                 "nothing is lost: send them again"
             ) from exc
+        stream = "actions" if subject.startswith(f"{self.names.namespace}.actions.") else "events"
+        BUS_PUBLISH_SECONDS.labels(stream).observe(time.perf_counter() - started)
 
     async def publish_events(self, messages: Sequence[tuple[UUID, bytes]]) -> None:
         """Publish encoded events onto the events stream."""

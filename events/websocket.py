@@ -23,8 +23,9 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from events.bus import Bus
-from events.errors import BusUnavailable, InvalidEvent
+from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
 from events.filters import EventFilter, EventOrder
+from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from events.model import ReceivedEvent
 from events.parsing import describe, encode, receive_events_json
 from events.store import EventStore
@@ -121,13 +122,17 @@ def build_router(
                     events = receive_events_json(text.encode())
                     encoded = encode(events)
                 except InvalidEvent as exc:
+                    reason = "too_large" if isinstance(exc, EventTooLarge) else "invalid"
+                    EVENTS_REJECTED.labels("websocket", reason).inc()
                     await _close(websocket, POLICY_VIOLATION, f"invalid event: {exc}")
                     return
                 try:
                     await bus.publish_events(encoded)
                 except BusUnavailable as exc:
+                    EVENTS_REJECTED.labels("websocket", "bus_unavailable").inc()
                     await _close(websocket, TRY_AGAIN_LATER, str(exc))
                     return
+                EVENTS_ACCEPTED.labels("websocket").inc(len(events))
         except WebSocketDisconnect:
             return
 

@@ -18,6 +18,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from events import clock
+from events.metrics import TIMER_LAG_SECONDS
 
 log = logging.getLogger("tripwire.timers")
 
@@ -73,9 +74,12 @@ class DueTimer:
     async def run(self) -> None:
         """Run what is due now and schedule the next wake-up."""
         async with self._lock:
+            now = clock.now()
+            if self.next is not None and self.next <= now:  # a scheduled wake-up: how late?
+                TIMER_LAG_SECONDS.observe((now - self.next).total_seconds())
             self.next = None
             try:
-                upcoming = await self.due(clock.now())
+                upcoming = await self.due(now)
             except Exception:
                 log.exception("evaluating due timers failed; the next poll tries again")
                 return

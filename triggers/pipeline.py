@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from events import clock
 from events.bus import Bus
 from events.errors import BusUnavailable
+from events.metrics import EVALUATION_BATCH_SIZE, EVALUATION_SECONDS, FIRINGS
 from events.store import EventStore
 from triggers.evaluator import Evaluator, Result
 from triggers.firing import Message
@@ -68,19 +70,27 @@ class Pipeline:
 
     async def handle(self, bodies: Sequence[bytes]) -> None:
         """The store consumer's handler."""
+        started = time.perf_counter()
         async with self.db.begin() as conn:
             documents = await self.store.insert(conn, bodies)
             result = await self.evaluator.evaluate(conn, documents)
+        EVALUATION_SECONDS.labels("events").observe(time.perf_counter() - started)
+        EVALUATION_BATCH_SIZE.observe(len(bodies))
         await self._after(result)
 
     async def run_due(self, now: datetime | None = None) -> Result:
         """Evaluate proactive windows that ended by `now` (default: the clock)."""
-        async with self._due_lock, self.db.begin() as conn:
-            result = await self.evaluator.evaluate_due(conn, now or clock.now())
+        async with self._due_lock:
+            started = time.perf_counter()
+            async with self.db.begin() as conn:
+                result = await self.evaluator.evaluate_due(conn, now or clock.now())
+            EVALUATION_SECONDS.labels("due").observe(time.perf_counter() - started)
         await self._after(result)
         return result
 
     async def _after(self, result: Result) -> None:
+        for firing in result.firings:  # committed: count them once, however publishing goes
+            FIRINGS.labels(firing.automation.name, firing.state.value).inc()
         if result.messages:
             await self.publish(result.messages)
         if self.on_due is not None and result.next_due is not None:

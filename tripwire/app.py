@@ -1,7 +1,10 @@
-"""The FastAPI app: events and automations routes, websockets, health, auth."""
+"""The FastAPI app: events and automations routes, websockets, health, metrics, auth."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,14 +12,20 @@ from typing import Any
 import nats.js.errors
 import orjson
 from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actions import api as actions_api
 from events import api as events_api
 from events import websocket as events_websocket
+from events.metrics import CONSUMER_LAG
 from triggers import api as triggers_api
 from tripwire import __version__
 from tripwire.auth import ApiAuth, AuthMiddleware
 from tripwire.engine import Engine, Role
+
+log = logging.getLogger("tripwire.api")
+
+LAG_TIMEOUT = 2.0  # seconds; a scrape must not hang on a reconnecting bus
 
 
 async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
@@ -44,6 +53,29 @@ async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
     ok = bus_ok and report["database"]["ok"]
     report["status"] = "ok" if ok else "degraded"
     return ok, report
+
+
+async def refresh_lag(engine: Engine) -> None:
+    """Read the store and actions consumers' lag into the gauge; one that cannot be read
+    (bus down, consumer not created yet) is left out rather than failing the scrape."""
+    names = engine.bus.names
+    consumers = {
+        "store": (names.events_stream, names.store_consumer),
+        "actions": (names.actions_stream, f"{names.namespace}-actions"),
+    }
+    for label, (stream, durable) in consumers.items():
+        lag: int | None = None
+        if engine.bus.is_connected:
+            try:
+                async with asyncio.timeout(LAG_TIMEOUT):
+                    lag = await engine.bus.pending(stream, durable)
+            except Exception as exc:  # not found, timed out, reconnecting: no sample
+                log.debug("reading the %s consumer's lag failed: %r", label, exc)
+        if lag is None:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(label)
+        else:
+            CONSUMER_LAG.labels(label).set(lag)
 
 
 def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
@@ -74,8 +106,13 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
         ok, report = await health(engine)
         return Response(orjson.dumps(report), 200 if ok else 503, media_type="application/json")
 
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def get_metrics() -> Response:
+        await refresh_lag(engine)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     if Role.api not in engine.roles:
-        return app  # other roles serve their health only
+        return app  # other roles serve their health and metrics only
     app.include_router(events_api.build_router(engine.bus, engine.store))
     app.include_router(
         events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)

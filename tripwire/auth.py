@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tripwire.settings import Settings
 
-OPEN_PATHS = frozenset({"/api/health"})
+OPEN_PATHS = frozenset({"/api/health", "/metrics"})  # probes and scrapers carry no key
 
 
 class ApiAuth:

@@ -32,6 +32,7 @@ from tripwire.cli_actions import actions_app
 from tripwire.cli_support import ApiOption, fail
 from tripwire.cli_support import call as _call
 from tripwire.cli_support import http_client as _http
+from tripwire.logs import configure_logging
 from tripwire.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,9 +110,7 @@ def _serve(
     from tripwire.app import create_app
     from tripwire.engine import Engine
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     # FastStream logs every batch at INFO; keep its warnings and errors only.
     logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
