@@ -13,6 +13,7 @@ from actions.errors import ActionFailed
 from actions.execution import Execution, Outcome
 from actions.lifecycle import NAMESPACE
 from actions.model import DoNothing, EmitEvent, PauseAutomation, ResumeAutomation
+from events.errors import InvalidEvent
 from events.model import RESOURCE_ID, RESOURCE_NAME, Event
 
 
@@ -48,7 +49,10 @@ async def emit_event(action: EmitEvent, run: Execution) -> Outcome:
             f"the rendered event is not valid: {where}: {problem['msg']}; "
             "check the emit-event templates"
         ) from None
-    await run.emit([event])
+    try:
+        await run.emit([event])
+    except InvalidEvent as exc:  # e.g. larger than the bus takes: retrying cannot help
+        raise ActionFailed(f"the rendered event cannot be sent: {exc.message}") from None
     return Outcome(
         f"emitted {event.event} ({event.id})",
         target={RESOURCE_ID: f"prefect.event.{event.id}", RESOURCE_NAME: event.event},

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Self
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -218,10 +219,14 @@ class ConnectionBook:
         settings: PrefectConnections | None = None,
         store: ConnectionStore | None = None,
         *,
+        http: httpx.AsyncClient | None = None,
         cache_seconds: float = CACHE_SECONDS,
     ) -> None:
         self.settings = settings or PrefectConnections()
         self.store = store
+        # Prefect servers are the operator's (settings, or applied through the API), and
+        # often on a private network: their calls skip the guard automations' URLs get.
+        self.http = http
         self.cache_seconds = cache_seconds
         self._cached: dict[str, ConnectionDefinition] = {}
         self._read_at: float | None = None

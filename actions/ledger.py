@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,6 +43,7 @@ class Record:
 
     key: UUID
     status: Status
+    attempt: int | None = None  # the claim's attempt: the write is fenced on it
     result: str | None = None
     error: str | None = None
     status_code: int | None = None
@@ -98,7 +99,7 @@ class Ledger:
                 and_(table.c.status == Status.running, table.c.lease_until <= now),
             )
             granted = {
-                row[0]
+                row[0]: (row[1], row[2])
                 for row in await conn.execute(
                     update(table)
                     .where(table.c.id.in_(keys), claimable)
@@ -108,18 +109,24 @@ class Ledger:
                         lease_until=now + lease,
                         started=func.coalesce(table.c.started, now),
                     )
-                    .returning(table.c.id)
+                    # what the update saw, not the snapshot read before it
+                    .returning(table.c.id, table.c.attempts, table.c.round)
                 )
             }
         claims = []
         for key in keys:
             entry = before[key]
-            claims.append(_claim(entry, key in granted, now, lease))
-            granted.discard(key)  # a second copy in this batch waits for the first
+            won = granted.pop(key, None)  # a second copy in this batch waits for the first
+            if won is not None:
+                entry = {**entry, "attempts": won[0] - 1, "round": won[1]}
+            claims.append(_claim(entry, won is not None, now, lease))
         return claims
 
-    async def record_many(self, records: Sequence[Record]) -> list[None]:
-        """Write the outcomes of many attempts in one transaction."""
+    async def record_many(self, records: Sequence[Record]) -> list[bool]:
+        """Write the outcomes of many attempts in one transaction; each is True when it
+        landed. One with an `attempt` is written only while that attempt's claim holds
+        (status running, same attempt): a worker whose claim lapsed and was taken over
+        cannot overwrite the outcome of the worker that took it."""
         table = action_ledger
         now = clock.now()
         by_status: dict[Status, list[dict[str, Any]]] = {}
@@ -133,6 +140,7 @@ class Ledger:
                     "s_ms": record.duration_ms,
                     "s_next": record.next_attempt,
                     "s_now": now,
+                    "s_attempt": record.attempt,
                 }
             )
         async with self.engine.begin() as conn:
@@ -154,10 +162,30 @@ class Ledger:
                         "last_error": bindparam("s_error"),
                         "next_attempt": bindparam("s_next"),
                     }
-                await conn.execute(
-                    update(table).where(table.c.id == bindparam("key")).values(**values), rows
+                fenced = or_(
+                    bindparam("s_attempt", type_=Integer).is_(None),
+                    and_(
+                        table.c.status == Status.running,
+                        table.c.attempts == bindparam("s_attempt", type_=Integer),
+                    ),
                 )
-        return [None] * len(records)
+                await conn.execute(
+                    update(table).where(table.c.id == bindparam("key"), fenced).values(**values),
+                    rows,
+                )
+            # executemany gives no count per row: read back what each record left.
+            keys = list({str(r.key) for r in records})
+            after = {
+                row[0]: (row[1], row[2])
+                for row in await conn.execute(
+                    select(table.c.id, table.c.status, table.c.attempts).where(table.c.id.in_(keys))
+                )
+            }
+        return [
+            after.get(str(r.key), ("", -1))[0] == r.status
+            and (r.attempt is None or after[str(r.key)][1] == r.attempt)
+            for r in records
+        ]
 
     async def rerun(self, key: str) -> ActionRequest:
         """Reset a failed request for another round of attempts (`tripwire actions retry`).
@@ -177,7 +205,7 @@ class Ledger:
                 raise ValueError(
                     f"action request {key} is {row['status']}; only failed requests are re-run"
                 )
-            await conn.execute(
+            reset = await conn.execute(
                 update(action_ledger)
                 .where(action_ledger.c.id == key, action_ledger.c.status == row["status"])
                 .values(
@@ -188,6 +216,8 @@ class Ledger:
                     next_attempt=None,
                 )
             )
+            if reset.rowcount != 1:
+                raise ValueError(f"action request {key} changed meanwhile; look again")
         return ActionRequest.model_validate_json(row["request"])
 
     async def sweep(self, before: datetime) -> int:

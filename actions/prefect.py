@@ -74,7 +74,7 @@ SUSPEND_TIMEOUT = timedelta(hours=1)  # Prefect's SuspendFlowRun: Suspended(time
 async def connect(run: Execution, name: str | None) -> PrefectAPI:
     """The Prefect server the action names (or the default one), its secrets rendered."""
     book = run.prefect or ConnectionBook()
-    return PrefectAPI(run.http, await book.get(name, run.templates))
+    return PrefectAPI(book.http or run.http, await book.get(name, run.templates))
 
 
 # Deployments

@@ -39,6 +39,7 @@ from events.model import Event
 log = logging.getLogger("tripwire.actions")
 
 Executor = Callable[[Any, Execution], Awaitable[Outcome]]
+RECORD_TRIES = 3  # an outcome is written again on a database error, within the claim's margin
 Emit = Callable[[Sequence[Event]], Awaitable[None]]
 
 
@@ -62,8 +63,8 @@ class RetryPolicy:
 
     def delay(self, request: ActionRequest, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter, or the target's own Retry-After."""
-        if retry_after is not None:
-            return max(retry_after, 0.05)
+        if retry_after is not None:  # capped: a week-long Retry-After would outlive the stream
+            return min(max(retry_after, 0.05), self.max_retry_delay.total_seconds())
         base = request.action.retry_delay or self.retry_delay
         backoff = min(
             base.total_seconds() * 2 ** (attempt - 1), self.max_retry_delay.total_seconds()
@@ -109,7 +110,7 @@ class ActionRunner:
         self._claims: GroupCommit[ActionRequest, Claim] = GroupCommit(
             lambda requests: ledger.claim_many(requests, lease)
         )
-        self._records: GroupCommit[Record, None] = GroupCommit(ledger.record_many)
+        self._records: GroupCommit[Record, bool] = GroupCommit(ledger.record_many)
 
     async def handle(self, message: Msg) -> None:
         """Run one request from the actions stream; ack it, or nak it with a delay."""
@@ -135,13 +136,18 @@ class ActionRunner:
                 await self.emit([triggered, self._finished_event(request, claim)])
                 return None
             return claim.wait
+        # The claim's lease runs from now: the attempt must end in time to be recorded.
+        deadline = asyncio.get_running_loop().time() + self.policy.attempt_timeout.total_seconds()
+        unannounced: list[Event] = []
         if claim.attempts == 1:
+            triggered = lifecycle_event(request, "triggered", round=claim.round)
             try:
-                await self.emit([lifecycle_event(request, "triggered", round=claim.round)])
+                await self.emit([triggered])
             except EventsError as exc:
-                # The action matters more than its announcement: go on. The event goes out
-                # again with the outcome when the bus is back (same id, stored once).
+                # The action matters more than its announcement: go on, and send it with
+                # the outcome (same id, stored once).
                 log.warning("action %s: announcing it failed (%s); running it", request.id, exc)
+                unannounced.append(triggered)
         elif claim.interrupted:
             log.warning(
                 "action %s (%s) was interrupted during attempt %d; running it again",
@@ -150,27 +156,32 @@ class ActionRunner:
                 claim.attempts - 1,
             )
         started = time.perf_counter()
-        outcome: Outcome | _Failure = await self._attempt(request, claim)
+        outcome: Outcome | _Failure = await self._attempt(request, claim, deadline)
         elapsed = (time.perf_counter() - started) * 1000
         kind = request.action.type
         ACTION_ATTEMPT_SECONDS.labels(kind).observe(elapsed / 1000)
         if isinstance(outcome, Outcome):
             ACTIONS.labels(kind, "executed").inc()
-            await self._succeeded(request, claim, outcome, elapsed)
+            await self._succeeded(request, claim, outcome, elapsed, unannounced)
             return None
         if outcome.retryable and claim.attempts < self.policy.attempts(request):
             ACTIONS.labels(kind, "retried").inc()
             delay = self.policy.delay(request, claim.attempts, outcome.retry_after)
-            await self._records.submit(
+            landed = await self._record(
                 Record(
                     request.id,
                     Status.retrying,
+                    attempt=claim.attempts,
                     error=outcome.reason,
                     status_code=outcome.status_code,
                     duration_ms=elapsed,
                     next_attempt=clock.now() + timedelta(seconds=delay),
                 )
             )
+            if unannounced:
+                await self.emit(unannounced)
+            if not landed:
+                return None
             log.info(
                 "action %s (%s) attempt %d failed, retrying in %.1fs: %s",
                 request.id,
@@ -181,10 +192,34 @@ class ActionRunner:
             )
             return delay
         ACTIONS.labels(kind, "failed").inc()
-        await self._failed(request, claim, outcome, elapsed)
+        await self._failed(request, claim, outcome, elapsed, unannounced)
         return None
 
-    async def _attempt(self, request: ActionRequest, claim: Claim) -> Outcome | _Failure:
+    async def _record(self, record: Record) -> bool:
+        """Write an outcome, trying again on a database error while the claim still holds
+        (an outcome lost would have the action run again). False when the claim was lost:
+        another worker took the request over, and its outcome stands."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                landed = await self._records.submit(record)
+                break
+            except Exception as exc:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("recording action %s failed (%s); trying again", record.key, exc)
+                await asyncio.sleep(0.5 * (attempt + 1))
+        if not landed:
+            log.warning(
+                "action %s lost its claim during attempt %s; the worker that took it over "
+                "records the outcome",
+                record.key,
+                record.attempt,
+            )
+        return landed
+
+    async def _attempt(
+        self, request: ActionRequest, claim: Claim, deadline: float
+    ) -> Outcome | _Failure:
         executor = self.executors.get(request.action.type)
         if executor is None:
             return _Failure(f"no executor for action type {request.action.type}", None, False)
@@ -202,7 +237,7 @@ class ActionRunner:
         redact = self.templates.secrets.redact
         limit = self.policy.attempt_timeout.total_seconds()
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(deadline):
                 return await executor(request.action, run)
         except ActionFailed as exc:
             return _Failure(redact(exc.message), exc.status_code, retryable=False)
@@ -220,21 +255,30 @@ class ActionRunner:
             return _Failure(reason, None, retryable=True)
 
     async def _succeeded(
-        self, request: ActionRequest, claim: Claim, outcome: Outcome, elapsed: float
+        self,
+        request: ActionRequest,
+        claim: Claim,
+        outcome: Outcome,
+        elapsed: float,
+        unannounced: list[Event],
     ) -> None:
         redact = self.templates.secrets.redact
         summary = redact(outcome.summary)
-        await self._records.submit(
+        landed = await self._record(
             Record(
                 request.id,
                 Status.succeeded,
+                attempt=claim.attempts,
                 result=summary,
                 status_code=outcome.status_code,
                 duration_ms=elapsed,
             )
         )
+        if not landed:
+            return
         await self.emit(
             [
+                *unannounced,
                 lifecycle_event(
                     request,
                     "executed",
@@ -246,22 +290,30 @@ class ActionRunner:
                         "duration_ms": round(elapsed, 1),
                     },
                     target=dict(outcome.target) if outcome.target else None,
-                )
+                ),
             ]
         )
 
     async def _failed(
-        self, request: ActionRequest, claim: Claim, failure: _Failure, elapsed: float
+        self,
+        request: ActionRequest,
+        claim: Claim,
+        failure: _Failure,
+        elapsed: float,
+        unannounced: list[Event],
     ) -> None:
-        await self._records.submit(
+        landed = await self._record(
             Record(
                 request.id,
                 Status.failed,
+                attempt=claim.attempts,
                 error=failure.reason,
                 status_code=failure.status_code,
                 duration_ms=elapsed,
             )
         )
+        if not landed:
+            return
         log.warning(
             "action %s (%s) of %s failed after %d attempt(s): %s",
             request.id,
@@ -272,6 +324,7 @@ class ActionRunner:
         )
         await self.emit(
             [
+                *unannounced,
                 lifecycle_event(
                     request,
                     "failed",
@@ -282,7 +335,7 @@ class ActionRunner:
                         "reason": failure.reason,
                         "retryable": failure.retryable,
                     },
-                )
+                ),
             ]
         )
 

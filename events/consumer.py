@@ -191,8 +191,10 @@ class MessageConsumer(BatchConsumer):
     message never holds up the others. The handler acks, naks or terms its message;
     one that raises is nak'ed for redelivery.
 
-    JetStream hands out at most `concurrency` unacknowledged messages to all the
-    processes sharing the durable together, so none waits in a buffer past its ack_wait.
+    A batch is pulled only once the previous one has all found a slot, so at most one
+    batch waits for slots. JetStream's max_ack_pending is kept well above the concurrency:
+    a message nak'ed with a delay (a retry in backoff) still counts as pending, and must
+    not hold back new ones.
     """
 
     def __init__(
@@ -216,7 +218,7 @@ class MessageConsumer(BatchConsumer):
             batch_size=concurrency,
             long_poll=long_poll,
             ack_wait=ack_wait,
-            max_ack_pending=concurrency,
+            max_ack_pending=max(1_000, 20 * concurrency),
         )
         self.handle_one = handle
         self._slots = asyncio.Semaphore(concurrency)
@@ -242,13 +244,19 @@ class MessageConsumer(BatchConsumer):
         finally:
             self._slots.release()
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop pulling, then let running handlers finish (up to `timeout`)."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop pulling, then let running handlers finish: by default for up to ack_wait,
+        since a handler cut short is run again elsewhere (its side effects twice)."""
+        timeout = self.ack_wait if timeout is None else timeout
         await super().stop(timeout)
         if self._running:
             await asyncio.wait(set(self._running), timeout=timeout)
-        for task in set(self._running):
+        cut_short = set(self._running)
+        for task in cut_short:
             task.cancel()
+        if cut_short:
+            log.warning("stopped %d handlers of %s still running", len(cut_short), self.stream)
+            await asyncio.gather(*cut_short, return_exceptions=True)
 
 
 def store_consumer(bus: Bus, write: BatchHandler, *, batch_size: int = 500) -> BatchConsumer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +24,8 @@ from events.model import Event
 from events.parsing import encode
 from triggers.repository import AutomationStore
 from tripwire.settings import Settings
+
+Encoded = list[tuple[UUID, bytes]]  # (event id, JSON) pairs, as the bus publishes them
 
 
 def prefect_connections(settings: Settings) -> PrefectConnections:
@@ -52,12 +55,17 @@ class Acting:
         s = settings
         self.bus = bus
         self.ledger = Ledger(ledger_db)
-        self._publish: GroupCommit[Sequence[Event], None] = GroupCommit(self._publish_many)
+        self._publish: GroupCommit[Encoded, None] = GroupCommit(self._publish_many)
         self.connections = ConnectionStore(db)
         self.http = action_client(
             connections=s.action_concurrency * 2,
             timeout=s.action_timeout.total_seconds(),
             allow_private=s.allow_private_urls,
+        )
+        self.prefect_http = action_client(
+            connections=s.action_concurrency,
+            timeout=s.action_timeout.total_seconds(),
+            allow_private=True,
         )
         policy = RetryPolicy(
             retries=s.action_retries,
@@ -73,7 +81,9 @@ class Acting:
             guard=AddressGuard(allow_private=s.allow_private_urls),
             emit=self.emit,
             automations=automations,
-            prefect=ConnectionBook(prefect_connections(s), self.connections),
+            prefect=ConnectionBook(
+                prefect_connections(s), self.connections, http=self.prefect_http
+            ),
             policy=policy,
         )
         names = bus.names
@@ -94,10 +104,10 @@ class Acting:
 
     async def emit(self, events: Sequence[Event]) -> None:
         """Put events the actions make onto the events stream (one publish for what
-        concurrent actions emit together)."""
-        await self._publish.submit(events)
+        concurrent actions emit together). Encoded first, so an event that is too large
+        fails its own action and no other's."""
+        await self._publish.submit(encode([event.receive() for event in events]))
 
-    async def _publish_many(self, batches: Sequence[Sequence[Event]]) -> list[None]:
-        received = [event.receive() for events in batches for event in events]
-        await self.bus.publish_events(encode(received))
+    async def _publish_many(self, batches: Sequence[Encoded]) -> list[None]:
+        await self.bus.publish_events([message for batch in batches for message in batch])
         return [None] * len(batches)

@@ -131,6 +131,7 @@ class Engine:
         for consumer in self.consumers:
             await consumer.stop()
         await self.acting.http.aclose()
+        await self.acting.prefect_http.aclose()
         await self.bus.close()
         await self.db.dispose()
         if self.ledger_db is not self.db:

@@ -7,7 +7,7 @@ settings = Settings(home=Path("/data"))    # overrides win over the environment
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -144,10 +144,8 @@ class Settings(BaseSettings):
         if not url.startswith("sqlite") or url.endswith(":memory:"):
             return url
         base, _, path = url.partition(":///")
-        stem, dot, suffix = path.rpartition(".")
-        if not dot:
-            return f"{base}:///{path}-actions"
-        return f"{base}:///{stem}-actions.{suffix}"
+        file = PurePosixPath(path)  # a dot in a folder name is not a suffix
+        return f"{base}:///{file.with_stem(file.stem + '-actions')}"
 
     @property
     def nats_store_dir(self) -> Path:

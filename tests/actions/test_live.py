@@ -18,9 +18,9 @@ from tests.triggers.test_live import post, stored
 from tests.tripwire.test_cli_automations import invoke
 
 
-def on_failure(url: str, **action: Any) -> dict[str, Any]:
+def on_failure(url: str, name: str = "tell-ops", **action: Any) -> dict[str, Any]:
     return {
-        "name": "tell-ops",
+        "name": name,
         "trigger": {
             "type": "event",
             "match": {"prefect.resource.id": "prefect.flow-run.*"},
@@ -237,3 +237,24 @@ async def test_a_slow_target_does_not_hold_up_the_others(start_engine: StartEngi
         assert {e["automation_name"] for e in done} == {"tell-fast"}
         stuck = await running.engine.acting.ledger.list(status="running")  # type: ignore[arg-type]
         assert {e["automation_name"] for e in stuck} == {"tell-slow"}
+
+
+async def test_retries_in_backoff_do_not_hold_back_new_actions(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    # A nak'ed message waiting out its backoff still counts as unacknowledged in
+    # JetStream: with two slots, two retries must not keep a third action waiting.
+    running = await start_engine(
+        allow_private_urls=True, action_concurrency=2, action_retry_delay="10m"
+    )
+    async with Receiver(Reply(503, "down")) as down:
+        async with running.client() as client:
+            for name, url in (("tell-down", down.url()), ("tell-ops", hook.url())):
+                answer = await client.post("/api/automations/", json=on_failure(url, name=name))
+                assert answer.status_code == 201, answer.text
+        for _ in range(3):
+            await post(running, failed_run())
+        await down.wait_for(3)
+        await hook.wait_for(3)
+    retrying = await ledger_status(running, "retrying", 3)
+    assert {e["automation_name"] for e in retrying} == {"tell-down"}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from actions.executors import EXECUTORS
-from actions.ledger import Ledger, Status
+from actions.ledger import Ledger, Record, Status
 from actions.runner import ActionRunner, RetryPolicy
 from actions.secrets import Secrets
 from actions.templating import Templates
@@ -152,7 +152,9 @@ async def test_an_action_with_no_retries_fails_at_its_first_transient_failure(
 def test_retry_after_from_the_target_overrides_the_backoff() -> None:
     policy = RetryPolicy(retry_delay=timedelta(seconds=1), max_retry_delay=timedelta(seconds=5))
     request = request_for({"type": "do-nothing"})
-    assert policy.delay(request, 1, retry_after=30.0) == 30.0
+    assert policy.delay(request, 1, retry_after=3.0) == 3.0
+    # a week-long Retry-After would outlive the request's message on the stream
+    assert policy.delay(request, 1, retry_after=7 * 86400.0) == 5.0
     assert 2.5 <= policy.delay(request, 10, retry_after=None) <= 5.0  # capped
 
 
@@ -261,3 +263,23 @@ async def test_a_bus_outage_does_not_hold_up_the_action_and_loses_no_event(
         outage["on"] = False
         assert await runner.run(request) is None  # redelivered once the bus is back
     assert names(recorder) == ["tripwire.action.triggered", "tripwire.action.executed"]
+
+
+async def test_a_worker_whose_claim_was_taken_over_cannot_overwrite_the_outcome(
+    ledger: Ledger,
+) -> None:
+    request = request_for({"type": "do-nothing"})
+    with clock.frozen_clock(START) as frozen:
+        first = await ledger.claim(request, timedelta(seconds=10))
+        frozen.advance(timedelta(seconds=11))  # worker A stalls past its lease ...
+        second = await ledger.claim(request, timedelta(seconds=10))  # ... B takes over
+        assert (first.attempts, second.attempts) == (1, 2)
+        done = Record(request.id, Status.succeeded, attempt=2, result="ok")
+        stale = Record(
+            request.id, Status.retrying, attempt=1, error="timed out", next_attempt=clock.now()
+        )
+        assert await ledger.record_many([done]) == [True]
+        assert await ledger.record_many([stale]) == [False]  # A comes back late
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["attempts"], entry["result"]) == ("succeeded", 2, "ok")
