@@ -7,6 +7,7 @@ transient one; the runner does the retries, the ledger and the lifecycle events.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,6 +63,13 @@ class Execution:
     emit: Emit
     automations: AutomationSwitch
     prefect: ConnectionBook | None = None  # set by the runner
+    deadline: float | None = None  # event-loop time by which the attempt must end
+
+    def time_left(self) -> float | None:
+        """Seconds until the attempt's deadline, when it has one."""
+        if self.deadline is None:
+            return None
+        return self.deadline - asyncio.get_running_loop().time()
 
     def render(self, source: str, field: str) -> str:
         """Render one template field of the action."""

@@ -233,6 +233,7 @@ class ActionRunner:
             emit=self.emit,
             automations=self.automations,
             prefect=self.prefect,
+            deadline=deadline,
         )
         redact = self.templates.secrets.redact
         limit = self.policy.attempt_timeout.total_seconds()

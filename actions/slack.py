@@ -61,13 +61,23 @@ class Pacer:
         self.interval = timedelta(seconds=interval)
         self._next: dict[str, datetime] = {}
 
-    async def wait(self, key: str) -> None:
-        """Return when the caller may go; reserves its slot first, so callers keep order."""
+    async def wait(self, key: str, max_wait: float | None = None) -> None:
+        """Return when the caller may go; reserves its slot first, so callers keep order.
+
+        A slot further away than `max_wait` is not taken: ActionRetry says when to come
+        back, instead of an attempt spent asleep in the queue until its time limit.
+        """
         now = clock.now()
         slot = max(now, self._next.get(key, now))
+        delay = (slot - now).total_seconds()
+        if max_wait is not None and delay > max_wait:
+            raise ActionRetry(
+                f"{delay:.0f}s of posts are queued for this Slack webhook (at most one a "
+                "second); trying again then",
+                retry_after=delay,
+            )
         self._next[key] = slot + self.interval
         self._forget(now)
-        delay = (slot - now).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -83,6 +93,7 @@ class Pacer:
 
 
 PACER = Pacer(SLACK_INTERVAL)
+POST_TIME = 5.0  # seconds an attempt keeps for the post after its slot in the queue
 
 
 def webhook_label(url: str) -> str:
@@ -123,7 +134,9 @@ async def send_slack(action: SendSlack, run: Execution) -> Outcome:
 
     where = f"Slack {webhook_label(url)}"
     key = _key(url)
-    await PACER.wait(key)
+    left = run.time_left()
+    # Keep time for the post itself once the slot comes.
+    await PACER.wait(key, None if left is None else max(left - POST_TIME, 0.0))
     try:
         # Redirects are not followed: the guard checked this URL only.
         response = await run.http.post(url, json=payload, follow_redirects=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from actions.errors import ActionFailed, ActionRetry, UnsafeURL
 from actions.execution import Execution, Outcome
 from actions.guard import AddressGuard
 from actions.model import SendSlack
-from actions.slack import send_slack, webhook_label
+from actions.slack import Pacer, send_slack, webhook_label
+from events import clock
 from events.embedded import free_port
 from tests.actions.conftest import MakeExecution
 from tests.actions.receivers import Receiver, Reply, slack_error
@@ -215,3 +217,19 @@ async def test_the_guard_refuses_a_private_webhook_before_posting(
 def test_the_webhook_label_hides_the_token() -> None:
     label = webhook_label("https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefSECRET")
     assert label == "hooks.slack.com/services/T01…/B04…/***"
+
+
+async def test_a_slot_beyond_the_attempts_time_is_not_taken() -> None:
+    # A burst to one webhook: a post whose turn would come after its attempt's time limit
+    # is retried later instead of spending the attempt asleep in the queue.
+    pacer = Pacer(0.05)
+    with clock.frozen_clock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC)):
+        await pacer.wait("hook", max_wait=0.06)  # at once
+        await pacer.wait("hook", max_wait=0.06)  # 50 ms later
+        with pytest.raises(ActionRetry) as refused:
+            await pacer.wait("hook", max_wait=0.06)  # would be 100 ms later
+        assert refused.value.retry_after == pytest.approx(0.1)
+        await pacer.wait("other", max_wait=0.0)  # another webhook does not queue
+        with pytest.raises(ActionRetry) as again:
+            await pacer.wait("hook", max_wait=0.06)  # the refused slot was not kept
+        assert again.value.retry_after == pytest.approx(0.1)
