@@ -15,7 +15,7 @@ from actions.connections import ConnectionDefinition, ConnectionStore
 from actions.ledger import Ledger, Status
 from actions.request import ActionRequest
 from events.api import json_response, problem
-from events.problems import ReadableErrors
+from events.problems import ReadableErrors, duplicate_name
 
 Resubmit = Callable[[ActionRequest, int], Awaitable[None]]
 
@@ -116,16 +116,9 @@ def build_connections_router(store: ConnectionStore) -> APIRouter:
     ) -> Response:
         """`{"connections": [...]}` → `[{"name", "change"}]`, change being created, updated,
         unchanged or deleted; applying the same definitions again reports them unchanged."""
-        seen: dict[str, int] = {}
-        for index, connection in enumerate(body.connections):
-            if connection.name in seen:
-                return problem(
-                    422,
-                    f"{connection.name!r} is also connections[{seen[connection.name]}]; "
-                    "names must be unique",
-                    f"connections[{index}].name",
-                )
-            seen[connection.name] = index
+        duplicate = duplicate_name([c.name for c in body.connections], "connections")
+        if duplicate is not None:
+            return duplicate
         try:
             changes = await store.apply(body.connections, prune=prune, dry_run=dry_run)
         except IntegrityError:

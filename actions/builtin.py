@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from actions.causation import cause
 from actions.errors import ActionFailed
-from actions.execution import Execution, Outcome
+from actions.execution import Execution, Executor, Outcome
 from actions.lifecycle import NAMESPACE
 from actions.model import DoNothing, EmitEvent, PauseAutomation, ResumeAutomation
 from events.errors import InvalidEvent
@@ -87,7 +87,7 @@ async def resume_automation(action: ResumeAutomation, run: Execution) -> Outcome
     return await _switch(action, run, True)
 
 
-BUILTIN_EXECUTORS: dict[str, Any] = {
+BUILTIN_EXECUTORS: dict[str, Executor] = {
     "do-nothing": do_nothing,
     "emit-event": emit_event,
     "pause-automation": pause_automation,

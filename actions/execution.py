@@ -48,6 +48,8 @@ class UrlGuard(Protocol):
 
 
 Emit = Callable[[Sequence[Event]], Awaitable[None]]
+# `async def run(action, run: Execution) -> Outcome`, one per action type.
+Executor = Callable[[Any, "Execution"], Awaitable["Outcome"]]
 
 
 @dataclass

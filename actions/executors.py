@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from actions.builtin import BUILTIN_EXECUTORS
+from actions.execution import Executor
 from actions.notify import NOTIFY_EXECUTORS
 from actions.prefect import PREFECT_EXECUTORS
 from actions.slack import SLACK_EXECUTORS
 from actions.webhook import WEBHOOK_EXECUTORS
 
-EXECUTORS: Mapping[str, Any] = {
+EXECUTORS: Mapping[str, Executor] = {
     **BUILTIN_EXECUTORS,
     **PREFECT_EXECUTORS,
     **SLACK_EXECUTORS,

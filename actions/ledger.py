@@ -113,14 +113,8 @@ class Ledger:
                     .returning(table.c.id, table.c.attempts, table.c.round)
                 )
             }
-        claims = []
-        for key in keys:
-            entry = before[key]
-            won = granted.pop(key, None)  # a second copy in this batch waits for the first
-            if won is not None:
-                entry = {**entry, "attempts": won[0] - 1, "round": won[1]}
-            claims.append(_claim(entry, won is not None, now, lease))
-        return claims
+        # A second copy of a request in this batch waits for the first (pop).
+        return [_claim(before[key], granted.pop(key, None), now, lease) for key in keys]
 
     async def record_many(self, records: Sequence[Record]) -> list[bool]:
         """Write the outcomes of many attempts in one transaction; each is True when it
@@ -280,16 +274,15 @@ def _new_row(request: ActionRequest, now: datetime) -> dict[str, Any]:
     }
 
 
-def _claim(entry: dict[str, Any], granted: bool, now: datetime, lease: timedelta) -> Claim:
+def _claim(
+    entry: dict[str, Any], won: tuple[int, int] | None, now: datetime, lease: timedelta
+) -> Claim:
+    """The claim for one request: `entry` as read before the update, `won` the attempt and
+    round the update gave it (None when it was not claimable)."""
     status = Status(entry["status"])
-    if granted:
-        return Claim(
-            True,
-            Status.running,
-            attempts=entry["attempts"] + 1,
-            round=entry["round"],
-            interrupted=status is Status.running,
-        )
+    if won is not None:
+        attempts, round_ = won
+        return Claim(True, Status.running, attempts, round_, interrupted=status is Status.running)
     if status in FINISHED:
         return Claim(False, status, entry["attempts"], entry["round"], entry=entry)
     if status is Status.pending:  # a copy of a request granted earlier in the same batch

@@ -15,7 +15,7 @@ from typing import Any
 import apprise
 
 from actions.errors import ActionFailed, ActionRetry
-from actions.execution import Execution, Outcome
+from actions.execution import Execution, Executor, Outcome
 from actions.guard import apprise_target
 from actions.model import SendNotification
 
@@ -78,4 +78,4 @@ async def send_notification(action: SendNotification, run: Execution) -> Outcome
     return Outcome(summary=f"notified via {via}", details={"service": service, "scheme": scheme})
 
 
-NOTIFY_EXECUTORS = {"send-notification": send_notification}
+NOTIFY_EXECUTORS: dict[str, Executor] = {"send-notification": send_notification}

@@ -9,7 +9,6 @@ on the flow run the firing is about.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -18,7 +17,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from actions.connections import ConnectionBook
 from actions.errors import ActionFailed
-from actions.execution import Execution, Outcome
+from actions.execution import Execution, Executor, Outcome
 from actions.model import (
     CancelFlowRun,
     ChangeFlowRunState,
@@ -314,8 +313,6 @@ async def delete_flow_run(action: DeleteFlowRun, run: Execution) -> Outcome:
         f"deleted flow run {flow_run}", status_code=response.status_code, target=flow_run.labels
     )
 
-
-Executor = Callable[[Any, Execution], Awaitable[Outcome]]
 
 PREFECT_EXECUTORS: dict[str, Executor] = {
     "run-deployment": run_deployment,

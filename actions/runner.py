@@ -11,10 +11,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from nats.aio.msg import Msg
@@ -24,7 +23,7 @@ from actions.batching import GroupCommit
 from actions.connections import ConnectionBook
 from actions.context import template_context
 from actions.errors import ActionFailed, ActionRetry
-from actions.execution import AutomationSwitch, Execution, Outcome, UrlGuard
+from actions.execution import AutomationSwitch, Emit, Execution, Executor, Outcome, UrlGuard
 from actions.http import transport_error
 from actions.ledger import Claim, Ledger, Record, Status
 from actions.lifecycle import lifecycle_event
@@ -38,9 +37,7 @@ from events.model import Event
 
 log = logging.getLogger("tripwire.actions")
 
-Executor = Callable[[Any, Execution], Awaitable[Outcome]]
 RECORD_TRIES = 3  # an outcome is written again on a database error, within the claim's margin
-Emit = Callable[[Sequence[Event]], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from actions.errors import ActionFailed, ActionRetry
-from actions.execution import Execution, Outcome
+from actions.execution import Execution, Executor, Outcome
 from actions.http import RETRYABLE_STATUS, retry_after, transport_error
 from actions.model import SendSlack
 from actions.request import ActionRequest, FiringState
@@ -266,4 +266,4 @@ def default_blocks(request: ActionRequest) -> list[dict[str, Any]]:
     ]
 
 
-SLACK_EXECUTORS = {"send-slack": send_slack}
+SLACK_EXECUTORS: dict[str, Executor] = {"send-slack": send_slack}

@@ -23,7 +23,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from actions.errors import ActionFailed, ActionRetry
-from actions.execution import Execution, Outcome
+from actions.execution import Execution, Executor, Outcome
 from actions.http import check, transport_error
 from actions.model import CallWebhook
 from events import clock
@@ -127,4 +127,4 @@ async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
     )
 
 
-WEBHOOK_EXECUTORS = {"call-webhook": call_webhook}
+WEBHOOK_EXECUTORS: dict[str, Executor] = {"call-webhook": call_webhook}

@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from events.api import json_response
+from events.api import json_response, problem
 
 
 def _field(loc: Sequence[Any], body: Any) -> tuple[str, Any]:
@@ -60,6 +60,21 @@ def validation_problem(errors: Sequence[Any], body: Any) -> Response:
     if found and found[0]["field"]:
         data["field"] = found[0]["field"]
     return json_response(data, 422)
+
+
+def duplicate_name(names: Sequence[str], section: str) -> Response | None:
+    """A 422 naming the second place a name stands in one body (`automations[3].name`),
+    or None when every name is unique; apply updates by name, so two would collide."""
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            return problem(
+                422,
+                f"{name!r} is also {section}[{seen[name]}]; names must be unique",
+                f"{section}[{index}].name",
+            )
+        seen[name] = index
+    return None
 
 
 class ReadableErrors(APIRoute):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.api import json_response, problem
-from events.problems import ReadableErrors
+from events.problems import ReadableErrors, duplicate_name
 from events.store import EventStore
 from triggers.automation import Automation
 from triggers.decisions import read_decisions
@@ -207,16 +207,9 @@ def build_router(
         dry_run: bool = Query(False, description="Report what would change; change nothing."),
     ) -> Response:
         """Idempotent: applying the same definitions again reports them `unchanged`."""
-        seen: dict[str, int] = {}
-        for index, automation in enumerate(body.automations):
-            if automation.name in seen:
-                return problem(
-                    422,
-                    f"{automation.name!r} is also automations[{seen[automation.name]}]; "
-                    "names must be unique",
-                    f"automations[{index}].name",
-                )
-            seen[automation.name] = index
+        duplicate = duplicate_name([a.name for a in body.automations], "automations")
+        if duplicate is not None:
+            return duplicate
         conflict = await _id_conflicts(automations, body.automations)
         if conflict is not None:
             return conflict

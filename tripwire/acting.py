@@ -97,6 +97,11 @@ class Acting:
             ack_wait=policy.lease.total_seconds() + 2,  # redelivered only once the claim lapsed
         )
 
+    async def aclose(self) -> None:
+        """Close the HTTP clients (the engine stops the consumer with the others)."""
+        await self.http.aclose()
+        await self.prefect_http.aclose()
+
     async def resubmit(self, request: ActionRequest, round: int) -> None:
         """Send a re-run request onto the actions stream (its own id: not deduplicated)."""
         data = request.model_dump_json(by_alias=True).encode()

@@ -130,8 +130,7 @@ class Engine:
         self.timer.stop()
         for consumer in self.consumers:
             await consumer.stop()
-        await self.acting.http.aclose()
-        await self.acting.prefect_http.aclose()
+        await self.acting.aclose()
         await self.bus.close()
         await self.db.dispose()
         if self.ledger_db is not self.db:
