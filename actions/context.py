@@ -73,7 +73,7 @@ def template_context(
 ) -> dict[str, Any]:
     """What templates see: automation, event, events, labels, firing, and flow_run, flow,
     deployment, work_queue, work_pool, task_run (None unless the event is about one);
-    `extra` is merged last (the SLA passes `sla`)."""
+    `sla` for an SLA's actions; `extra` is merged last."""
     event = request.triggering_event
     context: dict[str, Any] = {
         "automation": request.automation,
@@ -90,6 +90,8 @@ def template_context(
     }
     for kind in PREFECT_KINDS:
         context[kind.replace("-", "_")] = prefect_ref(event, kind) if event is not None else None
+    if request.sla is not None:
+        context["sla"] = request.sla
     if extra:
         context.update(extra)
     return context

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,3 +48,6 @@ class ActionRequest(BaseModel):
     )
     triggering_event: ReceivedEvent | None = None
     depth: int = Field(default=1, description="Cascade depth: 1 for a firing on an outside event.")
+    sla: dict[str, Any] | None = Field(
+        default=None, description="For an SLA's actions: what templates see as `sla`."
+    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import nats.errors
@@ -76,6 +77,11 @@ class Names:
     @property
     def store_consumer(self) -> str:
         return f"{self.namespace}-store"
+
+    @property
+    def timers_subject(self) -> str:
+        """Core NATS (not a stream): workers tell the timer process of new due instants."""
+        return f"{self.namespace}.timers.due"
 
 
 class Bus:
@@ -208,6 +214,20 @@ class Bus:
     async def publish_events(self, messages: Sequence[tuple[UUID, bytes]]) -> None:
         """Publish encoded events onto the events stream."""
         await self.publish(self.names.events_subject, messages)
+
+    async def notify(self, subject: str, body: bytes) -> None:
+        """A best-effort core NATS message (no stream, no acknowledgement)."""
+        if self.is_connected:
+            with contextlib.suppress(nats.errors.Error):
+                await self.broker.connection.publish(subject, body)
+
+    async def listen(self, subject: str, handle: Callable[[bytes], None]) -> None:
+        """Call `handle` with the body of every core NATS message on `subject`."""
+
+        async def received(message: Any) -> None:
+            handle(message.data)
+
+        await self.broker.connection.subscribe(subject, cb=received)
 
     async def pending(self, stream: str, durable: str) -> int:
         """Messages a durable consumer has not yet acknowledged (its lag)."""

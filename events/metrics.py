@@ -51,6 +51,11 @@ FIRINGS = Counter(
     "Automation firings, by automation name and state (triggered, resolved).",
     ["automation", "state"],
 )
+SLA_EVENTS = Counter(
+    "tripwire_sla_events",
+    "SLA state changes decided, by SLA name and state (missed, at-risk, recovered, met).",
+    ["sla", "state"],
+)
 ACTIONS = Counter(
     "tripwire_actions",
     "Action attempts by action type and outcome (executed, failed, retried).",

@@ -8,7 +8,7 @@ positive values are ORed and `!` values must all hold; a missing label never mat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -96,8 +96,14 @@ def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
 
 def document_key(trigger: EventTrigger, document: Mapping[str, Any]) -> tuple[str, ...]:
     """`bucket_key` read from the event's JSON document (the evaluator's hot path)."""
+    return document_labels(trigger.for_each, document)
+
+
+def document_labels(labels: Sequence[str], document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The values of `labels` (as in `for_each`) in an event's JSON document; missing
+    labels are empty."""
     resource, related = document["resource"], document.get("related") or ()
-    return tuple(_label(resource, related, label) or "" for label in trigger.for_each)
+    return tuple(_label(resource, related, label) or "" for label in labels)
 
 
 def _spec_text(spec: str | list[str]) -> str:

@@ -15,10 +15,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import clock
 from events.bus import Bus
@@ -35,6 +36,26 @@ log = logging.getLogger("tripwire.triggers")
 DueCallback = Callable[[datetime], None]
 
 
+class Companion(Protocol):
+    """Another evaluator that sees every stored batch and every timer pass, in the same
+    transactions (the SLAs, which build on triggers and so cannot be imported here)."""
+
+    async def reload(self) -> None:
+        """Read the definitions again (the revision moved)."""
+
+    async def evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
+        """Newly stored events."""
+
+    async def evaluate_due(self, conn: AsyncConnection, now: datetime) -> Result:
+        """What came due by `now`; `next_due` says when to come back."""
+
+
+def _merge(into: Result, other: Result) -> None:
+    into.messages += other.messages
+    if other.next_due is not None and (into.next_due is None or other.next_due < into.next_due):
+        into.next_due = other.next_due
+
+
 class Pipeline:
     """Store, evaluate, publish; and the housekeeping that goes with it."""
 
@@ -45,8 +66,10 @@ class Pipeline:
         bus: Bus,
         automations: AutomationStore,
         evaluator: Evaluator,
+        companions: Sequence[Companion] = (),
     ) -> None:
         self.db = db
+        self.companions = list(companions)
         self.store = store
         self.bus = bus
         self.automations = automations
@@ -64,6 +87,8 @@ class Pipeline:
                 return False
             stored = await self.automations.all()
             self.evaluator.load([s.automation for s in stored])
+            for companion in self.companions:
+                await companion.reload()
             self.revision = revision
             log.info("loaded %d automations (revision %d)", len(stored), revision)
             return True
@@ -74,6 +99,8 @@ class Pipeline:
         async with self.db.begin() as conn:
             documents = await self.store.insert(conn, bodies)
             result = await self.evaluator.evaluate(conn, documents)
+            for companion in self.companions:
+                _merge(result, await companion.evaluate(conn, documents))
         EVALUATION_SECONDS.labels("events").observe(time.perf_counter() - started)
         EVALUATION_BATCH_SIZE.observe(len(bodies))
         await self._after(result)
@@ -83,7 +110,10 @@ class Pipeline:
         async with self._due_lock:
             started = time.perf_counter()
             async with self.db.begin() as conn:
-                result = await self.evaluator.evaluate_due(conn, now or clock.now())
+                now = now or clock.now()
+                result = await self.evaluator.evaluate_due(conn, now)
+                for companion in self.companions:
+                    _merge(result, await companion.evaluate_due(conn, now))
             EVALUATION_SECONDS.labels("due").observe(time.perf_counter() - started)
         await self._after(result)
         return result

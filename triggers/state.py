@@ -46,7 +46,7 @@ def _is_postgres(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
 
 
@@ -54,7 +54,7 @@ async def lock(conn: AsyncConnection, names: Iterable[str]) -> None:
     """Serialize transactions that touch the same state (PostgreSQL; SQLite has one writer)."""
     if not _is_postgres(conn):
         return
-    keys = sorted({_lock_key(n) for n in names})
+    keys = sorted({lock_key(n) for n in names})
     if keys:
         await conn.execute(
             text(

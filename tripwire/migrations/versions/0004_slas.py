@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("opened", moment, nullable=False),
         sa.Column("deadline", moment, nullable=False),
         sa.Column("due", moment, nullable=False),
+        sa.Column("armed", sa.Boolean(), nullable=False),
         sa.Column("warn_at", moment),
         sa.Column("met", moment),
         sa.Column("missed", moment),
@@ -49,7 +50,7 @@ def upgrade() -> None:
         sa.Column("updated", moment, nullable=False),
         sa.PrimaryKeyConstraint("sla_id", "key", name="pk_sla_windows"),
     )
-    op.create_index("ix_sla_windows_due", "sla_windows", ["due"])
+    op.create_index("ix_sla_windows_armed_due", "sla_windows", ["armed", "due"])
     op.create_index("ix_sla_windows_warn_at", "sla_windows", ["warn_at"])
 
 
