@@ -32,6 +32,11 @@ class Leadership:
     def needs_lock(self) -> bool:
         return self.db.dialect.name == "postgresql"
 
+    @property
+    def leading(self) -> bool:
+        """As of the last timer pass."""
+        return not self.needs_lock or self._conn is not None
+
     async def held(self) -> bool:
         """True when this process leads; takes the lead when it is free."""
         if not self.needs_lock:

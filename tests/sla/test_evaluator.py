@@ -66,7 +66,7 @@ async def test_a_deadline_is_missed_at_its_instant_and_recovers_late(bench: SLAB
     assert states(await bench.due(DUE - timedelta(milliseconds=1))) == []
     missed = await bench.due(DUE)
     assert states(missed) == ["missed"]
-    (_, payload), = reported(missed)
+    ((_, payload),) = reported(missed)
     assert payload["deadline"] == NINE_BERLIN.isoformat()
     assert payload["window"]["end"] == DUE.isoformat()
     assert payload["expected"] == ["dbt.model.refreshed"]
