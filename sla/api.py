@@ -34,14 +34,16 @@ def _iso(value: datetime | None) -> str | None:
     return aware(value).isoformat() if value is not None else None
 
 
-def window_json(window: Any) -> dict[str, Any]:
-    """One key's state: missed (and not recovered yet), met (this window), or watching."""
+def window_json(window: Any, sla: SLA) -> dict[str, Any]:
+    """One key's state: missed (and not recovered yet), at-risk (warned, not met yet), or
+    ok."""
+    warned = sla.warn_before is not None and window.warn_at is None and window.armed
     if window.missed is not None:
         state = "missed"
-    elif window.met is not None:
-        state = "met"
+    elif warned and window.met is None:
+        state = "at-risk"
     else:
-        state = "watching" if window.armed else "idle"
+        state = "ok"
     return {
         "key": orjson.loads(window.key),
         "state": state,
@@ -76,7 +78,7 @@ def build_router(store: SLAStore, changed: Changed | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/slas", tags=["slas"], route_class=ReadableErrors)
 
     async def windows_of(stored: StoredSLA) -> list[dict[str, Any]]:
-        return [window_json(w) for w in await store.windows(stored.id)]
+        return [window_json(w, stored.sla) for w in await store.windows(stored.id)]
 
     @router.get("", summary="Every SLA with its state: keys watched, open misses, next due")
     async def list_slas() -> Response:

@@ -58,7 +58,7 @@ def sla_status(
     as_json: bool = typer.Option(False, "--json", help="The whole answer as JSON."),
     api: str = ApiOption,
 ) -> None:
-    """One SLA's keys: state (watching, met, missed), deadline, due, last seen."""
+    """One SLA's keys: state (ok, at-risk, missed), deadline, due, last seen, open miss."""
     answer = call(api, "GET", f"/api/slas/{quote(name, safe='')}").json()
     if as_json:
         typer.echo(json.dumps(answer, indent=2))

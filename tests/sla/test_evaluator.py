@@ -279,3 +279,71 @@ def _event(result: Any) -> dict[str, Any]:
     (message,) = [m for m in result.messages if m.subject == EVENTS_SUBJECT]
     body: dict[str, Any] = orjson.loads(message.body)
     return body
+
+
+# --- calendars through the evaluator ---------------------------------------------------
+
+
+async def test_deadlines_across_daylight_saving_changes_in_two_zones(bench: SLABench) -> None:
+    # 02:30 does not exist on the spring-forward night: the deadline is the end of the gap.
+    berlin = {
+        **SALES_BY_9,
+        "name": "berlin",
+        "deadline": {"cron": "30 2 * * *", "timezone": "Europe/Berlin"},
+        "grace": "0s",
+    }
+    new_york = {**berlin, "name": "new-york", "deadline": {"cron": "30 2 * * *",
+                "timezone": "America/New_York"}}  # fmt: skip
+    bench.clock.current = datetime(2027, 3, 13, 0, 0, tzinfo=UTC)
+    await bench.apply(berlin, new_york)
+    upcoming = (await bench.due()).next_due
+    seen: list[tuple[str, str]] = []
+    while upcoming is not None and upcoming < datetime(2027, 3, 29, 12, 0, tzinfo=UTC):
+        result = await bench.due(upcoming)  # as the timer does: woken at the next instant
+        for name, payload in reported(result):
+            seen.append((payload["name"], payload["deadline"]))
+            assert name == "tripwire.sla.missed"
+            assert payload["late"] is False
+            assert payload["window"]["end"] == upcoming.isoformat()
+        upcoming = result.next_due
+    new_york_days = [d for n, d in seen if n == "new-york"]
+    berlin_days = [d for n, d in seen if n == "berlin"]
+    # New York springs forward on 14 March: 02:30 EST does not exist, 03:00 EDT = 07:00 UTC.
+    assert new_york_days[:3] == [
+        "2027-03-13T07:30:00+00:00",  # 02:30 EST
+        "2027-03-14T07:00:00+00:00",  # the end of the gap
+        "2027-03-15T06:30:00+00:00",  # 02:30 EDT
+    ]
+    # Berlin springs forward on 28 March: 02:00 CET -> 03:00 CEST (01:00 UTC).
+    assert berlin_days[-3:] == [
+        "2027-03-27T01:30:00+00:00",  # 02:30 CET
+        "2027-03-28T01:00:00+00:00",  # the end of the gap
+        "2027-03-29T00:30:00+00:00",  # 02:30 CEST
+    ]
+    assert len(berlin_days) == len(set(berlin_days)) == 17  # one a day, 13 to 29 March
+
+
+async def test_holidays_have_no_deadline(bench: SLABench) -> None:
+    await bench.apply({**SALES_BY_9, "skip_dates": ["2026-11-24"]})  # Tuesday
+    await bench.due()
+    bench.clock.current = NINE_BERLIN - minutes(5)
+    await bench.send(refreshed(NINE_BERLIN - minutes(5)))
+    assert states(await bench.due(DUE + DAY)) == []  # Tuesday is a holiday
+    missed = await bench.due(DUE + 2 * DAY)
+    assert [p["deadline"] for _, p in reported(missed)] == [(NINE_BERLIN + 2 * DAY).isoformat()]
+    assert reported(missed)[0][1]["window"]["start"] == DUE.isoformat()  # from Monday's due
+
+
+async def test_a_thousand_runs_each_get_their_own_duration(bench: SLABench) -> None:
+    await bench.apply(ETL_2H)
+    runs = [flow_run("Running", f"run-{n}", MONDAY_8 + timedelta(seconds=n)) for n in range(1000)]
+    await bench.send(*runs)
+    done = [flow_run("Completed", f"run-{n}", MONDAY_8 + minutes(60)) for n in range(0, 1000, 2)]
+    await bench.send(*done)
+    later = MONDAY_8 + timedelta(hours=2, minutes=20)
+    first = await bench.due(later)
+    assert first.next_due == later  # a full batch: come back at once for the rest
+    second = await bench.due(later)
+    keys = [p["key"]["prefect.resource.id"] for _, p in reported(first) + reported(second)]
+    assert sorted(keys) == sorted(f"prefect.flow-run.run-{n}" for n in range(1, 1000, 2))
+    assert states(await bench.due(later)) == []

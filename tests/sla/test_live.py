@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from events import clock
 from events.filters import EventFilter
@@ -132,7 +133,7 @@ async def test_apply_and_status_from_the_command_line(engine: Running, tmp_path:
     assert row.split()[:6] == ["etl-within-1h", "duration", "warning", "yes", "1", "0"]
     code, out, _ = await invoke("sla", "status", "etl-within-1h", "--api", engine.url)
     assert code == 0
-    assert "prefect.flow-run.r7  watching" in out
+    assert "prefect.flow-run.r7  ok" in out
     code, _, err = await invoke("sla", "status", "nope", "--api", engine.url)
     assert code == 1
     assert "no SLA is named" in err
@@ -157,12 +158,13 @@ async def test_the_timer_process_is_told_of_windows_opened_elsewhere(
     assert health["timers"] == {"leader": True, "next_due": due.isoformat()}
 
 
+@pytest.mark.parametrize("catch_up", ["fire", "skip"])
 async def test_windows_survive_a_restart_and_fire_once(
-    start_engine: StartEngine, tmp_path: Path
+    start_engine: StartEngine, tmp_path: Path, catch_up: str
 ) -> None:
     home = tmp_path / "kept"
     first = await start_engine(home=home)
-    await apply(first, ETL)
+    await apply(first, {**ETL, "catch_up": catch_up})
     started = clock.now()
     await post(first, run_event("Running", "r3"))
     await first.wait_stored(1)
@@ -171,10 +173,26 @@ async def test_windows_survive_a_restart_and_fire_once(
     second = await start_engine(home=home)
     due = started + timedelta(hours=2)  # the deadline passed while the engine was down
     result = await second.engine.pipeline.run_due(due)
+    assert (await second.engine.pipeline.run_due(due + timedelta(seconds=1))).messages == []
+    if catch_up == "skip":
+        assert result.messages == []
+        assert await second.engine.store.count(named("tripwire.sla.missed")) == 0
+        return
     (message, _) = result.messages
     assert orjson.loads(message.body)["payload"]["late"] is True
-    assert (await second.engine.pipeline.run_due(due + timedelta(seconds=1))).messages == []
     await stored(second, "tripwire.sla.missed", 1)
+
+
+async def test_a_miss_is_published_within_a_second_of_its_deadline(engine: Running) -> None:
+    """The one test on the real clock: the timer wakes at the instant, not on a poll."""
+    await apply(engine, {**ETL, "within": "1s", "actions": []})
+    await post(engine, run_event("Running", "r9"))
+    await stored(engine, "tripwire.sla.missed", 1, timeout=10)
+    (missed,) = (await engine.engine.store.read(named("tripwire.sla.missed"))).events
+    due = datetime.fromisoformat(missed.payload["window"]["end"])
+    lag = (missed.received - due).total_seconds()
+    assert 0 <= lag < 1.0, f"the miss was decided {lag:.3f}s after its deadline"
+    assert missed.payload["late"] is False
 
 
 async def test_one_timer_process_leads_and_a_standby_takes_over(database_url: str) -> None:
