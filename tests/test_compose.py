@@ -26,7 +26,7 @@ def tripwire_services() -> dict[str, dict[str, Any]]:
 def test_every_tripwire_command_exists_in_the_cli() -> None:
     cli = get_command(app)
     services = tripwire_services()
-    assert {"api", "worker-1", "worker-2"} <= set(services)
+    assert {"api", "worker-1", "worker-2", "sla-1", "sla-2"} <= set(services)
     for name, service in services.items():
         group, *rest = service["command"]
         command = cli.commands[group]  # type: ignore[attr-defined]
