@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NoReturn
 
 import httpx
 import typer
 
 from events.client import DEFAULT_API_URL, api_auth_headers, resolve_api_url
+
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def redact_url(value: str) -> str:
+    """URLs with any password masked (postgresql://app:********@db/tripwire); several
+    comma-separated URLs alike."""
+    return _URL_PASSWORD.sub(r"\1********@", value)
+
+
+# What `apply --dry-run` says it would do, per kind of change.
+VERBS = {"created": "create", "updated": "update", "deleted": "delete"}
 
 ApiOption = typer.Option(
     None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."

@@ -73,11 +73,16 @@ async def test_bad_arguments_and_unreachable_engine_are_clear(engine: Running) -
 
 async def test_config_masks_secrets(monkeypatch) -> None:
     monkeypatch.setenv("TRIPWIRE_API_KEY", "very-secret")
+    monkeypatch.setenv("TRIPWIRE_PREFECT_API_KEY", "pnu_secret")
+    monkeypatch.setenv("TRIPWIRE_DATABASE_URL", "postgresql+asyncpg://app:db-secret@db/tw")
+    monkeypatch.setenv("TRIPWIRE_NATS_URL", "nats://a:nats-secret@n1:4222,nats://n2:4222")
     code, out, _ = await invoke("config")
     assert code == 0
-    assert "very-secret" not in out
+    for secret in ("very-secret", "pnu_secret", "db-secret", "nats-secret"):
+        assert secret not in out
+    assert "postgresql+asyncpg://app:********@db/tw" in out
+    assert "nats://a:********@n1:4222,nats://n2:4222" in out
     assert "api_key" in out
-    assert "********" in out
 
 
 async def test_events_tail_prints_live_events(engine: Running) -> None:
