@@ -42,7 +42,7 @@ from triggers.state import write_outbox
 
 LATE_AFTER = timedelta(minutes=1)  # a miss found this long after its due is a catch-up
 CATCH_UP_LIMIT = 10  # misses fired per key after downtime; older ones are counted
-DUE_BATCH = 500
+DUE_BATCH = 2000  # windows decided per timer pass (one transaction)
 FORGET_MISSES_AFTER = timedelta(days=30)  # a duration or freshness miss never recovered
 _TICK = timedelta(microseconds=1)
 

@@ -5,6 +5,7 @@ thing twice (a retried batch, two timer processes) produces the same messages.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -47,7 +48,7 @@ class Occurrence:
     late: bool = False  # a miss found after downtime (catch-up)
     skipped: int = 0  # older misses of the same key left out by catch-up
 
-    @property
+    @cached_property
     def id(self) -> UUID:
         raw = f"sla:{self.sla_id}:{sorted(self.key.items())}:{self.state}:{self.deadline}"
         return uuid5(NAMESPACE, raw)

@@ -26,6 +26,7 @@ Due = Callable[[datetime], Awaitable[datetime | None]]
 
 WAKE_JOB = "wake"
 POLL_JOB = "poll"
+MAX_PASSES = 100  # back-to-back passes while more is due (a backlog), before yielding
 
 
 class DueTimer:
@@ -69,19 +70,27 @@ class DueTimer:
             replace_existing=True,
             misfire_grace_time=None,
             coalesce=True,
+            # Set from inside a running pass (the wake-up job itself): one instance would
+            # be skipped as "already running", leaving the next instant to the poll.
+            max_instances=2,
         )
 
     async def run(self) -> None:
-        """Run what is due now and schedule the next wake-up."""
+        """Run what is due now, again while more is due already, and schedule the next
+        wake-up."""
         async with self._lock:
-            now = clock.now()
-            if self.next is not None and self.next <= now:  # a scheduled wake-up: how late?
-                TIMER_LAG_SECONDS.observe((now - self.next).total_seconds())
-            self.next = None
-            try:
-                upcoming = await self.due(now)
-            except Exception:
-                log.exception("evaluating due timers failed; the next poll tries again")
-                return
+            upcoming: datetime | None = None
+            for _ in range(MAX_PASSES):
+                now = clock.now()
+                if self.next is not None and self.next <= now:  # a scheduled wake-up: late?
+                    TIMER_LAG_SECONDS.observe((now - self.next).total_seconds())
+                self.next = None
+                try:
+                    upcoming = await self.due(now)
+                except Exception:
+                    log.exception("evaluating due timers failed; the next poll tries again")
+                    return
+                if upcoming is None or upcoming > clock.now():
+                    break
         if upcoming is not None:
             self.wake_at(upcoming)

@@ -8,7 +8,7 @@ transactions decide about the same window at once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ class Window:
         return (self.sla_id, self.key)
 
 
+_COLUMNS = [f.name for f in fields(Window)]  # a shallow copy: asdict deep-copies labels
 _TIMES = ("opened", "deadline", "due", "warn_at", "met", "missed", "last_seen")
 
 
@@ -129,7 +130,8 @@ async def save(
 ) -> None:
     """Write changed windows (insert or replace) and delete removed ones."""
     gone = list(removed)
-    rows = [dict(asdict(w), updated=clock.now()) for w in changed]
+    now = clock.now()
+    rows = [{name: getattr(w, name) for name in _COLUMNS} | {"updated": now} for w in changed]
     idents = gone + [(r["sla_id"], r["key"]) for r in rows]
     if idents:
         await conn.execute(
