@@ -7,6 +7,7 @@ COPY triggers triggers
 COPY sla sla
 COPY tripwire tripwire
 COPY bench bench
+COPY clients/python/tripwire_client clients/python/tripwire_client
 RUN pip install --no-cache-dir .
 EXPOSE 4280
 ENTRYPOINT ["tripwire"]

@@ -2,6 +2,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PREFECT_VENV := .venv-prefect
+AIRFLOW_VENV := .venv-airflow
 
 .PHONY: up test lint format bench bench-actions clean
 
@@ -19,14 +20,22 @@ $(PREFECT_VENV)/bin/prefect: Makefile
 	$(PREFECT_VENV)/bin/pip install --quiet 'prefect>=3.8,<3.9' 'fastapi==0.154.0'
 	touch $@
 
+# A real Airflow 3 with tripwire-client (editable, so it follows the source) for the
+# listener tests. Airflow's constraint files are not reachable from CI: only the minor is pinned.
+$(AIRFLOW_VENV)/bin/airflow: Makefile clients/python/pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet 'apache-airflow>=3.3,<3.4' -e ./clients/python
+	touch $@
+
 up: $(BIN)/tripwire
 	$(BIN)/tripwire up --automations examples
 
 lint: $(BIN)/tripwire
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.10 -p tripwire_client  # Airflow environments run 3.10 too
 
-test: $(BIN)/tripwire $(PREFECT_VENV)/bin/prefect lint
+test: $(BIN)/tripwire $(PREFECT_VENV)/bin/prefect $(AIRFLOW_VENV)/bin/airflow lint
 	$(BIN)/pytest
 
 format: $(BIN)/tripwire
@@ -40,4 +49,4 @@ bench-actions: $(BIN)/tripwire
 	$(BIN)/python -m bench.actions
 
 clean:
-	rm -rf $(VENV) $(PREFECT_VENV) .tripwire
+	rm -rf $(VENV) $(PREFECT_VENV) $(AIRFLOW_VENV) .tripwire

@@ -31,7 +31,6 @@ from actions.model import (
 )
 from actions.request import ActionRequest, AutomationRef, FiringState
 from actions.runner import ActionRunner, RetryPolicy
-from actions.secrets import Secrets
 from actions.templating import Templates
 
 __all__ = [
@@ -66,7 +65,6 @@ __all__ = [
     "ResumeWorkQueue",
     "RetryPolicy",
     "RunDeployment",
-    "Secrets",
     "SendNotification",
     "SendSlack",
     "StateType",

@@ -3,6 +3,7 @@ automation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid5
 
@@ -20,6 +21,16 @@ from events.model import RESOURCE_ID, RESOURCE_NAME, Event
 async def do_nothing(action: DoNothing, run: Execution) -> Outcome:
     """Nothing to do; the ledger and the executed event record the firing."""
     return Outcome("did nothing, as asked")
+
+
+def _masked(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_masked(k, redact): _masked(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, redact) for item in value]
+    return value
 
 
 async def emit_event(action: EmitEvent, run: Execution) -> Outcome:
@@ -40,6 +51,9 @@ async def emit_event(action: EmitEvent, run: Execution) -> Outcome:
         "related": related,
         "payload": run.render_value(action.payload, "payload"),
     }
+    # Secrets never reach events (README, Templates and secrets): a template that puts one
+    # in the emitted event gets *** there, as in the ledger and the logs.
+    fields = _masked(fields, run.templates.secrets.redact)
     try:
         event = Event.model_validate(fields)
     except ValidationError as exc:

@@ -34,8 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actions.errors import ActionFailed, ActionRetry
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.tables import connections
-from actions.templating import Templates, parse_error
+from actions.templating import Templates
 from events import clock
+from events.templating import parse_error
 
 log = logging.getLogger("tripwire.actions")
 

@@ -2,12 +2,14 @@
 
 ActionsError
 ├── ActionFailed        -- permanent: do not retry (4xx, bad template, missing target)
-│   ├── TemplateError   -- a template that does not parse or render; names the field
+│   ├── TemplateError   -- events' TemplateError: a template that does not parse or render
 │   └── UnsafeURL       -- a private or loopback address, refused by the SSRF guard
 └── ActionRetry         -- transient: try again after a backoff (or `retry_after`)
 """
 
 from __future__ import annotations
+
+import events.errors
 
 
 class ActionsError(Exception):
@@ -23,13 +25,12 @@ class ActionFailed(ActionsError):
     """The action cannot succeed as written; retrying would not help."""
 
 
-class TemplateError(ActionFailed, ValueError):
-    """A template failed to parse or render; `field` says which one."""
+class TemplateError(events.errors.TemplateError, ActionFailed):
+    """events' TemplateError as an ActionFailed: a template that does not render will not
+    render on a retry either."""
 
-    def __init__(self, field: str, error: str) -> None:
-        super().__init__(f"template {field}: {error}")
-        self.field = field
-        self.error = error
+    # ValueError's __init__ ends the chain before ActionsError's, which sets this.
+    status_code: int | None = None
 
 
 class UnsafeURL(ActionFailed):

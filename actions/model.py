@@ -18,8 +18,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from actions.templating import parse_error
 from events.durations import Duration
+from events.templating import parse_error
 
 Source = Literal["selected", "inferred"]
 

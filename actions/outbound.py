@@ -7,6 +7,8 @@ not, and its resolver is where the SSRF guard checks the addresses actually conn
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -14,11 +16,32 @@ from httpx_aiohttp import AiohttpTransport
 from actions.guard import PublicOnlyResolver
 
 
+class OriginOnly(logging.Filter):
+    """httpx logs each request's full URL at INFO, and an action's URL may hold a secret
+    (a Slack webhook URL is one, `?token=` another): log its scheme, host and port only,
+    as the SSRF guard names them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                f"{a.scheme}://{a.host}{f':{a.port}' if a.port else ''}/..."
+                if isinstance(a, httpx.URL)
+                else a
+                for a in record.args
+            )
+        return True
+
+
+_ORIGIN_ONLY = OriginOnly()
+
+
 def action_client(
     *, connections: int, timeout: float, allow_private: bool = False
 ) -> httpx.AsyncClient:
     """An httpx client for executors; redirects are never followed (one could lead an
     allowed URL to a private address)."""
+
+    logging.getLogger("httpx").addFilter(_ORIGIN_ONLY)  # once: the same filter is kept once
 
     def session() -> aiohttp.ClientSession:  # made on first use, inside the event loop
         resolver = None if allow_private else PublicOnlyResolver()

@@ -22,7 +22,9 @@ from events.filters import (
     EventRelatedFilter,
     EventResourceFilter,
 )
+from events.follower import FollowerState, PrefectFollower
 from events.model import Event, ReceivedEvent, RelatedResource, Resource
+from events.sources import PrefectSource
 from events.store import Countable, CountBucket, EventStore, Page
 from events.tables import metadata
 
@@ -44,10 +46,13 @@ __all__ = [
     "EventStore",
     "EventTooLarge",
     "EventsError",
+    "FollowerState",
     "FrozenClock",
     "InvalidEvent",
     "Names",
     "Page",
+    "PrefectFollower",
+    "PrefectSource",
     "ReceivedEvent",
     "RelatedResource",
     "Resource",

@@ -10,8 +10,6 @@ async with AsyncTripwireClient() as client:
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -23,27 +21,28 @@ import httpx
 from events.errors import BusUnavailable, InvalidEvent
 from events.model import Event
 
-DEFAULT_API_URL = "http://127.0.0.1:4280"
+# Address, auth and retry rules are shared with tripwire-client, the engine-free emitter.
+from tripwire_client.config import (
+    DEFAULT_API_URL,
+    RETRYABLE_STATUSES,
+    api_auth_headers,
+    resolve_api_url,
+    retry_delay,
+)
+from tripwire_client.event import resource_labels
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "AsyncTripwireClient",
+    "TripwireClient",
+    "aemit_event",
+    "api_auth_headers",
+    "build_event",
+    "emit_event",
+    "resolve_api_url",
+]
+
 BATCH_SIZE = 500
-RETRYABLE = {429, 502, 503, 504}
-
-
-def resolve_api_url(api_url: str | None = None) -> str:
-    """The engine's address: the argument, else TRIPWIRE_API_URL, else the default."""
-    return (api_url or os.environ.get("TRIPWIRE_API_URL") or DEFAULT_API_URL).rstrip("/")
-
-
-def api_auth_headers(api_key: str | None = None, auth_string: str | None = None) -> dict[str, str]:
-    """Authorization header from TRIPWIRE_API_KEY (Bearer) or TRIPWIRE_API_AUTH_STRING (Basic)."""
-    api_key = api_key or os.environ.get("TRIPWIRE_API_KEY")
-    auth_string = auth_string or os.environ.get("TRIPWIRE_API_AUTH_STRING")
-    if api_key:
-        return {"Authorization": f"Bearer {api_key}"}
-    if auth_string:
-        import base64
-
-        return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
-    return {}
 
 
 def build_event(
@@ -55,10 +54,9 @@ def build_event(
     **fields: Any,
 ) -> Event:
     """An Event from plain values; `resource` may be just the resource id."""
-    labels = {"prefect.resource.id": resource} if isinstance(resource, str) else dict(resource)
     return Event(
         event=event,
-        resource=labels,
+        resource=resource_labels(resource),
         related=[dict(r) for r in related],
         payload=dict(payload or {}),
         **fields,
@@ -70,19 +68,14 @@ def _body(batch: Sequence[Event]) -> bytes:
 
 
 def _delay(attempt: int, response: httpx.Response | None) -> float:
-    if response is not None and "retry-after" in response.headers:
-        try:
-            return float(response.headers["retry-after"])
-        except ValueError:
-            pass
-    return float(min(10.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2))
+    return retry_delay(attempt, response.headers.get("retry-after") if response else None)
 
 
 def _outcome(response: httpx.Response) -> list[UUID] | None:
     """Accepted ids, None to retry; raise for input the engine refused."""
     if response.status_code == 202:
         return [UUID(i) for i in response.json()["accepted"]]
-    if response.status_code in RETRYABLE:
+    if response.status_code in RETRYABLE_STATUSES:
         return None
     try:
         detail = response.json().get("detail", response.text)

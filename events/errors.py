@@ -3,6 +3,8 @@
 EventsError
 ├── InvalidEvent (ValueError)       -- input that is not a valid event; names the field
 │   └── EventTooLarge               -- over the per-event size limit
+├── TemplateError (ValueError)      -- a template that does not parse or render; names it
+├── MissingSecret (LookupError)     -- secret('NAME') that is not set (events.secrets)
 └── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
 """
 
@@ -24,6 +26,16 @@ class InvalidEvent(EventsError, ValueError):
 
 class EventTooLarge(InvalidEvent):
     """An event is larger than the configured per-event limit."""
+
+
+class TemplateError(EventsError, ValueError):
+    """A template failed to parse or render; `field` says which one, `error` what failed."""
+
+    def __init__(self, field: str, error: str) -> None:
+        self.message = f"template {field}: {error}"
+        super().__init__(self.message)
+        self.field = field
+        self.error = error
 
 
 class BusUnavailable(EventsError):

@@ -15,13 +15,15 @@ ACTION_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 
 EVENTS_ACCEPTED = Counter(
     "tripwire_events_accepted",
-    "Events accepted at ingest (acknowledged by JetStream), by transport (http, websocket).",
+    "Events accepted at ingest (acknowledged by JetStream), by transport (http, websocket, "
+    "webhook).",
     ["transport"],
 )
 EVENTS_REJECTED = Counter(
     "tripwire_events_rejected",
     "Ingest requests (HTTP bodies, websocket messages) refused, by transport and reason "
-    "(invalid, too_large, bus_unavailable).",
+    "(invalid, too_large, bus_unavailable; webhooks also unauthorized, not_found, "
+    "misconfigured).",
     ["transport", "reason"],
 )
 BUS_PUBLISH_SECONDS = Histogram(

@@ -21,6 +21,8 @@ MAX_EVENT_BYTES: Final = 1_500_000
 RESOURCE_ID: Final = "prefect.resource.id"
 RESOURCE_ROLE: Final = "prefect.resource.role"
 RESOURCE_NAME: Final = "prefect.resource.name"
+# PostgreSQL text cannot hold NUL: an event accepted with one could never be stored.
+NUL_REFUSED: Final = "holds a NUL character (\\x00), which cannot be stored; remove it"
 
 
 def _check_labels(labels: dict[str, str]) -> None:
@@ -28,6 +30,8 @@ def _check_labels(labels: dict[str, str]) -> None:
         raise ValueError(f"has {len(labels)} labels; at most {MAX_LABELS_PER_RESOURCE} are allowed")
     if not labels.get(RESOURCE_ID):
         raise ValueError(f"the label '{RESOURCE_ID}' is required and must not be empty")
+    if "\x00" in "".join(labels) or "\x00" in "".join(labels.values()):
+        raise ValueError(f"a label {NUL_REFUSED}")
 
 
 class Resource(dict[str, str]):
@@ -110,6 +114,13 @@ class Event(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return _aware(value)
+
+    @field_validator("event")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError(f"the event name {NUL_REFUSED}")
+        return value
 
     def involved_resources(self) -> Iterator[Resource]:
         """The resource, then each related resource."""

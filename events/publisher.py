@@ -79,7 +79,12 @@ class BatchPublisher:
         if batch is None:
             return  # an ack for a batch we already gave up on
         if msg.headers and STATUS in msg.headers:
-            batch.error = f"status {msg.headers[STATUS]}: no stream takes these subjects"
+            # 503 "no responders": no stream takes the subject, or (in a cluster) the
+            # stream's leader is gone and a new one is not elected yet.
+            batch.error = (
+                f"status {msg.headers[STATUS]}: no stream answered; none takes these "
+                "subjects, or its leader is being elected"
+            )
         elif b'"error"' in msg.data:
             batch.error = msg.data.decode(errors="replace")[:200]
         batch.acked += 1

@@ -36,6 +36,7 @@ POLICY_VIOLATION = 1008
 PROTOCOL_ERROR = 1002
 TRY_AGAIN_LATER = 1013
 BACKFILL_LIMIT = 1000
+AUTH_TIMEOUT = 10.0  # seconds for a `prefect` client's first (auth) message
 LIVE_QUEUE_LIMIT = 10_000  # a subscriber this far behind is closed, not buffered forever
 GONE = None
 OVERFLOW = b""
@@ -64,7 +65,16 @@ async def accept(websocket: WebSocket, token_ok: TokenCheck, header_ok: HeaderCh
         return True
     await websocket.accept(subprotocol="prefect")
     try:
-        message = orjson.loads(await websocket.receive_text())
+        async with asyncio.timeout(AUTH_TIMEOUT):  # a silent client must not hold a socket
+            message = orjson.loads(await websocket.receive_text())
+    except TimeoutError:
+        await _close(
+            websocket,
+            POLICY_VIOLATION,
+            f"no auth message within {AUTH_TIMEOUT:.0f}s: send "
+            '{"type": "auth", "token": ...} first',
+        )
+        return False
     except (orjson.JSONDecodeError, WebSocketDisconnect):
         await _close(
             websocket, POLICY_VIOLATION, 'expected an auth message: {"type": "auth", "token": ...}'

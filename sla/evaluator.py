@@ -85,7 +85,7 @@ class Watched:
             return True
         try:
             return bool(sla.where_expression.search(document))
-        except JMESPathError:
+        except (JMESPathError, TypeError):  # a string compared with a number: no match
             return False
 
     def key_of(self, document: dict[str, Any]) -> tuple[str, ...]:

@@ -5,9 +5,9 @@ thing twice (a retried batch, two timer processes) produces the same messages.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 from uuid import UUID, uuid5
 

@@ -7,7 +7,18 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["events", "actions", "triggers", "sla", "tripwire"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "events",
+        "actions",
+        "triggers",
+        "sla",
+        "tripwire",
+        "tripwire_client",
+        "tripwire_client.airflow",
+    ],
+)
 def test_all_is_sorted_and_complete(package: str) -> None:
     module = importlib.import_module(package)
     names = list(module.__all__)

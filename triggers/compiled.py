@@ -168,7 +168,7 @@ class EventScreen:
         if hit is None:
             try:
                 hit = bool(self._wheres[slot].search(self._document))
-            except jmespath.exceptions.JMESPathError:
+            except (jmespath.exceptions.JMESPathError, TypeError):  # as matching.where_holds
                 hit = False
             self._where[slot] = hit
         return hit

@@ -2,7 +2,8 @@
 file, line and field.
 
 A file may hold `automations: [...]` and `connections: [...]` (named Prefect servers
-actions pick with `connection:`), a list of automations (as `prefect automation inspect`
+actions pick with `connection:`), `sources:` and `webhooks:` (both defined in events, below
+this package, so read here directly), a list of automations (as `prefect automation inspect`
 prints them) or a single automation. JSON is read as YAML, so Prefect's `--output json`
 files load the same way.
 
@@ -23,11 +24,13 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from actions.connections import ConnectionDefinition
+from events.sources import PrefectSource
+from events.webhooks.model import WebhookDefinition
 from triggers.automation import Automation
 
 SUFFIXES = (".yaml", ".yml", ".json")
-SECTIONS = ("automations", "connections")
-LATER_SECTIONS = ("webhooks", "sources")  # parts of the format still to come
+SECTIONS = ("automations", "connections", "sources", "webhooks")
+LATER_SECTIONS: tuple[str, ...] = ()  # parts of the format still to come
 DISCRIMINATORS = ("type", "kind")  # fields whose value pydantic puts in an error's loc
 
 T = TypeVar("T")
@@ -64,6 +67,10 @@ class Definitions:
     origins: list[str] = field(default_factory=list)  # file:line of each automation
     connections: list[ConnectionDefinition] = field(default_factory=list)
     connection_origins: list[str] = field(default_factory=list)  # file:line of each
+    sources: list[PrefectSource] = field(default_factory=list)  # Prefect servers to follow
+    source_origins: list[str] = field(default_factory=list)  # file:line of each
+    webhooks: list[WebhookDefinition] = field(default_factory=list)  # POST /hooks/<slug>
+    webhook_origins: list[str] = field(default_factory=list)  # file:line of each
     errors: list[DefinitionError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
@@ -80,6 +87,16 @@ class Definitions:
         """Keep a valid connection and where it is defined."""
         self.connections.append(connection)
         self.connection_origins.append(origin)
+
+    def add_source(self, source: PrefectSource, origin: str) -> None:
+        """Keep a valid source and where it is defined."""
+        self.sources.append(source)
+        self.source_origins.append(origin)
+
+    def add_webhook(self, webhook: WebhookDefinition, origin: str) -> None:
+        """Keep a valid webhook and where it is defined."""
+        self.webhooks.append(webhook)
+        self.webhook_origins.append(origin)
 
 
 def _follow(node: Node, loc: Sequence[int | str]) -> tuple[int, str]:
@@ -181,9 +198,15 @@ def load_text(
     out = into if into is not None else Definitions()
     sections = sections or {}
     out.files.append(file)
+    # One parse for both: building the data resolves merge keys (`<<: *base`) in the node
+    # too, so the node's keys are the data's keys.
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except RecursionError:  # PyYAML composes and builds recursively
+        out.errors.append(DefinitionError(file, None, "", "not valid YAML/JSON: nested too deeply"))
+        return out
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -204,6 +227,12 @@ def load_text(
         Section(ConnectionDefinition.model_validate, out.add_connection),
         file,
         out,
+    )
+    sources = _section(data, node, "sources", file, out)
+    _items(sources, "sources", Section(PrefectSource.model_validate, out.add_source), file, out)
+    webhooks = _section(data, node, "webhooks", file, out)
+    _items(
+        webhooks, "webhooks", Section(WebhookDefinition.model_validate, out.add_webhook), file, out
     )
     for name, section in sections.items():
         _items(_section(data, node, name, file, out), name, section, file, out)
@@ -257,6 +286,8 @@ def load_paths(
     duplicates([a.name for a in out.automations], out.origins, "name", "", out)
     names = [c.name for c in out.connections]
     duplicates(names, out.connection_origins, "name", "connection ", out)
+    duplicates([s.name for s in out.sources], out.source_origins, "name", "source ", out)
+    duplicates([w.slug for w in out.webhooks], out.webhook_origins, "slug", "webhook ", out)
     return out
 
 

@@ -59,8 +59,10 @@ def where_holds(trigger: EventTrigger, document: Mapping[str, Any]) -> bool:
         return True
     try:
         return bool(expression.search(document))
-    except jmespath.exceptions.JMESPathError:
-        return False  # e.g. comparing a string with a number: the condition does not hold
+    # jmespath raises TypeError for `<` between a string and a number (payload.rows < `100`
+    # on rows: "many"): the condition does not hold, and must not stop evaluation.
+    except (jmespath.exceptions.JMESPathError, TypeError):
+        return False
 
 
 def covers(trigger: EventTrigger, event: Event) -> bool:

@@ -16,12 +16,12 @@ from actions.outbound import action_client
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.request import ActionRequest
 from actions.runner import ActionRunner, RetryPolicy
-from actions.secrets import Secrets
 from actions.templating import Templates
 from events.bus import Bus
 from events.consumer import MessageConsumer
 from events.model import Event
 from events.parsing import encode
+from events.secrets import Secrets
 from triggers.repository import AutomationStore
 from tripwire.settings import Settings
 

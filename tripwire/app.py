@@ -11,13 +11,18 @@ from typing import Any
 
 import nats.js.errors
 import orjson
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
 
 from actions import api as actions_api
 from events import api as events_api
+from events import webhooks
 from events import websocket as events_websocket
 from events.metrics import CONSUMER_LAG
+from events.secrets import Secrets
+from events.templating import Templates
+from sla import api as sla_api
 from triggers import api as triggers_api
 from tripwire import __version__
 from tripwire.auth import ApiAuth, AuthMiddleware
@@ -50,6 +55,14 @@ async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
         except nats.js.errors.NotFoundError:
             lag = None  # no worker has created the store consumer yet
     report["store_consumer"] = {"lag": lag}
+    if Role.sla in engine.roles:
+        upcoming = engine.timer.next
+        report["timers"] = {
+            "leader": engine.leadership.leading,
+            "next_due": upcoming.isoformat() if upcoming else None,
+        }
+    # A source that is down is reported, not "degraded": this process still ingests.
+    report["sources"] = [follower.report() for follower in engine.followers]
     ok = bus_ok and report["database"]["ok"]
     report["status"] = "ok" if ok else "degraded"
     return ok, report
@@ -78,6 +91,19 @@ async def refresh_lag(engine: Engine) -> None:
             CONSUMER_LAG.labels(label).set(lag)
 
 
+# PostgreSQL refuses NUL in text (22021) and \u0000 in jsonb (22P05): the input is at fault.
+UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+async def unstorable_text(request: Request, exc: Exception) -> Response:
+    """A 422 for text PostgreSQL cannot store, in a name, a filter or a definition."""
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) not in UNSTORABLE_TEXT:
+        raise exc
+    return events_api.problem(
+        422, "a value holds a NUL character (\\u0000), which cannot be stored; remove it"
+    )
+
+
 def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     """The app for one engine; with `manage_engine` the app's lifespan starts and stops it."""
 
@@ -100,6 +126,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     )
     auth = ApiAuth(engine.settings)
     app.add_middleware(AuthMiddleware, auth=auth)
+    app.add_exception_handler(DBAPIError, unstorable_text)
 
     @app.get("/api/health", tags=["health"], summary="Bus, database and consumer lag")
     async def get_health() -> Response:
@@ -118,8 +145,14 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
         events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)
     )
     # A worker in this process sees a change at once; workers elsewhere poll the revision.
-    reload = engine.pipeline.reload if Role.worker in engine.roles else None
+    reload = engine.pipeline.reload if engine.roles & {Role.worker, Role.sla} else None
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
+    app.include_router(sla_api.build_router(engine.slas, reload))
     app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
     app.include_router(actions_api.build_connections_router(engine.acting.connections))
+    # Webhook secrets render here, in the api role, from the same file and environment.
+    templates = Templates(Secrets(file=engine.settings.secrets_file))
+    app.include_router(
+        webhooks.build_router(engine.bus, engine.webhooks, templates, auth.header_ok)
+    )
     return app

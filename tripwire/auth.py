@@ -10,6 +10,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tripwire.settings import Settings
 
 OPEN_PATHS = frozenset({"/api/health", "/metrics"})  # probes and scrapers carry no key
+# Webhook senders (GitHub, SaaS tools) cannot send our key: a webhook's signature is its
+# auth, and an unsigned webhook asks for the key itself (events/webhooks/api.py).
+OPEN_PREFIXES = ("/hooks/",)
 
 
 class ApiAuth:
@@ -64,7 +67,13 @@ class AuthMiddleware:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.auth.enabled or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.auth.enabled
+            or path in OPEN_PATHS
+            or path.startswith(OPEN_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

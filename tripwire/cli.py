@@ -29,9 +29,11 @@ from events.client import (
 from events.durations import parse_duration
 from events.errors import EventsError
 from tripwire.cli_actions import actions_app
-from tripwire.cli_support import ApiOption, fail
+from tripwire.cli_sla import apply_slas, sla_app
+from tripwire.cli_support import VERBS, ApiOption, change_line, fail, redact_url
 from tripwire.cli_support import call as _call
 from tripwire.cli_support import http_client as _http
+from tripwire.cli_webhooks import apply_webhooks, webhooks_app
 from tripwire.logs import configure_logging
 from tripwire.settings import Settings
 
@@ -50,6 +52,8 @@ automations_app = typer.Typer(
 )
 app.add_typer(automations_app, name="automations")
 app.add_typer(actions_app, name="actions")
+app.add_typer(sla_app, name="sla")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _settings(home: Path | None, host: str | None, port: int | None) -> Settings:
@@ -71,13 +75,18 @@ def _banner(settings: Settings, engine: Any) -> str:
     nats = (
         f"{engine.nats_url} (embedded, store {settings.nats_store_dir})"
         if engine.embedded
-        else engine.nats_url
+        else redact_url(engine.nats_url)
     )
     database = settings.resolved_database_url.split("@")[-1]
     applied = ""
     if engine.initial_automations is not None:
         count = len(engine.initial_automations)
         applied = f"  automations  {count} applied at start (tripwire automations ls)\n"
+    if engine.initial_slas:
+        count = len(engine.initial_slas)
+        applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
+    for follower in engine.followers:
+        applied += f"  following    {follower.source.api_url} (state in /api/health)\n"
     return (
         f"\ntripwire is up\n"
         f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
@@ -121,6 +130,9 @@ def _serve(
         roles,
         automations=definitions.automations if definitions else None,
         connections=definitions.connections if definitions else None,
+        sources=definitions.sources if definitions else None,
+        webhooks=definitions.webhooks if definitions else None,
+        slas=definitions.slas if definitions else None,
     )
     fastapi_app = create_app(engine)
     config = uvicorn.Config(
@@ -182,11 +194,7 @@ def up(
     from tripwire.engine import Role
 
     settings = _settings(home, host, port)
-    initial = (
-        _definitions(automations, "the engine was not started", applies=True)
-        if automations
-        else None
-    )
+    initial = _definitions(automations, "the engine was not started") if automations else None
     _serve(settings, frozenset(Role), initial)
 
 
@@ -208,10 +216,23 @@ def serve_worker(
     port: int = typer.Option(None),
     home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
 ) -> None:
-    """Store events (and, later, evaluate triggers and run actions); serves health on --port."""
+    """Store and evaluate events, run actions; serves health on --port."""
     from tripwire.engine import Role
 
     _serve(_settings(home, host, port), frozenset({Role.worker}))
+
+
+@serve_app.command("sla")
+def serve_sla(
+    host: str = typer.Option(None),
+    port: int = typer.Option(None),
+    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
+) -> None:
+    """Run the timers of SLAs and proactive triggers (one leader at a time; start more as
+    standbys); serves health on --port."""
+    from tripwire.engine import Role
+
+    _serve(_settings(home, host, port), frozenset({Role.sla}))
 
 
 def _pairs(values: list[str], sep: str, what: str) -> list[tuple[str, str]]:
@@ -430,18 +451,40 @@ def bench_actions(
     raise typer.Exit(actions(argv))
 
 
+@bench_app.command("sla")
+def bench_sla(
+    keys: int = typer.Option(100_000, min=1, help="Open duration-SLA windows (keys)."),
+    same_second: int = typer.Option(1000, min=1, help="Deadlines falling in the same second."),
+    rate: float = typer.Option(1000.0, help="Background events/s offered around them."),
+    lead: float = typer.Option(15.0, help="Seconds from the load to the deadline second."),
+    batch: int = typer.Option(500, min=1, help="Events per POST."),
+    port: int = typer.Option(None, help="Engine API port (default a free one)."),
+) -> None:
+    """Start an engine with a duration SLA and many open keys; report its memory, the timer
+    lag of deadlines in one second under load, and the time to reload after a restart."""
+    from bench.sla import main as sla
+
+    argv = ["--keys", str(keys), "--same-second", str(same_second), "--rate", str(rate)]
+    argv += ["--lead", str(lead), "--batch", str(batch)]
+    argv += ["--port", str(port)] if port else []
+    raise typer.Exit(sla(argv))
+
+
 def _summary(definitions: Definitions) -> str:
     what = _plural(len(definitions.automations), "automation")
     if definitions.connections:
         what += f", {_plural(len(definitions.connections), 'connection')}"
     if definitions.slas:
         what += f", {_plural(len(definitions.slas), 'SLA')}"
+    if definitions.sources:
+        what += f", {_plural(len(definitions.sources), 'source')}"
+    if definitions.webhooks:
+        what += f", {_plural(len(definitions.webhooks), 'webhook')}"
     return f"{what} in {len(definitions.files)} file(s)"
 
 
-def _definitions(files: list[Path], consequence: str, *, applies: bool = False) -> Definitions:
-    """Automations, connections and SLAs from files and folders; every error printed
-    (file:line: field) and exit 1. When `applies`, say that SLAs are not applied yet."""
+def _definitions(files: list[Path], consequence: str) -> Definitions:
+    """Everything the files define; every error printed (file:line: field) and exit 1."""
     from sla.loading import load_paths
 
     missing = [str(f) for f in files if not f.exists()]
@@ -453,13 +496,6 @@ def _definitions(files: list[Path], consequence: str, *, applies: bool = False) 
     if definitions.errors:
         then = f"; {consequence}" if consequence else ""
         fail(f"{len(definitions.errors)} problem(s); {_summary(definitions)} loaded{then}")
-    if applies and definitions.slas:
-        count = len(definitions.slas)
-        typer.echo(
-            f"note: {_plural(count, 'SLA')} in these files {'is' if count == 1 else 'are'} "
-            "not applied yet: SLAs are validated but not evaluated by this version",
-            err=True,
-        )
     return definitions
 
 
@@ -473,9 +509,6 @@ def validate(
     typer.echo(f"ok: {_summary(definitions)}")
 
 
-_VERBS = {"created": "create", "updated": "update", "deleted": "delete"}
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -484,7 +517,7 @@ def _change_line(change: dict[str, Any], dry_run: bool) -> str:
     kind, name = change["kind"], change["name"]
     if kind == "unchanged":
         return f"unchanged {name}"
-    verb = f"would {_VERBS[kind]}" if dry_run else kind
+    verb = f"would {VERBS[kind]}" if dry_run else kind
     resets, windows = len(change["reset_triggers"]), change["open_windows"]
     if kind == "updated":
         if not resets:
@@ -498,32 +531,33 @@ def _change_line(change: dict[str, Any], dry_run: bool) -> str:
     return f"{verb} {name}"
 
 
-def _connection_line(change: dict[str, Any], dry_run: bool) -> str:
-    kind, name = change["change"], change["name"]
-    verb = f"would {_VERBS[kind]}" if dry_run and kind != "unchanged" else kind
-    return f"{verb} connection {name}"
-
-
 @app.command()
 def apply(
     files: list[Path] = typer.Option(..., "--file", "-f", help="A file or folder (repeatable)."),
     prune: bool = typer.Option(
         False,
         "--prune",
-        help="Delete automations, and connections, the files do not define. Connections are "
-        "pruned only when the files define at least one connection, automations only when "
-        "they define at least one automation.",
+        help="Delete automations, connections, webhooks and SLAs the files do not define. "
+        "Connections (webhooks, SLAs) are pruned only when the files define at least one "
+        "connection (webhook, SLA), automations only when they define at least one automation.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what would change; change nothing."
     ),
     api: str = ApiOption,
 ) -> None:
-    """Create or update automations and connections by name from files; the same files
-    again change nothing."""
-    definitions = _definitions(files, "nothing was applied", applies=True)
+    """Create or update automations, connections (by name) and webhooks (by slug) from files;
+    the same files again change nothing."""
+    definitions = _definitions(files, "nothing was applied")
     automations, connections = definitions.automations, definitions.connections
-    if prune and not automations and not connections:
+    webhooks = definitions.webhooks
+    if definitions.sources:
+        typer.echo(
+            "note: sources are not applied to a running engine: `tripwire up --automations` "
+            "follows them from the start, `serve api` with TRIPWIRE_PREFECT_FOLLOW=true",
+            err=True,
+        )
+    if prune and not (automations or connections or webhooks or definitions.slas):
         fail(
             f"no automations in {', '.join(map(str, files))}; --prune would delete every "
             "automation, so nothing was applied"
@@ -533,8 +567,13 @@ def apply(
         body = {"connections": [c.model_dump(mode="json") for c in connections]}
         found = _call(api, "POST", "/api/connections/apply", json=body, params=params).json()
         for change in found:
-            typer.echo(_connection_line(change, dry_run))
-    if automations or not connections:  # a connections-only file leaves automations alone
+            typer.echo(change_line(change["change"], f"connection {change['name']}", dry_run))
+    if webhooks:
+        apply_webhooks(api, webhooks, params, dry_run)
+    if definitions.slas:
+        apply_slas(api, definitions.slas, params, dry_run)
+    # A file of connections, webhooks or SLAs only leaves the automations alone.
+    if automations or not (connections or webhooks or definitions.slas):
         body = {"automations": [a.model_dump(mode="json", by_alias=True) for a in automations]}
         changes = _call(api, "POST", "/api/automations/apply", json=body, params=params).json()
         for change in changes:
@@ -751,6 +790,8 @@ def config(home: Path = typer.Option(None, envvar="TRIPWIRE_HOME")) -> None:
     for name, value in settings.model_dump(mode="json").items():
         if name in ("api_key", "api_auth_string") and value:
             value = "********"
+        elif isinstance(value, str):
+            value = redact_url(value)
         typer.echo(f"{name:<24} {value}")
 
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import typer
 
-from tripwire.cli_support import VERBS, ApiOption, call
+from tripwire.cli_support import ApiOption, call, change_line
 
 sla_app = typer.Typer(help="List SLAs and show the state of each key.", no_args_is_help=True)
 
@@ -84,9 +84,7 @@ def sla_status(
 
 
 def _change_line(change: dict[str, Any], dry_run: bool) -> str:
-    kind, name = change["kind"], change["name"]
-    verb = f"would {VERBS[kind]}" if dry_run and kind != "unchanged" else kind
-    line = f"{verb} SLA {name}"
+    line = change_line(change["kind"], f"SLA {change['name']}", dry_run)
     if change["open_windows"]:
         line += f" (drops the state of {change['open_windows']} key(s))"
     return line

@@ -22,6 +22,13 @@ def redact_url(value: str) -> str:
 # What `apply --dry-run` says it would do, per kind of change.
 VERBS = {"created": "create", "updated": "update", "deleted": "delete"}
 
+
+def change_line(kind: str, what: str, dry_run: bool) -> str:
+    """One line of `apply`: "created SLA x", or in a dry run "would create SLA x"."""
+    verb = f"would {VERBS[kind]}" if dry_run and kind != "unchanged" else kind
+    return f"{verb} {what}"
+
+
 ApiOption = typer.Option(
     None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."
 )

@@ -15,7 +15,15 @@ from events import clock
 from events.bus import Bus, Names, StreamSettings
 from events.consumer import BatchConsumer, store_consumer
 from events.embedded import EmbeddedNats
+from events.follower import PrefectFollower
+from events.sources import PrefectSource
 from events.store import EventStore
+from events.webhooks import WebhookDefinition, WebhookStore
+from sla.evaluator import SLAEvaluator
+from sla.leader import Leadership
+from sla.lookback import store_lookback
+from sla.model import SLA
+from sla.store import SLAStore
 from sla.timers import DueTimer
 from triggers.automation import Automation
 from triggers.decisions import trim_decisions
@@ -24,6 +32,7 @@ from triggers.pipeline import Pipeline
 from triggers.repository import AutomationStore
 from tripwire.acting import Acting
 from tripwire.database import create_engine, migrate
+from tripwire.following import build_followers
 from tripwire.settings import Settings
 
 log = logging.getLogger("tripwire.engine")
@@ -34,6 +43,7 @@ class Role(StrEnum):
 
     api = "api"
     worker = "worker"
+    sla = "sla"
 
 
 class Engine:
@@ -46,6 +56,9 @@ class Engine:
         *,
         automations: list[Automation] | None = None,
         connections: list[ConnectionDefinition] | None = None,
+        sources: list[PrefectSource] | None = None,
+        slas: list[SLA] | None = None,
+        webhooks: list[WebhookDefinition] | None = None,
     ) -> None:
         # Everything is built here but nothing connects until `start`.
         self.settings = s = settings
@@ -68,15 +81,28 @@ class Engine:
         self.automations = AutomationStore(self.db)
         self.initial_automations = automations  # applied at start-up (`up --automations`)
         self.initial_connections = connections
+        self.webhooks = WebhookStore(self.db)
+        self.initial_webhooks = webhooks
+        self.initial_slas = slas
+        self.slas = SLAStore(self.db)
         names = self.bus.names
+        subjects = Subjects(names.events_subject, names.actions_subject)
         self.evaluator = Evaluator(
-            Subjects(names.events_subject, names.actions_subject),
-            max_depth=s.max_cascade_depth,
-            decisions_per_batch=s.decisions_per_batch,
+            subjects, max_depth=s.max_cascade_depth, decisions_per_batch=s.decisions_per_batch
         )
-        self.pipeline = Pipeline(self.db, self.store, self.bus, self.automations, self.evaluator)
+        self.sla_evaluator = SLAEvaluator(subjects, self.slas, store_lookback(self.store))
+        self.pipeline = Pipeline(
+            self.db,
+            self.store,
+            self.bus,
+            self.automations,
+            self.evaluator,
+            companions=[self.sla_evaluator],
+        )
         self.timer = DueTimer(self._due)
-        self.pipeline.on_due = self.timer.wake_at
+        self.leadership = Leadership(self.db, s.namespace)
+        # A window opened here wakes the timer here, or in the sla process over NATS.
+        self.pipeline.on_due = self.timer.wake_at if Role.sla in roles else self._tell_timer
         self.consumers: list[BatchConsumer] = []
         ledger_url = s.ledger_database_url
         same = ledger_url == s.resolved_database_url
@@ -87,7 +113,13 @@ class Engine:
             self.consumers.append(
                 store_consumer(self.bus, self.pipeline.handle, batch_size=s.store_batch_size)
             )
+        # Following is ingestion: the api role follows (two api processes both do; the
+        # bus and the store drop the copies).
+        self.followers: list[PrefectFollower] = (
+            build_followers(s, sources or [], self.bus, self.store) if Role.api in roles else []
+        )
         self._tasks: list[asyncio.Task[None]] = []
+        self._notices: set[asyncio.Task[None]] = set()
         self._started = False
 
     async def start(self) -> None:
@@ -103,20 +135,28 @@ class Engine:
             await migrate(self.ledger_db)  # one history for both files; the ledger's is used
         if self.initial_connections:
             await self.acting.connections.apply(self.initial_connections)
+        if self.initial_webhooks:
+            await self.webhooks.apply(self.initial_webhooks)
         if self.initial_automations is not None:
             changes = await self.automations.apply(self.initial_automations)
             log.info("applied %d automations at start-up", len(changes))
+        if self.initial_slas:
+            changes = await self.slas.apply(self.initial_slas)
+            log.info("applied %d SLAs at start-up", len(changes))
         await self.bus.connect()
-        if Role.worker in self.roles:
+        if self.roles & {Role.worker, Role.sla}:
             await self.pipeline.reload(force=True)
         for consumer in self.consumers:
             await consumer.start()
-        if Role.worker in self.roles:
+        for follower in self.followers:
+            await follower.start()
+        if Role.sla in self.roles:
+            await self.bus.listen(self.bus.names.timers_subject, self._told)
             self.timer.start()
-            self._tasks += [
-                asyncio.create_task(self._sweep_forever(), name="retention-sweep"),
-                asyncio.create_task(self._follow_automations(), name="automations"),
-            ]
+        if Role.worker in self.roles:
+            self._tasks.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
+        if self.roles & {Role.worker, Role.sla}:
+            self._tasks.append(asyncio.create_task(self._follow_automations(), name="automations"))
         log.info("engine started (roles: %s)", ", ".join(sorted(r.value for r in self.roles)))
 
     async def stop(self) -> None:
@@ -127,7 +167,10 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for follower in self.followers:
+            await follower.stop()
         self.timer.stop()
+        await self.leadership.release()
         for consumer in self.consumers:
             await consumer.stop()
         await self.acting.aclose()
@@ -158,7 +201,21 @@ class Engine:
             await asyncio.sleep(self.settings.retention_sweep_every.total_seconds())
 
     async def _due(self, now: datetime) -> datetime | None:
+        if not await self.leadership.held():
+            return None  # a standby: the next poll tries to take the lead
         return (await self.pipeline.run_due(now)).next_due
+
+    def _tell_timer(self, when: datetime) -> None:
+        body = when.isoformat().encode()
+        task = asyncio.create_task(self.bus.notify(self.bus.names.timers_subject, body))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    def _told(self, body: bytes) -> None:
+        try:
+            self.timer.wake_at(datetime.fromisoformat(body.decode()))
+        except ValueError:
+            log.warning("ignored a malformed timer notice: %r", body[:100])
 
     async def _follow_automations(self) -> None:
         """Reload changed automations within a poll; republish what a crash left unsent."""

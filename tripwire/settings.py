@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from actions.prefect_api import PrefectConnection
 from events.durations import Duration
@@ -118,10 +118,36 @@ class Settings(BaseSettings):
         description="More Prefect servers by name, as JSON: "
         '{"staging": {"api_url": "...", "api_key": "..."}}; actions pick one with connection:.',
     )
+    prefect_follow: bool = Field(
+        default=False,
+        description="Follow the event stream of the Prefect server at prefect_api_url "
+        "(api role) and republish its events onto the bus.",
+    )
+    prefect_follow_events: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Event names to follow, comma-separated globs (prefect.flow-run.*); "
+        "empty = all.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text, or one JSON object per line."
     )
+
+    @field_validator("prefect_follow_events", mode="before")
+    @classmethod
+    def _globs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [glob.strip() for glob in value.split(",") if glob.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _follow_needs_url(self) -> Settings:
+        if self.prefect_follow and not self.prefect_api_url:
+            raise ValueError(
+                "TRIPWIRE_PREFECT_FOLLOW needs TRIPWIRE_PREFECT_API_URL "
+                "(the Prefect API root, e.g. http://127.0.0.1:4200/api)"
+            )
+        return self
 
     @field_validator("namespace")
     @classmethod

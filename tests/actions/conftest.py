@@ -17,9 +17,9 @@ from actions.model import Action
 from actions.outbound import action_client
 from actions.prefect_api import PrefectConnections
 from actions.request import ActionRequest, AutomationRef, FiringState
-from actions.secrets import Secrets
 from actions.templating import Templates
 from events.model import Event, ReceivedEvent
+from events.secrets import Secrets
 from tests.actions.prefect_server import prefect_objects, prefect_server  # noqa: F401
 
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)

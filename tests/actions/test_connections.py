@@ -16,8 +16,8 @@ from actions.connections import ConnectionBook, ConnectionDefinition, Connection
 from actions.errors import ActionFailed
 from actions.prefect import PREFECT_EXECUTORS
 from actions.prefect_api import NO_SERVER, PrefectConnection, PrefectConnections
-from actions.secrets import Secrets
 from actions.templating import Templates
+from events.secrets import Secrets
 from tests.actions.conftest import MakeExecution
 from tests.actions.prefect_server import PrefectObjects, PrefectServer
 from tests.actions.test_live import ledger_status

@@ -14,12 +14,12 @@ import pytest
 from actions.executors import EXECUTORS
 from actions.ledger import Ledger, Record, Status
 from actions.runner import ActionRunner, RetryPolicy
-from actions.secrets import Secrets
 from actions.templating import Templates
 from events import clock
 from events.embedded import free_port
 from events.errors import BusUnavailable
 from events.model import Event
+from events.secrets import Secrets
 from tests.actions.conftest import AllowAll, Recorder, request_for
 from tripwire.database import create_engine, migrate
 from tripwire.settings import Settings

@@ -13,10 +13,10 @@ from pydantic import TypeAdapter, ValidationError
 from actions.context import PrefectRef, RunState, template_context
 from actions.errors import TemplateError
 from actions.model import Action
-from actions.sandbox import MAX_ITERATIONS, MAX_OUTPUT
-from actions.secrets import Secrets
 from actions.templating import Templates
 from events.model import ReceivedEvent
+from events.sandbox import MAX_ITERATIONS, MAX_OUTPUT
+from events.secrets import Secrets
 from tests.actions.conftest import request_for
 from tests.conftest import FIXTURES
 from triggers.loading import load_text

@@ -84,6 +84,20 @@ async def test_first_message_must_be_auth(engine: Running) -> None:
     assert "auth" in closed.value.rcvd.reason
 
 
+async def test_a_client_that_never_authenticates_is_closed(
+    engine: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("events.websocket.AUTH_TIMEOUT", 0.2)
+    ws = await websockets.connect(
+        engine.ws_url + "/api/events/out", subprotocols=[websockets.Subprotocol("prefect")]
+    )
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)  # it sends nothing
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    assert "no auth message within" in closed.value.rcvd.reason
+
+
 async def received_events(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     async with asyncio.timeout(10):

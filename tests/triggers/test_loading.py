@@ -56,7 +56,7 @@ automations:
         text: hi
   - description: no name
     trigger: {type: event}
-webhooks: []
+webhook: []
 """
 
 
@@ -68,7 +68,7 @@ def test_every_error_is_reported_with_file_line_and_field() -> None:
     assert "work_queue_id or work_queue_name" in errors[(9, "actions[0]")]
     assert "'webhook_url' is required" in errors[(10, "actions[1]")]
     assert "'name' is required" in errors[(12, "")]
-    assert "not supported by this version" in errors[(14, "webhooks")]
+    assert "is not a known section" in errors[(14, "webhook")]
     assert len(errors) == 7
 
 
@@ -236,10 +236,14 @@ def test_a_grace_error_is_not_mistaken_for_the_kinds_tag() -> None:
 def test_slas_need_the_sla_loader() -> None:
     # triggers cannot import sla, so its own loader does not know the section.
     errors = [str(e) for e in load_text("slas: []\n", "s.yaml").errors]
-    assert errors == ["s.yaml:1: slas: is not a known section; use automations: or connections:"]
+    assert errors == [
+        "s.yaml:1: slas: is not a known section; "
+        "use automations:, connections:, sources: or webhooks:"
+    ]
     errors = [str(e) for e in sla_loading.load_text("slos: []\n", "s.yaml").errors]
     assert errors == [
-        "s.yaml:1: slos: is not a known section; use automations:, connections: or slas:"
+        "s.yaml:1: slos: is not a known section; "
+        "use automations:, connections:, sources:, webhooks: or slas:"
     ]
 
 
@@ -272,14 +276,16 @@ def test_validate_counts_slas(tmp_path: Path) -> None:
     assert "5 problem(s); 1 automation in 1 file(s) loaded" in result.stderr
 
 
-async def test_apply_says_slas_are_not_applied_yet(engine: Running, tmp_path: Path) -> None:
+async def test_apply_applies_slas_beside_automations(engine: Running, tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(ISSUE + "automations:\n  - name: a\n    trigger: {type: event}\n")
     args = ["apply", "-f", str(path), "--api", engine.url]
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "created a\n"
-    assert result.stderr == (
-        "note: 3 SLAs in these files are not applied yet: SLAs are validated but not "
-        "evaluated by this version\n"
-    )
+    assert result.stdout.splitlines() == [
+        "created SLA sales-table-by-9",
+        "created SLA etl-finishes-within-2h",
+        "created SLA worker-heartbeat",
+        "created a",
+    ]
+    assert result.stderr == ""

@@ -120,10 +120,10 @@ async def test_apply_reports_every_definition_error_and_applies_nothing(
 async def test_examples_validate_and_apply(engine: Running) -> None:
     code, out, _ = await invoke("validate", "-f", str(EXAMPLES))
     assert code == 0
-    assert "ok: 4 automations" in out
+    assert "ok: 4 automations, 2 SLAs in 2 file(s)" in out
     code, out, err = await invoke("apply", "-f", str(EXAMPLES), "--api", engine.url)
     assert code == 0, err
-    assert [line.split()[0] for line in out.splitlines()] == ["created"] * 4
+    assert [line.split()[0] for line in out.splitlines()] == ["created"] * 6
 
 
 async def state_of(name: str, engine: Running) -> str:

@@ -10,13 +10,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from actions.errors import ActionFailed
+from events.errors import EventsError
 
 MASK = "***"
 MIN_REDACTED = 4  # shorter values would blank ordinary words
 
 
-class MissingSecret(ActionFailed, LookupError):
+class MissingSecret(EventsError, LookupError):
     """A template asked for a secret that is not set."""
 
 

@@ -1,0 +1,97 @@
+"""One batch of events to POST /api/events, with short timeouts and retries; never raises.
+
+Standard library only (urllib), so the emitter installs into any environment, Airflow's
+included, without touching its pins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from tripwire_client.config import RETRYABLE_STATUSES, retry_delay
+from tripwire_client.event import Event
+
+log = logging.getLogger("tripwire_client")
+
+EVENT_REFUSALS = frozenset({413, 422})  # about the events sent, not the request (401, 404)
+
+Backoff = Callable[[int, str | None], float]
+Wait = Callable[[float], bool]
+"""Waits up to the given seconds; True means stop waiting for good (the emitter closes)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How sending one batch ended: delivered, or why not.
+
+    `bad_event`: some event of the batch was refused (invalid, too large, not JSON); the
+    others may pass without it.
+    """
+
+    delivered: bool
+    problem: str = ""
+    bad_event: bool = False
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None  # None: no answer (connection refused, timeout)
+    retry_after: str | None = None
+    text: str = ""
+
+
+def encode(events: Sequence[Event]) -> bytes:
+    """A JSON array; values JSON cannot hold (dates, paths, ...) are sent as their text."""
+    return json.dumps(list(events), default=str, separators=(",", ":")).encode()
+
+
+def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> _Answer:
+    request = urllib.request.Request(
+        url + "/api/events",
+        data=body,
+        headers={**headers, "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return _Answer(response.status)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            text = exc.read(2000).decode(errors="replace")
+        return _Answer(exc.code, exc.headers.get("Retry-After"), text)
+    except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a malformed URL
+        return _Answer(None, text=str(getattr(exc, "reason", exc)))
+
+
+def send_batch(
+    url: str,
+    events: Sequence[Event],
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    retries: int,
+    wait: Wait,
+    backoff: Backoff = retry_delay,
+) -> Outcome:
+    """POST `events` as one request, retried on 429/5xx and connection errors."""
+    try:
+        body = encode(events)
+    except (TypeError, ValueError) as exc:
+        return Outcome(False, f"the events cannot be encoded as JSON: {exc}", bad_event=True)
+    answer = _Answer(None)
+    for attempt in range(retries + 1):
+        answer = _post(url, body, headers, timeout)
+        if answer.status == 202:
+            return Outcome(True)
+        if answer.status is not None and answer.status not in RETRYABLE_STATUSES:
+            problem = f"tripwire refused them ({answer.status}): {answer.text}"
+            return Outcome(False, problem, bad_event=answer.status in EVENT_REFUSALS)
+        if attempt < retries and wait(backoff(attempt, answer.retry_after)):
+            break
+    reason = f"HTTP {answer.status}" if answer.status else answer.text
+    return Outcome(False, f"tripwire at {url} did not accept them ({reason})")

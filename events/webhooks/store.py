@@ -1,0 +1,174 @@
+"""Webhooks applied from files (by slug) and the requests they refused.
+
+Usage::
+
+    store = WebhookStore(engine)
+    await store.apply([WebhookDefinition(slug="github", ...)])   # created / updated / ...
+    webhook = await store.get("github")
+    await store.reject(rejection)            # keeps the newest KEEP_REJECTED per slug
+    kept = await store.rejected("github")    # newest first
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events import clock
+from events.webhooks.model import WebhookDefinition
+from events.webhooks.rejections import Rejection
+from events.webhooks.tables import webhook_rejections, webhooks
+
+KEEP_REJECTED = 100  # refused requests kept per webhook
+
+ChangeKind = Literal["created", "updated", "unchanged", "deleted"]
+
+
+@dataclass(frozen=True)
+class StoredWebhook:
+    """A webhook as stored, with its timestamps."""
+
+    definition: WebhookDefinition
+    created: datetime
+    updated: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The definition as written (secret templates, not secrets) plus created/updated."""
+        data = self.definition.model_dump(mode="json", exclude_defaults=True)
+        data["created"] = self.created.isoformat()
+        data["updated"] = self.updated.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class WebhookChange:
+    """What `apply` did (or, in a dry run, would do) to one webhook."""
+
+    slug: str
+    change: ChangeKind
+
+    def as_json(self) -> dict[str, str]:
+        return {"slug": self.slug, "change": self.change}
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _from_row(row: Any) -> StoredWebhook:
+    definition = WebhookDefinition.model_validate(row.definition)
+    return StoredWebhook(definition, _utc(row.created), _utc(row.updated))
+
+
+def _rejection_json(row: Any) -> dict[str, Any]:
+    # Column names come as SQLAlchemy's str subclass, which orjson refuses as keys.
+    data = {str(key): value for key, value in row._mapping.items()}
+    data["received"] = _utc(row.received).isoformat()
+    return data
+
+
+class WebhookStore:
+    """Reads and applies the `webhooks` table; keeps refused requests."""
+
+    def __init__(self, engine: AsyncEngine, *, keep_rejected: int = KEEP_REJECTED) -> None:
+        self.engine = engine
+        self.keep_rejected = keep_rejected
+
+    async def all(self) -> list[StoredWebhook]:
+        """Every webhook, by slug."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(webhooks).order_by(webhooks.c.slug))).all()
+        return [_from_row(row) for row in rows]
+
+    async def get(self, slug: str) -> WebhookDefinition | None:
+        """One webhook's definition, or None."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(webhooks).where(webhooks.c.slug == slug))).first()
+        return None if row is None else _from_row(row).definition
+
+    async def apply(
+        self, wanted: Sequence[WebhookDefinition], *, prune: bool = False, dry_run: bool = False
+    ) -> list[WebhookChange]:
+        """Create or update by slug (with `prune`, delete the others and what they refused).
+
+        Idempotent: applying the same definitions again reports them `unchanged`.
+        """
+        changes: list[WebhookChange] = []
+        async with self.engine.begin() as conn:
+            existing = {row.slug: row for row in (await conn.execute(select(webhooks))).all()}
+            now = clock.now()
+            for definition in wanted:
+                data = definition.model_dump(mode="json")
+                row = existing.get(definition.slug)
+                statement: Any
+                if row is None:
+                    changes.append(WebhookChange(definition.slug, "created"))
+                    statement = webhooks.insert().values(
+                        slug=definition.slug, definition=data, created=now, updated=now
+                    )
+                elif _from_row(row).definition == definition:
+                    changes.append(WebhookChange(definition.slug, "unchanged"))
+                    continue
+                else:
+                    changes.append(WebhookChange(definition.slug, "updated"))
+                    statement = (
+                        update(webhooks)
+                        .where(webhooks.c.slug == definition.slug)
+                        .values(definition=data, updated=now)
+                    )
+                if not dry_run:
+                    await conn.execute(statement)
+            if prune:
+                for slug in sorted(set(existing) - {d.slug for d in wanted}):
+                    changes.append(WebhookChange(slug, "deleted"))
+                    if not dry_run:
+                        await conn.execute(delete(webhooks).where(webhooks.c.slug == slug))
+                        await conn.execute(
+                            delete(webhook_rejections).where(webhook_rejections.c.slug == slug)
+                        )
+            if dry_run:
+                await conn.rollback()
+        return changes
+
+    async def reject(self, kept: Rejection) -> None:
+        """Keep a refused request, dropping that webhook's oldest past `keep_rejected`."""
+        table = webhook_rejections
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                table.insert().values(
+                    id=str(kept.id),
+                    slug=kept.slug,
+                    received=kept.received,
+                    status=kept.status,
+                    reason=kept.reason,
+                    field=kept.field,
+                    method=kept.method,
+                    query=kept.query,
+                    headers=kept.headers,
+                    body=kept.body,
+                    size=kept.size,
+                )
+            )
+            kept_ids = (
+                select(table.c.id)
+                .where(table.c.slug == kept.slug)
+                .order_by(table.c.id.desc())
+                .limit(self.keep_rejected)
+            )
+            await conn.execute(
+                delete(table).where(table.c.slug == kept.slug, table.c.id.not_in(kept_ids))
+            )
+
+    async def rejected(self, slug: str, limit: int = KEEP_REJECTED) -> list[dict[str, Any]]:
+        """The webhook's refused requests, newest first."""
+        table = webhook_rejections
+        query = select(table).where(table.c.slug == slug).order_by(table.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_rejection_json(row) for row in rows]

@@ -1,0 +1,105 @@
+"""Workers killed with SIGKILL in the middle of batches and actions: restarted, or with a
+second worker carrying on. Every accepted event is stored once, every key fires once and
+every action runs once after dedupe (see tests/faults/workload.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+import pytest
+
+from tests.faults.conftest import Rig
+from tests.faults.workload import ITEM, PER_KEY, automation, key_id, until
+from triggers.replay import replay
+
+log = logging.getLogger("tests.faults")
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
+
+KEYS = 60  # 180 events in batches of 10, 120 actions four at a time
+BURST = {"keys_per_block": 5, "pause": 0.0}  # a backlog: the worker is always mid-batch
+
+
+async def test_a_worker_killed_mid_batch_and_mid_action_and_restarted(rig: Rig) -> None:
+    api, worker = rig.api(), rig.worker()
+    await asyncio.gather(api.wait_healthy(), worker.wait_healthy())
+    load = rig.load(api, **BURST)
+    load.start(limit=KEYS)
+    probe, receiver = rig.probe, rig.receiver
+
+    # 1. In the middle of the store batches.
+    async def some_stored() -> bool:
+        return await probe.count(ITEM) >= 30
+
+    await until(some_stored, 30, "30 events stored")
+    worker.kill()
+    stored, in_hand = await probe.count(ITEM), await probe.delivered_unacked()
+    log.info(
+        "killed the worker with %d of %d events stored, %d delivered and not acked",
+        stored,
+        PER_KEY * KEYS,
+        in_hand,
+    )
+    assert stored < PER_KEY * KEYS, "killed after the last batch"
+    assert in_hand > 0, "killed between batches"
+    worker.start()
+    await load.wait_keys(KEYS)
+    await load.stop()
+
+    # 2. In the middle of the actions (the receiver takes 0.1 s per call, 4 at a time).
+    async def some_called() -> bool:
+        return len(receiver.by_key()) >= KEYS // 3
+
+    await until(some_called, 60, f"{KEYS // 3} webhook calls")
+    worker.kill()
+    called, running = len(receiver.by_key()), await probe.running_actions()
+    log.info(
+        "killed the worker again after %d of %d webhook calls, %d actions running",
+        called,
+        KEYS,
+        running,
+    )
+    assert called < KEYS, "killed after the last action"
+    assert running > 0, "killed between actions"
+    worker.start()
+
+    await probe.wait_settled(len(load.accepted), KEYS, receiver, timeout=90)
+    await probe.assert_exactly_once(load.accepted, load.keys, receiver)
+    repeats = sum(n - 1 for n in receiver.by_key().values())
+    log.info("settled; the receiver saw %d repeated webhook calls (same key)", repeats)
+    assert worker.alive
+
+
+async def test_two_workers_one_killed_the_other_carries_on(rig: Rig) -> None:
+    api, doomed, survivor = rig.api(), rig.worker(), rig.worker()
+    await asyncio.gather(api.wait_healthy(), doomed.wait_healthy(), survivor.wait_healthy())
+    load = rig.load(api, **BURST)
+    load.start(limit=KEYS)
+    probe, receiver = rig.probe, rig.receiver
+
+    async def midway() -> bool:
+        return await probe.count(ITEM) >= 45 and len(receiver.requests) >= 3
+
+    await until(midway, 30, "45 events stored and 3 webhook calls")
+    doomed.kill()
+    log.info(
+        "killed one of two workers with %d events stored, %d webhook calls",
+        await probe.count(ITEM),
+        len(receiver.by_key()),
+    )
+    assert await probe.count(ITEM) < PER_KEY * KEYS or len(receiver.by_key()) < KEYS
+    await load.wait_keys(KEYS)
+    await load.stop()
+
+    await probe.wait_settled(len(load.accepted), KEYS, receiver, timeout=90)
+    await probe.assert_exactly_once(load.accepted, load.keys, receiver)
+    assert survivor.alive
+    # The same firings as one evaluator makes of these events.
+    one_worker = await replay(
+        [automation(receiver.url("/hook"))], [e.receive() for e in load.events]
+    )
+    assert Counter(f.labels["prefect.resource.id"] for f in one_worker.firings) == Counter(
+        {key_id(k): 1 for k in load.keys}
+    )
