@@ -24,6 +24,20 @@ from tripwire.settings import Settings
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prefect"
 
 POSTGRES_URL = os.environ.get("TRIPWIRE_TEST_POSTGRES_URL")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_venv(name: str, program: str) -> Path:
+    """The folder of the project's venv `name` (.venv-prefect, .venv-airflow); missing =
+    skipped locally, a failure in CI. Its Makefile target creates bin/`program` last,
+    after pip succeeded."""
+    venv = ROOT / name
+    if not (venv / "bin" / program).exists():
+        reason = f"no venv at {venv}: run `make {name}/bin/{program}`"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return venv
 
 
 @pytest.fixture(scope="session")

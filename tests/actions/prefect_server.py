@@ -21,6 +21,7 @@ import pytest
 
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from events.embedded import free_port
+from tests.conftest import require_venv
 
 PREFECT_VENV = Path(__file__).resolve().parents[2] / ".venv-prefect"
 PREFECT = PREFECT_VENV / "bin" / "prefect"
@@ -76,12 +77,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """`prefect server start` for the session; missing venv = skipped locally, failed in CI."""
-    # `make .venv-prefect/bin/prefect` creates bin/prefect last, after pip succeeded.
-    if not PREFECT.exists():
-        reason = f"no Prefect venv at {PREFECT_VENV}: run `make .venv-prefect/bin/prefect`"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_venv(".venv-prefect", "prefect")
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"

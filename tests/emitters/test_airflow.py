@@ -19,25 +19,17 @@ import pytest
 
 from events.filters import EventFilter, EventNameFilter
 from events.model import ReceivedEvent
-from tests.conftest import Running
+from tests.conftest import Running, require_venv
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_VENV = ROOT / ".venv-airflow"
 DAGS = Path(__file__).resolve().parent / "airflow_dags"
 
 
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
     """The Airflow venv's Python; missing = skipped locally, a failure in CI."""
-    # `make .venv-airflow/bin/airflow` creates bin/airflow last, after pip succeeded.
-    if not (AIRFLOW_VENV / "bin" / "airflow").exists():
-        reason = f"no Airflow venv at {AIRFLOW_VENV}: run `make .venv-airflow/bin/airflow`"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return AIRFLOW_VENV / "bin" / "python"
+    return require_venv(".venv-airflow", "airflow") / "bin" / "python"
 
 
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Running, StartEngine
+from tests.conftest import Running, StartEngine, require_venv
 
 pytestmark = pytest.mark.prefect
 
@@ -30,12 +30,7 @@ SCRIPT_TIMEOUT = 60.0  # importing prefect alone takes seconds
 @pytest.fixture(scope="module")
 def prefect_python() -> Path:
     """The Prefect venv's Python; missing = skipped locally, a failure in CI."""
-    # `make .venv-prefect/bin/prefect` creates bin/prefect last, after pip succeeded.
-    if not (PREFECT_VENV / "bin" / "prefect").exists():
-        reason = f"no Prefect venv at {PREFECT_VENV}: run `make .venv-prefect/bin/prefect`"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_venv(".venv-prefect", "prefect")
     return PREFECT_PYTHON
 
 
