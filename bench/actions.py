@@ -44,7 +44,6 @@ from uuid import uuid4
 
 import httpx
 import nats
-import orjson
 from uuid6 import uuid7
 
 from actions.model import CallWebhook
@@ -648,26 +647,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds through `finally`, which stops the engine
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every request arrived exactly once in both phases."""
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        result = harness.run_or_log_error(
-            lambda: run(args.count, args.rate, args.seconds, args.port)
-        )
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if result is None:
-        return 2
-    print(orjson.dumps(result).decode(), flush=True)
+    result = harness.run_printed(lambda: run(args.count, args.rate, args.seconds, args.port))
+    if isinstance(result, int):
+        return result
     a, b = result["throughput"], result["latency"]
     exact = all(p["missing"] == 0 and p["duplicates"] == 0 for p in (a, b))
     return 0 if exact and a["complete"] and b["complete"] else 1

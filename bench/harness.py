@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 # nats-py's drain of the store's pull subscription can run into its 30 s drain_timeout.
 STOP_TIMEOUT = 40.0
@@ -47,6 +48,28 @@ def run_or_log_error(benchmark: Callable[[], dict[str, Any]]) -> dict[str, Any] 
     except (RuntimeError, ValueError) as exc:
         log(f"error: {exc}")
         return None
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds through the benchmark's `finally`, which stops the engine
+
+
+def run_printed(benchmark: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
+    """Run a benchmark (SIGTERM stops it cleanly), print its result object as JSON on stdout
+    and return it; or the exit code when there is none: 130 interrupted, 2 a bad parameter
+    or an engine failure."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run_or_log_error(benchmark)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if result is None:
+        return 2
+    print(orjson.dumps(result).decode(), flush=True)
+    return result
 
 
 # --- the engine ---------------------------------------------------------------------------

@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import signal
 import subprocess
 import sys
 import tempfile
@@ -723,27 +722,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds through `finally`, which stops the engine
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every key was stored, every miss arrived once and
     the restarted engine ran its timers."""
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate)  # so that the engine is stopped too
-    try:
-        result = harness.run_or_log_error(
-            lambda: run(args.keys, args.same_second, args.rate, args.lead, args.batch, args.port)
-        )
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if result is None:
-        return 2
-    print(orjson.dumps(result).decode(), flush=True)
+    result = harness.run_printed(
+        lambda: run(args.keys, args.same_second, args.rate, args.lead, args.batch, args.port)
+    )
+    if isinstance(result, int):
+        return result
     load, misses = result["load"], result["misses"]
     complete = load["keys_stored"] >= args.keys and misses["missing"] == 0
     exact = misses["duplicates"] == 0

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import math
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -942,28 +941,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # unwinds through `finally`, which stops the engine
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every accepted event was stored and evaluated."""
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate)  # so that the engine is stopped too
-    try:
-        result = harness.run_or_log_error(
-            lambda: run(
-                args.seconds, args.rate, args.automations, args.candidates, args.batch, args.port
-            )
+    result = harness.run_printed(
+        lambda: run(
+            args.seconds, args.rate, args.automations, args.candidates, args.batch, args.port
         )
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if result is None:
-        return 2
-    print(orjson.dumps(result).decode(), flush=True)
+    )
+    if isinstance(result, int):
+        return result
     a = result["phase_a"]
     complete = a["drain_seconds"] is not None and a["sent_events_stored"] >= a["accepted"]
     return 0 if complete and result["phase_b"]["samples"] else 1

@@ -470,6 +470,26 @@ def bench_sla(
     raise typer.Exit(sla(argv))
 
 
+@bench_app.command("scale")
+def bench_scale(
+    events: int = typer.Option(50_000, min=1, help="Events POSTed for each worker count."),
+    batch: int = typer.Option(500, min=1, help="Events per POST."),
+    automations: int = typer.Option(1000, min=1, help="Automations in all."),
+    candidates: int = typer.Option(100, min=1, help="Automations that expect the events sent."),
+    postgres: str = typer.Option(
+        None, help="Admin DSN (default TRIPWIRE_BENCH_POSTGRES_URL, else local `test`)."
+    ),
+) -> None:
+    """Run the triggers workload with 1 and then 2 `serve worker` processes on PostgreSQL;
+    report events evaluated and stored per second for each, and their ratio."""
+    from bench.scale import main as scale
+
+    argv = ["--events", str(events), "--batch", str(batch)]
+    argv += ["--automations", str(automations), "--candidates", str(candidates)]
+    argv += ["--postgres", postgres] if postgres else []
+    raise typer.Exit(scale(argv))
+
+
 def _summary(definitions: Definitions) -> str:
     what = _plural(len(definitions.automations), "automation")
     if definitions.connections:
