@@ -85,20 +85,29 @@ def start_engine(
     """`tripwire up` in its own session, output to home/engine.log, other TRIPWIRE_* variables
     of this environment ignored; NATS on `nats_port`, `--automations` and the TRIPWIRE_*
     variables of `env` when given."""
-    settings = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
-    settings["TRIPWIRE_LOG_LEVEL"] = "WARNING"
+    settings = {"TRIPWIRE_LOG_LEVEL": "WARNING"}
     if nats_port is not None:
         settings["TRIPWIRE_NATS_PORT"] = str(nats_port)
     for name, value in (env or {}).items():
         if not name.startswith("TRIPWIRE_"):
             raise ValueError(f"start_engine: {name} is not a TRIPWIRE_* variable")
         settings[name] = value
-    command = [sys.executable, "-m", "tripwire.cli", "up", "--port", str(port), "--home", str(home)]
+    arguments = ["up", "--port", str(port), "--home", str(home)]
     if automations is not None:
-        command += ["--automations", str(automations)]
+        arguments += ["--automations", str(automations)]
+    return spawn_tripwire(arguments, home, settings)
+
+
+def spawn_tripwire(
+    arguments: list[str], home: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """`tripwire ARGUMENTS` in its own session (so that stopping it stops what it started),
+    output to home/engine.log, with the TRIPWIRE_* variables of `env` and none of this
+    environment's."""
+    settings = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")} | env
     with (home / "engine.log").open("wb") as output:
         return subprocess.Popen(
-            command,
+            [sys.executable, "-m", "tripwire.cli", *arguments],
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -78,21 +78,11 @@ PERCENTILES = (50, 99)
 
 
 def serve(role: str, port: int, home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`tripwire serve ROLE` in its own session with the TRIPWIRE_* variables of `env` only;
-    output to home/engine.log (where harness.wait_healthy and stop_engine look)."""
+    """`tripwire serve ROLE` with the TRIPWIRE_* variables of `env` only; output to
+    home/engine.log (where harness.wait_healthy and stop_engine look)."""
     home.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
-    settings |= env | {"TRIPWIRE_HOME": str(home)}
-    command = [sys.executable, "-m", "tripwire.cli", "serve", role, "--port", str(port)]
-    with (home / "engine.log").open("wb") as output:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=settings,
-            start_new_session=True,
-        )
+    arguments = ["serve", role, "--port", str(port)]
+    return harness.spawn_tripwire(arguments, home, env | {"TRIPWIRE_HOME": str(home)})
 
 
 def apply_automations(api_url: str, definitions: Path, home: Path) -> None:
