@@ -58,6 +58,11 @@ SLA_EVENTS = Counter(
     "SLA state changes decided, by SLA name and state (missed, at-risk, recovered, met).",
     ["sla", "state"],
 )
+SLA_KEYS = Gauge(
+    "tripwire_sla_keys",
+    "Keys each SLA watches, by state (ok, missed: a miss not recovered yet); read at scrape.",
+    ["sla", "state"],
+)
 ACTIONS = Counter(
     "tripwire_actions",
     "Action attempts by action type and outcome (executed, failed, retried).",

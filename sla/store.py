@@ -169,6 +169,17 @@ class SLAStore:
             await _bump(conn)
         return stored
 
+    async def states(self) -> list[tuple[str, int, int]]:
+        """(name, keys, missed keys) of every SLA, for the metrics."""
+        missed = func.count(sla_windows.c.missed)  # counts the rows where it is set
+        query = (
+            select(slas.c.name, func.count(sla_windows.c.key), missed)
+            .select_from(slas.outerjoin(sla_windows, sla_windows.c.sla_id == slas.c.id))
+            .group_by(slas.c.name)
+        )
+        async with self.engine.connect() as conn:
+            return [(r[0], int(r[1]), int(r[2])) for r in (await conn.execute(query)).all()]
+
     async def windows(self, sla: str) -> list[Any]:
         """The windows of one SLA (by id), by key."""
         async with self.engine.connect() as conn:

@@ -19,7 +19,7 @@ from actions import api as actions_api
 from events import api as events_api
 from events import webhooks
 from events import websocket as events_websocket
-from events.metrics import CONSUMER_LAG
+from events.metrics import CONSUMER_LAG, SLA_KEYS
 from events.secrets import Secrets
 from events.templating import Templates
 from sla import api as sla_api
@@ -104,6 +104,20 @@ async def unstorable_text(request: Request, exc: Exception) -> Response:
     )
 
 
+async def refresh_sla_keys(engine: Engine) -> None:
+    """Read each SLA's keys by state into the gauge; left as they were when the database
+    does not answer."""
+    try:
+        states = await engine.slas.states()
+    except Exception as exc:
+        log.debug("reading SLA states failed: %r", exc)
+        return
+    SLA_KEYS.clear()  # an SLA deleted since the last scrape disappears
+    for name, keys, missed in states:
+        SLA_KEYS.labels(name, "ok").set(keys - missed)
+        SLA_KEYS.labels(name, "missed").set(missed)
+
+
 def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     """The app for one engine; with `manage_engine` the app's lifespan starts and stops it."""
 
@@ -136,6 +150,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
     async def get_metrics() -> Response:
         await refresh_lag(engine)
+        await refresh_sla_keys(engine)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if Role.api not in engine.roles:

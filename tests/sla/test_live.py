@@ -105,6 +105,10 @@ async def test_a_missed_duration_runs_its_actions_and_recovers(engine: Running) 
         shown = (await client.get("/api/slas/etl-within-1h")).json()
     assert shown["windows"][0]["state"] == "missed"
     assert shown["windows"][0]["key"] == ["prefect.flow-run.r1"]
+    async with engine.client() as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'tripwire_sla_keys{sla="etl-within-1h",state="missed"} 1.0' in metrics
+    assert 'tripwire_sla_events_total{sla="etl-within-1h",state="missed"}' in metrics
 
     await post(engine, run_event("Completed"))
     await stored(engine, "tripwire.sla.recovered", 1)
