@@ -31,7 +31,7 @@ from actions.model import CHECKED
 from actions.request import ActionRequest
 from actions.templating import Templates
 from events import clock
-from events.errors import EventsError
+from events.errors import BusUnavailable, EventsError
 from events.metrics import ACTION_ATTEMPT_SECONDS, ACTIONS
 from events.model import Event
 
@@ -246,6 +246,8 @@ class ActionRunner:
             return _Failure(redact(failure.message), None, retryable=True)
         except TimeoutError:
             return _Failure(f"took longer than {limit:g}s (the attempt limit)", None, True)
+        except BusUnavailable as exc:  # emit-event while NATS is away: an outage, not a bug
+            return _Failure(redact(str(exc)), None, retryable=True)
         except Exception as exc:  # a bug in an executor: keep the worker, record it
             reason = redact(f"{type(exc).__name__}: {exc}")
             # No traceback: its frames' text may hold a rendered secret.

@@ -283,3 +283,33 @@ async def test_a_worker_whose_claim_was_taken_over_cannot_overwrite_the_outcome(
     entry = await ledger.get(str(request.id))
     assert entry is not None
     assert (entry["status"], entry["attempts"], entry["result"]) == ("succeeded", 2, "ok")
+
+
+async def test_an_emit_event_during_a_bus_outage_is_retried_not_logged_as_a_bug(
+    ledger: Ledger, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def emit(events: Sequence[Event]) -> None:
+        if any(e.event == "etl.noticed" for e in events):
+            raise BusUnavailable("the event bus (NATS) is not reachable")
+        await recorder.emit(events)
+
+    async with httpx.AsyncClient(timeout=2) as http:
+        runner = ActionRunner(
+            ledger=ledger,
+            executors=EXECUTORS,
+            templates=Templates(Secrets(environ={})),
+            http=http,
+            guard=AllowAll(),
+            emit=emit,
+            automations=recorder,
+        )
+        request = request_for(
+            {"type": "emit-event", "event": "etl.noticed", "resource": {"prefect.resource.id": "x"}}
+        )
+        with caplog.at_level("WARNING", logger="tripwire.actions"):
+            await runner.run(request)
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert entry["status"] == "retrying"
+    assert "not reachable" in entry["last_error"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
