@@ -36,7 +36,7 @@ from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.tables import connections
 from actions.templating import Templates
 from events import clock
-from events.templating import parse_error
+from events.templating import parsed_template
 
 log = logging.getLogger("tripwire.actions")
 
@@ -87,10 +87,7 @@ class ConnectionDefinition(BaseModel):
     @field_validator("api_key", "auth_string")
     @classmethod
     def _template(cls, value: str | None) -> str | None:
-        error = parse_error(value) if value is not None else None
-        if error is not None:
-            raise ValueError(f"template {error}")
-        return value
+        return parsed_template(value)
 
     @model_validator(mode="after")
     def _one_credential(self) -> Self:

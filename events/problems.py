@@ -62,16 +62,17 @@ def validation_problem(errors: Sequence[Any], body: Any) -> Response:
     return json_response(data, 422)
 
 
-def duplicate_name(names: Sequence[str], section: str) -> Response | None:
-    """A 422 naming the second place a name stands in one body (`automations[3].name`),
-    or None when every name is unique; apply updates by name, so two would collide."""
+def duplicate_name(names: Sequence[str], section: str, key: str = "name") -> Response | None:
+    """A 422 naming the second place a name (or another `key`, such as a webhook's slug)
+    stands in one body (`automations[3].name`), or None when every one is unique; apply
+    updates by that key, so two would collide."""
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
         if name in seen:
             return problem(
                 422,
-                f"{name!r} is also {section}[{seen[name]}]; names must be unique",
-                f"{section}[{index}].name",
+                f"{name!r} is also {section}[{seen[name]}]; {key}s must be unique",
+                f"{section}[{index}].{key}",
             )
         seen[name] = index
     return None

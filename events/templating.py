@@ -49,6 +49,15 @@ def parse_error(source: str) -> str | None:
     return None
 
 
+def parsed_template(value: str | None) -> str | None:
+    """For validators: `value` as it is when it parses as a template (or is None); a
+    ValueError saying why (`template does not parse: ... (line N)`) otherwise."""
+    error = parse_error(value) if value is not None else None
+    if error is not None:
+        raise ValueError(f"template {error}")
+    return value
+
+
 class Templates:
     """The sandboxed environment with `secret()`, built once per process."""
 

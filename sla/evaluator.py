@@ -25,7 +25,6 @@ from fnmatch import translate
 from typing import Any
 
 import orjson
-from jmespath.exceptions import JMESPathError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events import clock
@@ -37,7 +36,12 @@ from sla.model import SLA, DeadlineSLA, DurationSLA, FreshnessSLA
 from sla.store import SLAStore
 from sla.windows import Window, WindowId
 from triggers.evaluator import Result, Subjects
-from triggers.matching import document_labels, related_match, resource_matches
+from triggers.matching import (
+    document_labels,
+    expression_holds,
+    related_match,
+    resource_matches,
+)
 from triggers.state import write_outbox
 
 LATE_AFTER = timedelta(minutes=1)  # a miss found this long after its due is a catch-up
@@ -81,12 +85,7 @@ class Watched:
             document.get("related") or (), sla.match_related
         ):
             return False
-        if sla.where_expression is None:
-            return True
-        try:
-            return bool(sla.where_expression.search(document))
-        except (JMESPathError, TypeError):  # a string compared with a number: no match
-            return False
+        return sla.where_expression is None or expression_holds(sla.where_expression, document)
 
     def key_of(self, document: dict[str, Any]) -> tuple[str, ...]:
         return document_labels(self.sla.for_each, document)

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from fnmatch import translate
 from typing import Any
 
-import jmespath.exceptions
 import orjson
 from jmespath.parser import ParsedResult
 
 from events.model import ReceivedEvent
+from triggers.matching import expression_holds
 from triggers.model import EventTrigger, LabelSpec
 
 GLOB_CHARS = frozenset("*?[")
@@ -166,11 +166,7 @@ class EventScreen:
             return True
         hit = self._where.get(slot)
         if hit is None:
-            try:
-                hit = bool(self._wheres[slot].search(self._document))
-            except (jmespath.exceptions.JMESPathError, TypeError):  # as matching.where_holds
-                hit = False
-            self._where[slot] = hit
+            hit = self._where[slot] = expression_holds(self._wheres[slot], self._document)
         return hit
 
 

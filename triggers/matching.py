@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import jmespath.exceptions
+from jmespath.parser import ParsedResult
 
 from events.filters import labels_match
 from events.model import RESOURCE_ROLE, Event, Resource
@@ -55,8 +56,12 @@ def arms(trigger: EventTrigger, name: str) -> bool:
 def where_holds(trigger: EventTrigger, document: Mapping[str, Any]) -> bool:
     """The `where` expression is truthy on the event as JSON (no `where`: true)."""
     expression = trigger.where_expression
-    if expression is None:
-        return True
+    return expression is None or expression_holds(expression, document)
+
+
+def expression_holds(expression: ParsedResult, document: Mapping[str, Any]) -> bool:
+    """A compiled `where` is truthy on the event as JSON (triggers, their compiled screens
+    and SLAs all decide through here)."""
     try:
         return bool(expression.search(document))
     # jmespath raises TypeError for `<` between a string and a number (payload.rows < `100`

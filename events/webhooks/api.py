@@ -23,7 +23,7 @@ from events.bus import Bus
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent, TemplateError
 from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from events.parsing import encode
-from events.problems import ReadableErrors
+from events.problems import ReadableErrors, duplicate_name
 from events.templating import Templates
 from events.webhooks.errors import (
     BadSignature,
@@ -64,19 +64,6 @@ async def _read(request: Request, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), True
         chunks.append(chunk)
     return b"".join(chunks), False
-
-
-def _duplicate(slugs: list[str]) -> Response | None:
-    seen: dict[str, int] = {}
-    for index, slug in enumerate(slugs):
-        if slug in seen:
-            return problem(
-                422,
-                f"{slug!r} is also webhooks[{seen[slug]}]; slugs must be unique",
-                f"webhooks[{index}].slug",
-            )
-        seen[slug] = index
-    return None
 
 
 def build_router(
@@ -193,7 +180,7 @@ def build_router(
     ) -> Response:
         """`{"webhooks": [...]}` → `[{"slug", "change"}]`, change being created, updated,
         unchanged or deleted."""
-        duplicate = _duplicate([w.slug for w in body.webhooks])
+        duplicate = duplicate_name([w.slug for w in body.webhooks], "webhooks", key="slug")
         if duplicate is not None:
             return duplicate
         try:

@@ -25,7 +25,7 @@ from jmespath.parser import ParsedResult
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from events.durations import Duration
-from events.templating import parse_error
+from events.templating import parsed_template
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 DEFAULT_MAX_BYTES = 1_000_000
@@ -43,9 +43,7 @@ def _secret_templates(value: str | list[str]) -> str | list[str]:
                 "must be a template such as \"{{ secret('NAME') }}\", so the secret itself "
                 "stays out of files and the database"
             )
-        error = parse_error(source)
-        if error is not None:
-            raise ValueError(f"template {error}")
+        parsed_template(source)
     return value
 
 
@@ -197,10 +195,7 @@ class WebhookDefinition(BaseModel):
     @field_validator("template")
     @classmethod
     def _template(cls, value: str | None) -> str | None:
-        error = parse_error(value) if value is not None else None
-        if error is not None:
-            raise ValueError(f"template {error}")
-        return value
+        return parsed_template(value)
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:

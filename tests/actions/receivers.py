@@ -60,6 +60,16 @@ class Received:
         return json.loads(self.body)
 
 
+async def read_body(receive: Callable[[], Awaitable[Message]]) -> bytes:
+    """The whole body of an ASGI HTTP request, however many messages it comes in."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 class Receiver:
     """A local HTTP server: answers from `script`, then `default`; records every request."""
 
@@ -97,19 +107,14 @@ class Receiver:
         if scope["type"] != "http":
             return
         at = time.monotonic()
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.requests.append(
             Received(
                 method=scope["method"],
                 path=scope["path"],
                 query=scope["query_string"].decode(),
                 headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
-                body=b"".join(chunks),
+                body=body,
                 at=at,
             )
         )

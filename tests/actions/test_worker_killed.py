@@ -19,7 +19,7 @@ import pytest
 from events.embedded import free_port
 from events.filters import EventFilter
 from tests.actions.prefect_server import PrefectObjects
-from tests.actions.receivers import Receiver
+from tests.actions.receivers import Receiver, read_body
 from tests.conftest import Running, StartEngine
 from tripwire.engine import Role
 
@@ -46,12 +46,7 @@ class HoldingProxy(Receiver):
     ) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"].removeprefix("/api")
         async with httpx.AsyncClient(timeout=10) as client:
             answer = await client.request(

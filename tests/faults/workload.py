@@ -32,7 +32,7 @@ from nats.js.errors import APIError
 
 from events.client import AsyncTripwireClient, build_event
 from events.model import Event
-from tests.actions.receivers import Received, Receiver
+from tests.actions.receivers import Received, Receiver, read_body
 from tests.faults.processes import NatsCluster
 from triggers.automation import Automation
 
@@ -117,12 +117,7 @@ class SlowReceiver(Receiver):
     ) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.requests.append(
             Received(scope["method"], scope["path"], "", headers, body, time.monotonic())
