@@ -24,10 +24,9 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events import clock
+from events import bulk, clock
 from events.errors import InvalidEvent
 from events.filters import EventFilter, EventOrder, EventResourceFilter, LabelValues
 from events.model import RESOURCE_ID, RESOURCE_ROLE, ReceivedEvent
@@ -173,18 +172,34 @@ def decode_token(token: str) -> tuple[EventFilter, int, tuple[str, str]]:
         ) from exc
 
 
-def _row(raw: dict[str, Any], recorded: datetime) -> dict[str, Any]:
+EVENT_COLUMNS = (
+    "id",
+    "occurred",
+    "event",
+    "resource_id",
+    "resource",
+    "received",
+    "recorded",
+    "follows",
+    "body",
+)
+RELATED_COLUMNS = ("event_id", "position", "occurred", "resource_id", "resource_role", "resource")
+
+
+def _row(raw: dict[str, Any], body: bytes, recorded: datetime) -> tuple[Any, ...]:
+    """The `events` row of one event, in the order of EVENT_COLUMNS."""
     resource = raw["resource"]
-    return {
-        "id": raw["id"],
-        "occurred": _utc(_parse_time(raw["occurred"])),
-        "event": raw["event"],
-        "resource_id": resource[RESOURCE_ID],
-        "resource": resource,
-        "received": _utc(_parse_time(raw["received"])),
-        "recorded": recorded,
-        "follows": raw.get("follows"),
-    }
+    return (
+        raw["id"],
+        _utc(_parse_time(raw["occurred"])),
+        raw["event"],
+        resource[RESOURCE_ID],
+        resource,
+        _utc(_parse_time(raw["received"])),
+        recorded,
+        raw.get("follows"),
+        body.decode(),
+    )
 
 
 class EventStore:
@@ -193,10 +208,6 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-
-    def _insert(self, table: Any) -> Any:
-        module = postgresql if self.dialect == "postgresql" else sqlite
-        return module.insert(table).on_conflict_do_nothing()
 
     async def write(self, bodies: Sequence[bytes]) -> None:
         """Store encoded ReceivedEvents in one transaction; ids already stored are skipped."""
@@ -214,31 +225,34 @@ class EventStore:
             if raw["id"] in documents:
                 continue
             documents[raw["id"]] = raw
-            row = _row(raw, recorded)
-            row["body"] = body.decode()
-            rows.append(row)
+            rows.append(_row(raw, body, recorded))
         if not rows:
             return []
         # Sorted, so that two workers inserting overlapping batches lock rows in one order.
-        rows.sort(key=lambda r: r["id"])
-        result = await conn.execute(self._insert(events).returning(events.c.id), rows)
-        fresh = {row[0] for row in result.all()}
+        rows.sort(key=lambda r: r[0])
+        stored = await bulk.insert(
+            conn, events, EVENT_COLUMNS, rows, "ON CONFLICT DO NOTHING RETURNING id"
+        )
+        fresh = {row[0] for row in stored}
         for row in rows:
-            if row["id"] not in fresh:
+            event_id, occurred = row[0], row[1]
+            if event_id not in fresh:
                 continue
-            for position, resource in enumerate(documents[row["id"]].get("related") or ()):
+            for position, resource in enumerate(documents[event_id].get("related") or ()):
                 related_rows.append(
-                    {
-                        "event_id": row["id"],
-                        "position": position,
-                        "occurred": row["occurred"],
-                        "resource_id": resource[RESOURCE_ID],
-                        "resource_role": resource.get(RESOURCE_ROLE, ""),
-                        "resource": resource,
-                    }
+                    (
+                        event_id,
+                        position,
+                        occurred,
+                        resource[RESOURCE_ID],
+                        resource.get(RESOURCE_ROLE, ""),
+                        resource,
+                    )
                 )
         if related_rows:
-            await conn.execute(self._insert(event_resources), related_rows)
+            await bulk.insert(
+                conn, event_resources, RELATED_COLUMNS, related_rows, "ON CONFLICT DO NOTHING"
+            )
         return [doc for event_id, doc in documents.items() if event_id in fresh]
 
     async def get(self, event_id: str) -> ReceivedEvent | None:

@@ -17,7 +17,7 @@ import orjson
 from jmespath.parser import ParsedResult
 
 from events.model import ReceivedEvent
-from triggers.matching import expression_holds
+from triggers.matching import document_labels, expression_holds, key_text
 from triggers.model import EventTrigger, LabelSpec
 
 GLOB_CHARS = frozenset("*?[")
@@ -64,7 +64,10 @@ class LabelsTest:
 
     def __call__(self, resource: Mapping[str, str]) -> bool:
         get = resource.get
-        return all(test(get(label)) for label, test in self.tests)
+        for label, test in self.tests:  # noqa: SIM110 (a loop: no generator per call)
+            if not test(get(label)):
+                return False
+        return True
 
 
 class CompiledTrigger:
@@ -119,7 +122,16 @@ class EventScreen:
     """One event's answers, each spec evaluated at most once. It works on the event's JSON
     document; the validated model is built only when a trigger needs it."""
 
-    __slots__ = ("_document", "_event", "_labels", "_related", "_resource", "_where", "_wheres")
+    __slots__ = (
+        "_document",
+        "_event",
+        "_keys",
+        "_labels",
+        "_related",
+        "_resource",
+        "_where",
+        "_wheres",
+    )
 
     def __init__(self, screens: Screens, document: dict[str, Any]) -> None:
         self._labels = screens._labels
@@ -129,6 +141,7 @@ class EventScreen:
         self._resource: dict[int, bool] = {}
         self._related: dict[int, bool] = {}
         self._where: dict[int, bool] = {}
+        self._keys: dict[tuple[str, ...], str] = {}
 
     @property
     def document(self) -> dict[str, Any]:
@@ -152,12 +165,23 @@ class EventScreen:
         for slot in compiled.related:
             hit = self._related.get(slot)
             if hit is None:
-                test = self._labels[slot]
-                related = self._document.get("related") or ()
-                hit = self._related[slot] = any(test(r) for r in related)
+                hit = self._related[slot] = self._any_related(self._labels[slot])
             if not hit:
                 return False
         return True
+
+    def key(self, for_each: tuple[str, ...]) -> str:
+        """The bucket key of the event for these `for_each` labels (triggers share them)."""
+        key = self._keys.get(for_each)
+        if key is None:
+            key = self._keys[for_each] = key_text(document_labels(for_each, self._document))
+        return key
+
+    def _any_related(self, test: LabelsTest) -> bool:
+        for resource in self._document.get("related") or ():  # noqa: SIM110 (as above)
+            if test(resource):
+                return True
+        return False
 
     def where(self, compiled: CompiledTrigger) -> bool:
         """The trigger's `where` holds (no `where`: true)."""

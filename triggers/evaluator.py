@@ -42,7 +42,7 @@ from triggers.firing import (
 )
 from triggers.identity import Composite, event_triggers, stamped, walk
 from triggers.index import CandidateIndex, Group, Roles, Watch
-from triggers.matching import document_key, why_not_covered
+from triggers.matching import key_text, why_not_covered
 from triggers.model import CompoundTrigger
 from triggers.ordering import causal_order, overdue
 from triggers.state import Bucket, BucketId, ChildFiring
@@ -107,6 +107,9 @@ class Result:
     next_due: datetime | None = None
 
 
+Candidate = tuple[ReceivedEvent, Watch, str, Roles]  # an event, a watch it passes, its key
+
+
 @dataclass(frozen=True)
 class Subjects:
     """Where firings publish: the events subject and the actions subject."""
@@ -125,10 +128,6 @@ def _window(value: timedelta) -> str:
 
 def _at(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
-
-
-def _key(values: tuple[str, ...]) -> str:
-    return orjson.dumps(list(values)).decode()
 
 
 def _event_json(event: ReceivedEvent) -> str:
@@ -175,15 +174,9 @@ class Evaluator:
 
     async def _evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
         run = _Pass(self, conn)
-        work: list[tuple[ReceivedEvent, Watch, str, Roles]] = []
+        work: list[Candidate] = []
         for document in documents:
-            groups = self.index.candidates(document["event"])
-            if not groups:
-                continue
-            screen = self.screens.screen(document)
-            for group in groups:
-                for watch, key, roles in run.screen(group, screen):
-                    work.append((screen.event, watch, key, roles))
+            work += run.recorder.screen_event(self, document)
         if work:
             idents = list(dict.fromkeys((w.id, key) for _, w, key, _ in work))
             await state.lock(conn, [state.bucket_lock(i) for i in idents])
@@ -202,7 +195,15 @@ class Evaluator:
         proactive = [w for w in self.watches if not w.reactive and w.automation.enabled]
         fresh = [
             Bucket(
-                w.id, _key(()), w.automation_id, now, now + w.trigger.within, 0, None, None, True
+                w.id,
+                key_text(()),
+                w.automation_id,
+                now,
+                now + w.trigger.within,
+                0,
+                None,
+                None,
+                True,
             )
             for w in proactive
             if not w.trigger.for_each and not w.trigger.after
@@ -226,6 +227,70 @@ class Evaluator:
         return run.result
 
 
+class _Recorder:
+    """The decisions of one batch: every firing, and at most `per_batch` others per
+    automation (a reason is worded only while it would still be recorded)."""
+
+    def __init__(self, per_batch: int, decisions: list[Decision]) -> None:
+        self.per_batch = per_batch
+        self.decisions = decisions
+        self._left: dict[str, int] = {}
+        self._worded: dict[Group, int] = {}  # events whose mismatch was worded, per group
+
+    def records(self, automation_id: str, outcome: Outcome) -> bool:
+        """Whether a decision of this outcome would still be recorded in this batch."""
+        return outcome in ALWAYS_RECORDED or self._left.get(automation_id, self.per_batch) > 0
+
+    def decide(self, decision: Decision) -> None:
+        automation_id = decision.automation_id
+        if not self.records(automation_id, decision.outcome):
+            return
+        if decision.outcome not in ALWAYS_RECORDED:
+            self._left[automation_id] = self._left.get(automation_id, self.per_batch) - 1
+        self.decisions.append(decision)
+
+    def screen(self, group: Group, screen: EventScreen) -> list[tuple[Watch, str, Roles]]:
+        """The watches of the group the event concerns, with their bucket keys. The
+        others get a decision, worded only while this batch still records them."""
+        if not group.enabled:
+            outcome = Outcome.paused
+        elif not screen.covers(group.compiled):
+            outcome = Outcome.unmatched
+        elif not screen.where(group.compiled):
+            outcome = Outcome.filtered
+        else:
+            return [
+                (w, screen.key(w.for_each), roles)
+                for w, roles in zip(group.watches, group.roles, strict=True)
+            ]
+        worded = self._worded.get(group, 0)
+        if worded < self.per_batch:
+            self._worded[group] = worded + 1
+            # A group shares its specs and `where`, so one reason serves all its watches.
+            event, trigger = screen.event, group.watches[0].trigger
+            if outcome is Outcome.paused:
+                reason = "the automation is paused"
+            elif outcome is Outcome.unmatched:
+                reason = why_not_covered(trigger, event) or "labels did not match"
+            else:
+                reason = f"where was false: {trigger.where}"
+            for watch in group.watches:
+                self.decide(Decision(watch.automation_id, watch.id, outcome, reason, event))
+        return []
+
+    def screen_event(self, ev: Evaluator, document: dict[str, Any]) -> list[Candidate]:
+        """The candidates an event passes, with their bucket keys."""
+        groups = ev.index.candidates(document["event"])
+        if not groups:
+            return []
+        screen = ev.screens.screen(document)
+        return [
+            (screen.event, watch, key, roles)
+            for group in groups
+            for watch, key, roles in self.screen(group, screen)
+        ]
+
+
 class _Pass:
     """One transaction's worth of evaluation."""
 
@@ -236,8 +301,7 @@ class _Pass:
         self.changed: set[BucketId] = set()
         self.removed: set[BucketId] = set()
         self.result = Result()
-        self._budget: dict[str, int] = {}
-        self._group_budget: dict[Group, int] = {}  # events whose mismatch was worded
+        self.recorder = _Recorder(evaluator.decisions_per_batch, self.result.decisions)
         self._watch_by_id = {w.id: w for w in evaluator.watches}
 
     async def stored_event(self, event_id: str) -> ReceivedEvent | None:
@@ -251,55 +315,12 @@ class _Pass:
     # -- decisions ---------------------------------------------------------------------
 
     def records(self, watch: Watch, outcome: Outcome) -> bool:
-        """Whether a decision of this outcome would still be recorded in this batch (so
-        its reason is worth wording)."""
-        return outcome in ALWAYS_RECORDED or (
-            self._budget.get(watch.automation_id, self.ev.decisions_per_batch) > 0
-        )
+        return self.recorder.records(watch.automation_id, outcome)
 
     def decide(
         self, watch: Watch, outcome: Outcome, reason: str, event: ReceivedEvent | None
     ) -> None:
-        if not self.records(watch, outcome):
-            return
-        if outcome not in ALWAYS_RECORDED:
-            left = self._budget.get(watch.automation_id, self.ev.decisions_per_batch)
-            self._budget[watch.automation_id] = left - 1
-        self.result.decisions.append(
-            Decision(watch.automation_id, watch.id, outcome, reason, event)
-        )
-
-    # -- matching ----------------------------------------------------------------------
-
-    def screen(self, group: Group, screen: EventScreen) -> list[tuple[Watch, str, Roles]]:
-        """The watches of the group the event concerns, with their bucket keys. The
-        others get a decision, worded only while this batch still records them."""
-        if not group.enabled:
-            outcome = Outcome.paused
-        elif not screen.covers(group.compiled):
-            outcome = Outcome.unmatched
-        elif not screen.where(group.compiled):
-            outcome = Outcome.filtered
-        else:
-            document = screen.document
-            return [
-                (w, _key(document_key(w.trigger, document)), roles)
-                for w, roles in zip(group.watches, group.roles, strict=True)
-            ]
-        recorded = self._group_budget.get(group, 0)
-        if recorded < self.ev.decisions_per_batch:
-            self._group_budget[group] = recorded + 1
-            # A group shares its specs and `where`, so one reason serves all its watches.
-            event, trigger = screen.event, group.watches[0].trigger
-            if outcome is Outcome.paused:
-                reason = "the automation is paused"
-            elif outcome is Outcome.unmatched:
-                reason = why_not_covered(trigger, event) or "labels did not match"
-            else:
-                reason = f"where was false: {trigger.where}"
-            for watch in group.watches:
-                self.decide(watch, outcome, reason, event)
-        return []
+        self.recorder.decide(Decision(watch.automation_id, watch.id, outcome, reason, event))
 
     # -- buckets -----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class Watch:
         "automation",
         "automation_id",
         "compiled",
+        "for_each",
         "id",
         "immediate",
         "parent",
@@ -47,6 +48,7 @@ class Watch:
         self.parent = parent
         self.compiled = compiled or CompiledTrigger(None, (), None)
         self.id = str(trigger.id)
+        self.for_each = tuple(trigger.for_each)
         self.automation_id = str(automation.id)
         self.reactive = trigger.posture is Posture.Reactive
         # Counts every event, whatever the window (Prefect: Reactive with within 0).

@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import jmespath.exceptions
+import orjson
 from jmespath.parser import ParsedResult
 
 from events.filters import labels_match
@@ -104,6 +105,11 @@ def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
 def document_key(trigger: EventTrigger, document: Mapping[str, Any]) -> tuple[str, ...]:
     """`bucket_key` read from the event's JSON document (the evaluator's hot path)."""
     return document_labels(trigger.for_each, document)
+
+
+def key_text(values: Sequence[str]) -> str:
+    """A `for_each` key as stored: its values as a JSON array."""
+    return orjson.dumps(list(values)).decode()
 
 
 def document_labels(labels: Sequence[str], document: Mapping[str, Any]) -> tuple[str, ...]:

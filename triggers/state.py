@@ -13,13 +13,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events import clock
+from events import bulk, clock
 from triggers.tables import child_firings, decisions, outbox, trigger_buckets
 
+BUCKET_COLUMNS = (
+    "trigger_id",
+    "key",
+    "automation_id",
+    "start",
+    "end",
+    "count",
+    "last_event",
+    "triggered",
+    "proactive",
+    "updated",
+)
+BUCKET_KEY = ("trigger_id", "key")
 BucketId = tuple[str, str]  # (trigger id, for_each key as JSON)
 
 
@@ -79,12 +92,12 @@ def _row_to_bucket(row: Any) -> Bucket:
         row.trigger_id,
         row.key,
         row.automation_id,
-        aware(row.start),
-        aware(row.end),
+        bulk.read_time(row.start),
+        bulk.read_time(row.end),
         row.count,
         row.last_event,
-        aware(row.triggered) if row.triggered is not None else None,
-        row.proactive,
+        bulk.read_time(row.triggered) if row.triggered is not None else None,
+        bool(row.proactive),
     )
 
 
@@ -96,14 +109,18 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
     found: dict[BucketId, Bucket] = {}
     # One `trigger_id = ? AND key IN (...)` term per trigger: each is a primary-key range
     # in SQLite and PostgreSQL alike (a row-value IN list makes SQLite scan the table).
-    terms = [
-        and_(trigger_buckets.c.trigger_id == trigger_id, trigger_buckets.c.key.in_(chunk))
-        for trigger_id, keys in by_trigger.items()
-        for chunk in _chunks(keys, 500)
-    ]
+    # Written by hand: building and caching this as a SQLAlchemy expression cost more
+    # than running it.
+    terms = [(t, chunk) for t, keys in by_trigger.items() for chunk in _chunks(keys, 500)]
     for batch in _chunks(terms, 50):
-        query = select(trigger_buckets).where(or_(*batch))
-        for row in (await conn.execute(query)).all():
+        marks = bulk.Marks(conn.dialect.name)
+        where = " OR ".join(
+            f'("trigger_id" = {marks.many(1)} AND "key" IN ({marks.many(len(keys))}))'
+            for _, keys in batch
+        )
+        query = f"SELECT {bulk.columns(trigger_buckets)} FROM trigger_buckets WHERE {where}"
+        parameters = tuple(v for trigger_id, keys in batch for v in (trigger_id, *keys))
+        for row in (await conn.exec_driver_sql(query, parameters)).all():
             bucket = _row_to_bucket(row)
             found[bucket.ident] = bucket
     return found
@@ -125,7 +142,21 @@ async def save_buckets(
 ) -> None:
     """Write changed buckets and delete removed ones."""
     now = clock.now()
-    rows = [dict(vars(b), updated=now) for b in changed]
+    rows = [
+        (
+            b.trigger_id,
+            b.key,
+            b.automation_id,
+            b.start,
+            b.end,
+            b.count,
+            b.last_event,
+            b.triggered,
+            b.proactive,
+            now,
+        )
+        for b in changed
+    ]
     gone = list(removed)
     if gone:
         await conn.execute(
@@ -138,7 +169,9 @@ async def save_buckets(
             [{"tid": t, "k": k} for t, k in gone],
         )
     if rows:
-        await conn.execute(_upsert(conn, trigger_buckets, ["trigger_id", "key"]), rows)
+        await bulk.insert(
+            conn, trigger_buckets, BUCKET_COLUMNS, rows, bulk.updating(BUCKET_KEY, BUCKET_COLUMNS)
+        )
 
 
 def _proactive(trigger_ids: Sequence[str]) -> ColumnElement[bool]:
@@ -251,7 +284,8 @@ async def clear_child_firings(conn: AsyncConnection, parent_id: str, firing_ids:
 
 async def write_decisions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(decisions.insert(), list(rows))
+        columns = tuple(rows[0])
+        await bulk.insert(conn, decisions, columns, [tuple(r.values()) for r in rows])
 
 
 async def write_outbox(conn: AsyncConnection, messages: Sequence[Any]) -> None:

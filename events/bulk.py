@@ -1,0 +1,116 @@
+"""Many rows in one statement, through the driver: the worker's hot path.
+
+SQLAlchemy's executemany runs its bind processors and parameter building in Python for
+every row and column, which cost more than SQLite itself spends storing an event. Here a
+batch becomes one `INSERT ... VALUES (...), (...)` per chunk, with values the driver takes
+as they are: datetimes become SQLAlchemy's own SQLite text format (so columns written either
+way compare and read back the same), mappings become JSON text. On PostgreSQL, asyncpg
+takes datetimes and the JSON text (SQLAlchemy's codec for json/jsonb passes text through).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+MAX_PARAMETERS = 30_000  # under SQLite's 32,766 and PostgreSQL's 32,767 per statement
+
+
+def sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy's SQLite DATETIME stores: UTC, naive, always microseconds."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return sqlite_time(value)
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _postgres_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def read_time(value: datetime | str) -> datetime:
+    """A datetime column read through the driver: SQLite gives its text, asyncpg a
+    datetime; either way an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Marks:
+    """Parameter markers for hand-written SQL: `?` on SQLite, `$1, $2, ...` on PostgreSQL."""
+
+    def __init__(self, dialect: str) -> None:
+        self.numbered = dialect == "postgresql"
+        self.used = 0
+
+    def many(self, count: int) -> str:
+        first, self.used = self.used, self.used + count
+        if self.numbered:
+            return ", ".join(f"${n + 1}" for n in range(first, self.used))
+        return ", ".join("?" * count)
+
+
+def columns(table: Table) -> str:
+    """The table's column names, quoted, for hand-written SQL."""
+    return _quoted([c.name for c in table.columns])
+
+
+@lru_cache(maxsize=256)
+def _statement(dialect: str, table: str, columns: tuple[str, ...], rows: int, tail: str) -> str:
+    marks = Marks(dialect)
+    groups = [f"({marks.many(len(columns))})" for _ in range(rows)]
+    return f'INSERT INTO "{table}" ({_quoted(columns)}) VALUES {", ".join(groups)} {tail}'.rstrip()
+
+
+def _chunks(rows: Sequence[Sequence[Any]], width: int) -> Iterator[Sequence[Sequence[Any]]]:
+    size = max(1, MAX_PARAMETERS // max(1, width))
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+async def insert(
+    conn: AsyncConnection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    tail: str = "",
+) -> list[Row[Any]]:
+    """Insert `rows` (tuples in the order of `columns`) on the caller's transaction;
+    `tail` follows the VALUES (`ON CONFLICT ...`, `RETURNING ...`). Returns what RETURNING
+    gave, over all chunks."""
+    dialect = conn.dialect.name
+    convert = _postgres_value if dialect == "postgresql" else _sqlite_value
+    names = tuple(columns)
+    returned: list[Row[Any]] = []
+    for chunk in _chunks(rows, len(names)):
+        sql = _statement(dialect, table.name, names, len(chunk), tail)
+        parameters = tuple(convert(v) for row in chunk for v in row)
+        result = await conn.exec_driver_sql(sql, parameters)
+        if result.returns_rows:
+            returned += result.all()
+    return returned
+
+
+def updating(keys: Sequence[str], columns: Sequence[str]) -> str:
+    """The tail of an upsert: on a key already stored, take the new row's other columns."""
+    others = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in keys)
+    return f"ON CONFLICT ({_quoted(keys)}) DO UPDATE SET {others}"
