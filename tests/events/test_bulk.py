@@ -1,0 +1,82 @@
+"""Rows written through the driver read back exactly as rows SQLAlchemy wrote, on SQLite
+and PostgreSQL: times compare and sort the same, JSON stays JSON, RETURNING and upserts
+work across chunks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events import bulk
+from triggers.state import BUCKET_COLUMNS, BUCKET_KEY
+from triggers.tables import trigger_buckets
+from tripwire.database import create_engine, migrate
+
+BERLIN = timezone(timedelta(hours=1))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+def bucket(key: str, start: datetime, count: int = 1) -> tuple[object, ...]:
+    end = start + timedelta(minutes=10)
+    return ("t1", key, "a1", start, end, count, None, None, False, start)
+
+
+def test_sqlite_text_is_sqlalchemys_format_in_utc() -> None:
+    assert bulk.sqlite_time(datetime(2026, 3, 1, 10, 0, tzinfo=BERLIN)) == (
+        "2026-03-01 09:00:00.000000"
+    )
+    assert bulk.sqlite_time(datetime(2026, 3, 1, 9, 0, 0, 5)) == "2026-03-01 09:00:00.000005"
+
+
+def test_markers_number_on_postgresql_only() -> None:
+    marks = bulk.Marks("postgresql")
+    assert (marks.many(2), marks.many(1)) == ("$1, $2", "$3")
+    assert bulk.Marks("sqlite").many(3) == "?, ?, ?"
+
+
+async def test_rows_read_back_through_sqlalchemy(db: AsyncEngine) -> None:
+    start = datetime(2026, 11, 21, 9, 30, tzinfo=BERLIN)
+    async with db.begin() as conn:
+        await bulk.insert(conn, trigger_buckets, BUCKET_COLUMNS, [bucket('["x"]', start)])
+    async with db.connect() as conn:
+        row = (await conn.execute(select(trigger_buckets))).one()
+        later = await conn.scalar(
+            # The code binds UTC times (SQLAlchemy's SQLite type drops the offset as is).
+            select(trigger_buckets.c.key).where(trigger_buckets.c.start >= start.astimezone(UTC))
+        )
+    assert bulk.read_time(row.start) == start
+    assert bulk.read_time(row.end) == start + timedelta(minutes=10)
+    assert later == '["x"]'  # SQLAlchemy's own comparison finds the driver's text
+
+
+async def test_returning_and_upserts_span_chunks(
+    db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "MAX_PARAMETERS", 25)  # 2 rows of 10 columns per statement
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    rows = [bucket(f'["{n}"]', start) for n in range(5)]
+    upsert = bulk.updating(BUCKET_KEY, BUCKET_COLUMNS)
+    async with db.begin() as conn:
+        returned = await bulk.insert(
+            conn, trigger_buckets, BUCKET_COLUMNS, rows, upsert + " RETURNING key"
+        )
+        await bulk.insert(
+            conn, trigger_buckets, BUCKET_COLUMNS, [bucket('["3"]', start, count=7)], upsert
+        )
+    async with db.connect() as conn:
+        counts = dict(
+            (await conn.execute(select(trigger_buckets.c.key, trigger_buckets.c.count))).all()
+        )
+    assert sorted(r[0] for r in returned) == [f'["{n}"]' for n in range(5)]
+    assert counts == {f'["{n}"]': 7 if n == 3 else 1 for n in range(5)}
