@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 # nats-py's drain of the store's pull subscription can run into its 30 s drain_timeout.
+APPLY_TIMEOUT = 120.0  # `tripwire apply` of a benchmark's automations
 STOP_TIMEOUT = 40.0
 REQUEST_TIMEOUT = 60.0
 JSON_HEADERS = {"content-type": "application/json"}
@@ -114,6 +115,35 @@ def spawn_tripwire(
             env=settings,
             start_new_session=True,
         )
+
+
+def serve(role: str, port: int, home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`tripwire serve ROLE` with the TRIPWIRE_* variables of `env` only; output to
+    home/engine.log (where harness.wait_healthy and stop_engine look)."""
+    home.mkdir(parents=True, exist_ok=True)
+    arguments = ["serve", role, "--port", str(port)]
+    return spawn_tripwire(arguments, home, env | {"TRIPWIRE_HOME": str(home)})
+
+
+def apply_automations(api_url: str, definitions: Path, home: Path) -> None:
+    """`tripwire apply -f FILE` against the API."""
+    settings = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
+    command = [sys.executable, "-m", "tripwire.cli", "apply", "-f", str(definitions)]
+    command += ["--api", api_url]
+    with (home / "apply.log").open("wb") as output:
+        done = subprocess.run(
+            command, stdout=output, stderr=subprocess.STDOUT, env=settings, timeout=APPLY_TIMEOUT
+        )
+    if done.returncode != 0:
+        tail = (home / "apply.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"tripwire apply failed with code {done.returncode}:\n{tail}")
+
+
+def nats_pid(store_dir: Path) -> int | None:
+    """The pid of the nats-server whose store is `store_dir` (from its pid file)."""
+    with contextlib.suppress(OSError, ValueError):
+        return int((store_dir / "nats-server.pid").read_text().strip())
+    return None
 
 
 def stop_engine(process: subprocess.Popen[bytes], home: Path) -> None:

@@ -67,7 +67,6 @@ WORKER_COUNTS = (1, 2)
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 CONCURRENCY = 4  # POSTs in flight
 HEALTH_TIMEOUT = 120.0
-APPLY_TIMEOUT = 120.0
 DRAIN_TIMEOUT = 1800.0  # at most this long for the store consumer's lag to reach 0,
 DRAIN_STALL = 60.0  # and never longer than this without it moving
 POLL = 0.25
@@ -75,28 +74,6 @@ PERCENTILES = (50, 99)
 
 
 # --- processes ----------------------------------------------------------------------------
-
-
-def serve(role: str, port: int, home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`tripwire serve ROLE` with the TRIPWIRE_* variables of `env` only; output to
-    home/engine.log (where harness.wait_healthy and stop_engine look)."""
-    home.mkdir(parents=True, exist_ok=True)
-    arguments = ["serve", role, "--port", str(port)]
-    return harness.spawn_tripwire(arguments, home, env | {"TRIPWIRE_HOME": str(home)})
-
-
-def apply_automations(api_url: str, definitions: Path, home: Path) -> None:
-    """`tripwire apply -f FILE` against the API."""
-    settings = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
-    command = [sys.executable, "-m", "tripwire.cli", "apply", "-f", str(definitions)]
-    command += ["--api", api_url]
-    with (home / "apply.log").open("wb") as output:
-        done = subprocess.run(
-            command, stdout=output, stderr=subprocess.STDOUT, env=settings, timeout=APPLY_TIMEOUT
-        )
-    if done.returncode != 0:
-        tail = (home / "apply.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"tripwire apply failed with code {done.returncode}:\n{tail}")
 
 
 # --- the database -------------------------------------------------------------------------
@@ -284,7 +261,7 @@ async def measure(
     try:
         api_port = free_port()
         api_home = folder / "api"
-        api = serve("api", api_port, api_home, env)
+        api = harness.serve("api", api_port, api_home, env)
         started["api"] = (api, api_home)
         api_url = f"http://127.0.0.1:{api_port}"
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
@@ -295,10 +272,10 @@ async def measure(
             ) as client,
         ):
             await harness.wait_healthy(poller, api, api_home, HEALTH_TIMEOUT)
-            await asyncio.to_thread(apply_automations, api_url, definitions, folder)
+            await asyncio.to_thread(harness.apply_automations, api_url, definitions, folder)
             for n in range(1, workers + 1):
                 home, port = folder / f"worker{n}", free_port()
-                started[f"worker{n}"] = (serve("worker", port, home, env), home)
+                started[f"worker{n}"] = (harness.serve("worker", port, home, env), home)
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", timeout=harness.REQUEST_TIMEOUT
                 ) as health:
@@ -308,7 +285,7 @@ async def measure(
             log(f"api and {workers} worker(s) healthy; POSTing {len(pool) * batch:,} events")
             processes = harness.Processes(api.pid)
             processes.pids = {name: process.pid for name, (process, _) in started.items()}
-            nats_pid = _nats_pid(root)
+            nats_pid = harness.nats_pid(root / "nats")
             if nats_pid is not None:
                 processes.pids["nats"] = nats_pid
             processes.mark()
@@ -338,12 +315,6 @@ async def measure(
             await asyncio.to_thread(harness.stop_engine, process, home)
         await drop_database(admin_dsn, dsn)
     return run
-
-
-def _nats_pid(root: Path) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        return int((root / "nats" / "nats-server.pid").read_text().strip())
-    return None
 
 
 # --- the run ------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from uuid6 import uuid7
 
 from bench import harness
 from bench.harness import log
-from events.embedded import free_port
+from events.embedded import EmbeddedNats, free_port
 
 HEALTH_TIMEOUT = 120.0  # applying 1,000 automations at start-up takes a moment
 DRAIN_TIMEOUT = 1800.0  # at most this long after phase A for the backlog to drain,
@@ -806,11 +806,81 @@ def report_b(phase: PhaseB, watcher: ActionWatcher) -> dict[str, Any]:
 # --- the run ------------------------------------------------------------------------------
 
 
+@dataclass
+class Deployment:
+    """The processes under test: `tripwire up` alone, or (`--split`) `serve api`,
+    `serve worker` and `serve sla` beside one nats-server, sharing one SQLite file."""
+
+    api_url: str
+    nats_url: str
+    started: dict[str, tuple[subprocess.Popen[bytes], Path]] = field(default_factory=dict)
+    nats: EmbeddedNats | None = None
+
+    @property
+    def front(self) -> tuple[subprocess.Popen[bytes], Path]:
+        """The process that serves the API."""
+        return self.started["api"] if "api" in self.started else self.started["engine"]
+
+    def processes(self) -> harness.Processes:
+        front, _ = self.front
+        processes = harness.Processes(front.pid)
+        if self.nats is not None:
+            processes.pids = {name: process.pid for name, (process, _) in self.started.items()}
+            pid = harness.nats_pid(self.nats.store_dir)
+            if pid is not None:
+                processes.pids["nats"] = pid
+        return processes
+
+    def stop(self) -> None:
+        for process, home in reversed(self.started.values()):
+            harness.stop_engine(process, home)
+        if self.nats is not None:
+            self.nats.stop()
+
+
+def deploy_up(home: Path, port: int, definitions: Path) -> Deployment:
+    """`tripwire up --automations` on embedded NATS and SQLite."""
+    nats_port = free_port()
+    engine = harness.start_engine(port, home, nats_port=nats_port, automations=definitions)
+    log(f"engine pid {engine.pid}, home {home}")
+    deployment = Deployment(f"http://127.0.0.1:{port}", f"nats://127.0.0.1:{nats_port}")
+    deployment.started["engine"] = (engine, home)
+    return deployment
+
+
+async def deploy_split(home: Path, port: int, definitions: Path) -> Deployment:
+    """nats-server, then `serve api`, the automations applied through it, then `serve
+    worker` and `serve sla` (the timers of the proactive triggers)."""
+    nats = EmbeddedNats(home / "nats")
+    await nats.astart()
+    deployment = Deployment(f"http://127.0.0.1:{port}", nats.url, nats=nats)
+    env = {
+        "TRIPWIRE_NATS_URL": nats.url,
+        "TRIPWIRE_DATABASE_URL": f"sqlite:///{home / 'tripwire.db'}",
+        "TRIPWIRE_LOG_LEVEL": "WARNING",
+    }
+    try:
+        api_home = home / "api"
+        deployment.started["api"] = (harness.serve("api", port, api_home, env), api_home)
+        async with httpx.AsyncClient(base_url=deployment.api_url) as client:
+            await harness.wait_healthy(
+                client, deployment.started["api"][0], api_home, HEALTH_TIMEOUT
+            )
+        await asyncio.to_thread(harness.apply_automations, deployment.api_url, definitions, home)
+        for role in ("worker", "sla"):
+            role_home = home / role
+            process = harness.serve(role, free_port(), role_home, env)
+            deployment.started[role] = (process, role_home)
+        pids = ", ".join(f"{n} {p.pid}" for n, (p, _) in deployment.started.items())
+        log(f"api, worker and sla apart ({pids}); NATS {nats.url}, home {home}")
+    except BaseException:
+        await asyncio.to_thread(deployment.stop)
+        raise
+    return deployment
+
+
 async def measure(
-    api_url: str,
-    nats_url: str,
-    engine: subprocess.Popen[bytes],
-    home: Path,
+    deployment: Deployment,
     workload: Workload,
     pool: list[bytes],
     seconds: float,
@@ -819,15 +889,16 @@ async def measure(
 ) -> tuple[PhaseA, PhaseB, ActionWatcher, dict[str, float | None]]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     watcher = ActionWatcher()
+    api_url, (front, front_home) = deployment.api_url, deployment.front
     async with (
         httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT, limits=limits) as api,
         httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT) as poller,
     ):
         started = time.monotonic()
-        await harness.wait_healthy(poller, engine, home, HEALTH_TIMEOUT, store_consumer=True)
-        log(f"engine healthy in {time.monotonic() - started:.1f}s at {api_url}, NATS {nats_url}")
-        await watcher.start(nats_url)
-        processes = harness.Processes(engine.pid)
+        await harness.wait_healthy(poller, front, front_home, HEALTH_TIMEOUT, store_consumer=True)
+        log(f"healthy in {time.monotonic() - started:.1f}s at {api_url}")
+        await watcher.start(deployment.nats_url)
+        processes = deployment.processes()
         try:
             log(f"A: POSTing batches of {batch} as fast as accepted for {seconds:g}s")
             phase_a = await throughput(
@@ -841,6 +912,19 @@ async def measure(
     return phase_a, phase_b, watcher, processes.rss_mb()
 
 
+async def _deploy_and_measure(
+    split: bool, home: Path, port: int, definitions: Path, *args: Any
+) -> tuple[PhaseA, PhaseB, ActionWatcher, dict[str, float | None]]:
+    if split:
+        deployment = await deploy_split(home, port, definitions)
+    else:
+        deployment = deploy_up(home, port, definitions)
+    try:
+        return await measure(deployment, *args)
+    finally:
+        await asyncio.to_thread(deployment.stop)
+
+
 def run(
     seconds: float = 30.0,
     rate: float = 1000.0,
@@ -848,6 +932,7 @@ def run(
     candidates: int = 100,
     batch: int = 500,
     port: int | None = None,
+    split: bool = False,
 ) -> dict[str, Any]:
     """Run both phases against a new engine and return the result object."""
     if seconds <= 0 or rate <= 0 or batch < 1:
@@ -859,30 +944,15 @@ def run(
     batches = math.ceil(seconds * MAX_POOL_RATE / batch) + CONCURRENCY
     pool = harness.serialise_pool(workload.batch, batch, batches)
     port = port or free_port()
-    nats_port = free_port()
     with tempfile.TemporaryDirectory(prefix="tripwire-bench-triggers-") as tmp:
         home = Path(tmp)
         definitions = write_automations(home / "automations", total, candidates)
-        engine = harness.start_engine(port, home, nats_port=nats_port, automations=definitions)
-        log(
-            f"engine pid {engine.pid}, home {home}, {total:,} automations ({candidates} candidates)"
-        )
-        try:
-            phase_a, phase_b, watcher, rss = asyncio.run(
-                measure(
-                    f"http://127.0.0.1:{port}",
-                    f"nats://127.0.0.1:{nats_port}",
-                    engine,
-                    home,
-                    workload,
-                    pool,
-                    seconds,
-                    rate,
-                    batch,
-                )
+        log(f"{total:,} automations ({candidates} candidates)")
+        phase_a, phase_b, watcher, rss = asyncio.run(
+            _deploy_and_measure(
+                split, home, port, definitions, workload, pool, seconds, rate, batch
             )
-        finally:
-            harness.stop_engine(engine, home)
+        )
     a, b = report_a(phase_a), report_b(phase_b, watcher)
     p99 = b["latency_ms"]["p99"]
     return {
@@ -890,6 +960,7 @@ def run(
         "machine": harness.machine(with_cpu_model=True),
         "revision": benchmarked,
         "parameters": {
+            "processes": "api, worker and sla apart" if split else "one (tripwire up)",
             "seconds": seconds,
             "rate": rate,
             "automations": total,
@@ -938,6 +1009,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch", type=int, default=500, help="phase A events per POST (500)")
     parser.add_argument("--port", type=int, default=None, help="engine API port (default free)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="run serve api, serve worker and serve sla as separate processes",
+    )
     return parser.parse_args(argv)
 
 
@@ -946,7 +1022,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     result = harness.run_printed(
         lambda: run(
-            args.seconds, args.rate, args.automations, args.candidates, args.batch, args.port
+            args.seconds,
+            args.rate,
+            args.automations,
+            args.candidates,
+            args.batch,
+            args.port,
+            args.split,
         )
     )
     if isinstance(result, int):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +14,8 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,19 +36,60 @@ def normalize_url(url: str) -> str:
     return url
 
 
+class SQLiteEngine(AsyncEngine):
+    """An AsyncEngine whose transactions (`begin`) take turns within this process.
+
+    SQLite lets one connection write at a time. A transaction that finds another one
+    writing would sleep in SQLite's busy handler, in steps of 1, 2, 5, 10 ... 100 ms, even
+    when the other commits a moment later: the worker's batches, the action ledger and the
+    timers all write, and those sleeps were a fifth of the worker's database time. Here
+    they queue on an asyncio lock instead and start the moment it is free. A task that
+    already holds the lock may begin again (reading beside its own transaction). Other
+    processes still meet the busy handler.
+    """
+
+    __slots__ = ("_loop", "_owner", "_turns")
+
+    def __init__(self, sync_engine: Engine) -> None:
+        super().__init__(sync_engine)
+        self._turns = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owner: asyncio.Task[Any] | None = None
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a lock serves one event loop (tests run several)
+            self._turns, self._loop = asyncio.Lock(), loop
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            async with super().begin() as conn:
+                yield conn
+            return
+        async with self._turns:
+            self._owner = task
+            try:
+                async with super().begin() as conn:
+                    yield conn
+            finally:
+                self._owner = None
+
+
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and its parent folder created."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
-            url,
-            json_serializer=_json,
-            json_deserializer=orjson.loads,
-            connect_args={"timeout": 30},
-            **options,
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = SQLiteEngine(
+            create_async_engine(
+                url,
+                json_serializer=_json,
+                json_deserializer=orjson.loads,
+                connect_args={"timeout": 30},
+                **options,
+            ).sync_engine
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -64,6 +110,37 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     return create_async_engine(
         url, json_serializer=_json, json_deserializer=orjson.loads, pool_pre_ping=True, **options
     )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory databases)."""
+    url = normalize_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def checkpoint(path: Path) -> tuple[int, int, int]:
+    """Copy what the WAL holds into the database file without waiting for readers or
+    writers (PASSIVE); returns SQLite's (busy, frames in the WAL, frames copied)."""
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+        busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(busy), int(frames), int(copied)
+
+
+async def checkpoint_forever(path: Path, every: float = 1.0) -> None:
+    """Checkpoint the WAL in a thread of its own, so that the writer's commits do not:
+    SQLite otherwise checkpoints inside the commit that fills the WAL, and that batch (and
+    every event waiting behind it) waits for the copy. The writer's own autocheckpoint
+    stays as the backstop should this fall behind."""
+    log = logging.getLogger("tripwire.database")
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(checkpoint, path)
+        except sqlite3.Error as exc:
+            log.warning("checkpointing %s failed (%s); the writer checkpoints meanwhile", path, exc)
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

@@ -31,7 +31,7 @@ from triggers.evaluator import Evaluator, Subjects
 from triggers.pipeline import Pipeline
 from triggers.repository import AutomationStore
 from tripwire.acting import Acting
-from tripwire.database import create_engine, migrate
+from tripwire.database import checkpoint_forever, create_engine, migrate, sqlite_path
 from tripwire.following import build_followers
 from tripwire.settings import Settings
 
@@ -153,6 +153,8 @@ class Engine:
         if Role.sla in self.roles:
             await self.bus.listen(self.bus.names.timers_subject, self._told)
             self.timer.start()
+        for path in {p for p in map(sqlite_path, self._database_urls()) if p is not None}:
+            self._tasks.append(asyncio.create_task(checkpoint_forever(path), name="checkpoint"))
         if Role.worker in self.roles:
             self._tasks.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
         if self.roles & {Role.worker, Role.sla}:
@@ -180,6 +182,9 @@ class Engine:
             await self.ledger_db.dispose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+
+    def _database_urls(self) -> list[str]:
+        return [self.settings.resolved_database_url, self.settings.ledger_database_url]
 
     async def sweep_once(self) -> int:
         """Delete events older than the retention period; returns how many."""

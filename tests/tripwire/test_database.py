@@ -1,0 +1,35 @@
+"""The SQLite file behind a URL, and checkpoints taken off the writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from tripwire.database import checkpoint, create_engine, sqlite_path
+
+
+def test_the_file_of_a_sqlite_url() -> None:
+    assert sqlite_path("sqlite:////data/tripwire.db") == Path("/data/tripwire.db")
+    assert sqlite_path("sqlite+aiosqlite:///rel/t.db?timeout=5") == Path("rel/t.db")
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert sqlite_path("postgresql://postgres@127.0.0.1/test") is None
+
+
+async def test_a_checkpoint_copies_the_wal_while_the_writer_stays_connected(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x TEXT)"))
+            for n in range(200):
+                await conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": str(n) * 100})
+        busy, frames, copied = checkpoint(path)
+        assert (busy, copied) == (0, frames)
+        assert frames > 0
+        async with engine.connect() as conn:  # the data is there, through the writer's pool
+            assert await conn.scalar(text("SELECT count(*) FROM t")) == 200
+    finally:
+        await engine.dispose()
