@@ -33,6 +33,7 @@ BUCKET_COLUMNS = (
     "updated",
 )
 BUCKET_KEY = ("trigger_id", "key")
+OUTBOX_COLUMNS = ("id", "subject", "body", "created")
 BucketId = tuple[str, str]  # (trigger id, for_each key as JSON)
 
 
@@ -87,17 +88,19 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _row_to_bucket(row: Any) -> Bucket:
+def _row_to_bucket(row: Sequence[Any]) -> Bucket:
+    """A bucket from a row of all trigger_buckets columns, in the table's order."""
+    trigger_id, key, automation_id, start, end, count, last_event, triggered, proactive = row[:9]
     return Bucket(
-        row.trigger_id,
-        row.key,
-        row.automation_id,
-        bulk.read_time(row.start),
-        bulk.read_time(row.end),
-        row.count,
-        row.last_event,
-        bulk.read_time(row.triggered) if row.triggered is not None else None,
-        bool(row.proactive),
+        trigger_id,
+        key,
+        automation_id,
+        bulk.read_time(start),
+        bulk.read_time(end),
+        count,
+        last_event,
+        bulk.read_time(triggered) if triggered is not None else None,
+        bool(proactive),
     )
 
 
@@ -120,7 +123,7 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
         )
         query = f"SELECT {bulk.columns(trigger_buckets)} FROM trigger_buckets WHERE {where}"
         parameters = tuple(v for trigger_id, keys in batch for v in (trigger_id, *keys))
-        for row in (await conn.exec_driver_sql(query, parameters)).all():
+        for row in await bulk.execute(conn, query, parameters):
             bucket = _row_to_bucket(row)
             found[bucket.ident] = bucket
     return found
@@ -292,12 +295,6 @@ async def write_outbox(conn: AsyncConnection, messages: Sequence[Any]) -> None:
     """Messages to publish after commit (ids already stored are kept as they are)."""
     if not messages:
         return
-    insert = (postgresql if _is_postgres(conn) else sqlite).insert(outbox)
     now = clock.now()
-    await conn.execute(
-        insert.on_conflict_do_nothing(index_elements=["id"]),
-        [
-            {"id": str(m.id), "subject": m.subject, "body": m.body.decode(), "created": now}
-            for m in messages
-        ],
-    )
+    rows = [(str(m.id), m.subject, m.body.decode(), now) for m in messages]
+    await bulk.insert(conn, outbox, OUTBOX_COLUMNS, rows, "ON CONFLICT DO NOTHING")
