@@ -424,6 +424,9 @@ def bench_triggers(
     candidates: int = typer.Option(100, min=1, help="Automations that expect the events sent."),
     batch: int = typer.Option(500, min=1, help="Events per POST in the throughput phase."),
     port: int = typer.Option(None, help="Engine API port (default a free one)."),
+    split: bool = typer.Option(
+        False, help="Run serve api, serve worker and serve sla as separate processes."
+    ),
 ) -> None:
     """Start an engine with automations; report events evaluated and stored per second, and
     the latency from an accepted event to its action request at a fixed rate."""
@@ -432,6 +435,7 @@ def bench_triggers(
     argv = ["--seconds", str(seconds), "--rate", str(rate), "--batch", str(batch)]
     argv += ["--automations", str(automations), "--candidates", str(candidates)]
     argv += ["--port", str(port)] if port else []
+    argv += ["--split"] if split else []
     raise typer.Exit(triggers(argv))
 
 
