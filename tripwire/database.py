@@ -134,10 +134,10 @@ def checkpoint(path: Path) -> tuple[int, int, int]:
 
 
 async def checkpoint_forever(path: Path, every: float = 1.0) -> None:
-    """Checkpoint the WAL in a thread of its own, so that the writer's commits do not:
-    SQLite otherwise checkpoints inside the commit that fills the WAL, and that batch (and
-    every event waiting behind it) waits for the copy. The writer's own autocheckpoint
-    stays as the backstop should this fall behind."""
+    """Checkpoint the WAL in a thread of its own. SQLite checkpoints inside the commit
+    that fills the WAL, and that batch (and every event behind it) waits for the copy;
+    under a steady load that commit still runs (only a writer can start the WAL over),
+    but finds most of the copying done here."""
     log = logging.getLogger("tripwire.database")
     while True:
         await asyncio.sleep(every)
