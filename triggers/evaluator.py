@@ -45,7 +45,7 @@ from triggers.index import CandidateIndex, Group, Roles, Watch
 from triggers.matching import key_text, why_not_covered
 from triggers.model import CompoundTrigger
 from triggers.ordering import causal_order, overdue
-from triggers.state import Bucket, BucketId, ChildFiring
+from triggers.state import Bucket, BucketId, ChildFiring, Shape
 
 LOOKBACK = timedelta(minutes=15)  # Prefect's PRECEDING_EVENT_LOOKBACK
 SWEEP_GRACE = timedelta(seconds=60)  # Prefect's expired-bucket buffer
@@ -186,7 +186,7 @@ class Evaluator:
         if work:
             idents = list(dict.fromkeys((w.id, key) for _, w, key, _ in work))
             await state.lock(conn, [state.bucket_lock(i) for i in idents])
-            run.buckets.update(await state.load_buckets(conn, idents))
+            run.loaded(await state.load_buckets(conn, idents))
             for event, watch, key, roles in work:
                 await run.on_event(watch, key, event, roles)
         await run.finish()
@@ -220,7 +220,7 @@ class Evaluator:
         if due:
             await state.lock(conn, [state.bucket_lock(b.ident) for b in due])
             current = await state.load_buckets(conn, [b.ident for b in due])
-            run.buckets.update(current)
+            run.loaded(current)
             for bucket in current.values():
                 watch = run.watch_of(bucket)
                 if watch is not None and bucket.end <= now:  # still due under the lock
@@ -341,6 +341,7 @@ class _Pass:
         self.ev = evaluator
         self.conn = conn
         self.buckets: dict[BucketId, Bucket] = {}
+        self.stored: dict[BucketId, Shape] = {}  # as loaded, before this pass changed them
         self.changed: set[BucketId] = set()
         self.removed: set[BucketId] = set()
         self.result = Result()
@@ -368,6 +369,10 @@ class _Pass:
         self.recorder.decide(Decision(watch.automation_id, watch.id, outcome, reason, event))
 
     # -- buckets -----------------------------------------------------------------------
+
+    def loaded(self, buckets: dict[BucketId, Bucket]) -> None:
+        self.buckets.update(buckets)
+        self.stored.update((ident, bucket.shape) for ident, bucket in buckets.items())
 
     def put(self, bucket: Bucket) -> Bucket:
         self.buckets[bucket.ident] = bucket
@@ -664,7 +669,7 @@ class _Pass:
 
     async def finish(self) -> None:
         changed = [self.buckets[i] for i in self.changed if i in self.buckets]
-        await state.save_buckets(self.conn, changed, self.removed)
+        await state.save_buckets(self.conn, changed, self.removed, self.stored)
         ends = [b.end for b in changed if b.proactive]
         if ends:
             self.result.next_due = min(ends)  # a proactive window opened or moved

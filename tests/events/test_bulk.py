@@ -1,6 +1,6 @@
 """Rows written through the driver read back exactly as rows SQLAlchemy wrote, on SQLite
 and PostgreSQL: times compare and sort the same, JSON stays JSON, RETURNING and upserts
-work across chunks."""
+work across chunks, and windows saved either way (counted only, or moved) read back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events import bulk
-from triggers.state import BUCKET_COLUMNS, BUCKET_KEY
+from triggers.state import BUCKET_COLUMNS, BUCKET_KEY, Bucket, load_buckets, save_buckets
 from triggers.tables import trigger_buckets
 from tripwire.database import create_engine, migrate
 
@@ -80,3 +80,27 @@ async def test_returning_and_upserts_span_chunks(
         )
     assert sorted(r[0] for r in returned) == [f'["{n}"]' for n in range(5)]
     assert counts == {f'["{n}"]': 7 if n == 3 else 1 for n in range(5)}
+
+
+async def test_a_bucket_that_only_counted_updates_its_count_and_one_that_moved_all(
+    db: AsyncEngine,
+) -> None:
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    first = Bucket("t1", '["a"]', "a1", start, start + timedelta(minutes=10), 1, "e1", None, False)
+    second = Bucket("t1", '["b"]', "a1", start, start + timedelta(minutes=10), 1, "e1", None, False)
+    async with db.begin() as conn:
+        await save_buckets(conn, [first, second], [])
+    async with db.begin() as conn:
+        loaded = await load_buckets(conn, [first.ident, second.ident])
+        shapes = {ident: bucket.shape for ident, bucket in loaded.items()}
+        counted, moved = loaded[first.ident], loaded[second.ident]
+        counted.count, counted.last_event = 2, "e2"
+        moved.end += timedelta(minutes=5)
+        gone = Bucket("t1", '["c"]', "a1", start, start, 3, "e3", None, False)
+        shapes[gone.ident] = gone.shape  # loaded, then swept by someone: the insert stands
+        await save_buckets(conn, [counted, moved, gone], [], shapes)
+    async with db.connect() as conn:
+        after = await load_buckets(conn, [first.ident, second.ident, gone.ident])
+    assert (after[first.ident].count, after[first.ident].last_event) == (2, "e2")
+    assert after[second.ident].end == start + timedelta(minutes=15)
+    assert after[gone.ident].count == 3
