@@ -87,9 +87,13 @@ def _statement(dialect: str, table: str, columns: tuple[str, ...], rows: int, ta
     return f'INSERT INTO "{table}" ({_quoted(columns)}) VALUES {", ".join(groups)} {tail}'.rstrip()
 
 
-def chunked(items: Sequence[Item], width: int = 1) -> Iterator[Sequence[Item]]:
-    """`items` in chunks that fit one statement, at `width` parameters each."""
-    size = max(1, MAX_PARAMETERS // max(1, width))
+def per_statement(width: int) -> int:
+    """How many items of `width` parameters each fit one statement."""
+    return max(1, MAX_PARAMETERS // max(1, width))
+
+
+def chunked(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
+    """`items` in slices of at most `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -108,7 +112,7 @@ async def insert(
     convert = _postgres_value if dialect == "postgresql" else _sqlite_value
     names = tuple(columns)
     returned: list[Sequence[Any]] = []
-    for chunk in chunked(rows, len(names)):
+    for chunk in chunked(rows, per_statement(len(names))):
         sql = _statement(dialect, table.name, names, len(chunk), tail)
         returned += await execute(conn, sql, tuple(convert(v) for row in chunk for v in row))
     return returned

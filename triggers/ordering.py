@@ -41,7 +41,7 @@ async def _release(conn: AsyncConnection, leaders: list[str]) -> list[Document]:
     """Take the followers waiting for these events out of the waiting room (every batch
     asks, so this is hand-written SQL: one round trip)."""
     rows: list[Sequence[Any]] = []
-    for chunk in bulk.chunked(leaders):
+    for chunk in bulk.chunked(leaders, bulk.per_statement(1)):
         marks = bulk.Marks(conn.dialect.name)
         sql = (
             f'DELETE FROM deferred_events WHERE "follows" IN ({marks.many(len(chunk))}) '

@@ -121,8 +121,8 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
     # in SQLite and PostgreSQL alike (a row-value IN list makes SQLite scan the table).
     # Written by hand: building and caching this as a SQLAlchemy expression cost more
     # than running it.
-    terms = [(t, chunk) for t, keys in by_trigger.items() for chunk in _chunks(keys, 500)]
-    for batch in _chunks(terms, 50):
+    terms = [(t, chunk) for t, keys in by_trigger.items() for chunk in bulk.chunked(keys, 500)]
+    for batch in bulk.chunked(terms, 50):
         marks = bulk.Marks(conn.dialect.name)
         where = " OR ".join(
             f'("trigger_id" = {marks.many(1)} AND "key" IN ({marks.many(len(keys))}))'
@@ -134,11 +134,6 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
             bucket = _row_to_bucket(row)
             found[bucket.ident] = bucket
     return found
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _upsert(conn: AsyncConnection, table: Any, keys: list[str]) -> Any:
