@@ -39,6 +39,20 @@ def test_sqlite_text_is_sqlalchemys_format_in_utc() -> None:
     assert bulk.sqlite_time(datetime(2026, 3, 1, 9, 0, 0, 5)) == "2026-03-01 09:00:00.000005"
 
 
+def test_remembered_instants_keep_their_canonical_forms() -> None:
+    berlin = datetime(2026, 3, 2, 10, 0, 0, 7, tzinfo=BERLIN)
+    text = "2026-03-02 09:00:00.000007"
+    assert bulk.sqlite_time(berlin) == text  # now remembered
+    parsed = bulk.read_time(text)  # the same instant: read back in UTC, not in Berlin time
+    assert parsed == berlin
+    assert parsed.tzinfo is UTC
+    assert bulk.sqlite_time(parsed) == text
+    assert bulk.read_time("2026-03-02 09:00:00") == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert bulk.sqlite_time(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == "2026-03-02 09:00:00.000000"
+    # Naive times are taken as UTC; they compare unequal to aware ones, and keep apart.
+    assert bulk.sqlite_time(datetime(2026, 3, 2, 10, 0, 0, 7)) == "2026-03-02 10:00:00.000007"
+
+
 def test_markers_number_on_postgresql_only() -> None:
     marks = bulk.Marks("postgresql")
     assert (marks.many(2), marks.many(1)) == ("$1, $2", "$3")
