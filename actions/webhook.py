@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from standardwebhooks.webhooks import Webhook
 
 from actions.errors import ActionFailed, ActionRetry
 from actions.execution import Execution, Executor, Outcome
+from actions.guard import parse_url
 from actions.http import check, transport_error
 from actions.model import CallWebhook
 from events import clock
@@ -33,6 +35,7 @@ MIN_KEY_BYTES = 24  # the Standard Webhooks spec: 24 to 64 bytes
 MAX_KEY_BYTES = 64
 
 
+@lru_cache(maxsize=1024)
 def shown_url(url: httpx.URL) -> str:
     """The URL as outcomes and errors show it: no user info, no query string."""
     return str(url.copy_with(query=None, fragment=None, userinfo=b""))
@@ -86,7 +89,7 @@ async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
         raise ActionFailed(PREFECT_BLOCK)
     url = run.render(action.url, "call-webhook url").strip()
     await run.guard.check(url, "call-webhook url")
-    parsed = httpx.URL(url)  # the guard accepted it, so it parses
+    parsed = parse_url(url)  # the guard accepted it, so it parses
     headers: dict[str, str] = {}
     for name, value in action.headers.items():
         rendered = run.render(value, f"call-webhook headers.{name}")
@@ -105,7 +108,8 @@ async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
         signed = _sign(secret, request_id, body or "")
         headers = {k: v for k, v in headers.items() if k.lower() not in signed} | signed
 
-    what = f"{action.method} {shown_url(parsed)}"
+    shown = shown_url(parsed)
+    what = f"{action.method} {shown}"
     try:
         response = await run.http.request(
             action.method,
@@ -117,9 +121,9 @@ async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
         )
     except httpx.TransportError as exc:
         error = transport_error(exc, what)
-        raise ActionRetry(error.message.replace(url, shown_url(parsed))) from None
+        raise ActionRetry(error.message.replace(url, shown)) from None
     check(response, what)
-    details: dict[str, Any] = {"method": action.method, "url": shown_url(parsed)}
+    details: dict[str, Any] = {"method": action.method, "url": shown}
     return Outcome(
         summary=f"{what} → {response.status_code} {response.reason_phrase}".rstrip(),
         status_code=response.status_code,

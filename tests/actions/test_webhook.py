@@ -228,3 +228,17 @@ async def test_the_guard_refuses_a_private_url_and_allow_private_lets_it_through
     allowed = make_execution(action, guard=AddressGuard(allow_private=True))
     await call(allowed)
     assert len(hook.requests) == 1
+
+
+async def test_cookies_an_answer_sets_are_not_sent_with_later_calls(
+    make_execution: MakeExecution,
+) -> None:
+    session = Reply(200, "ok", {"set-cookie": "session=abc; Path=/"})
+    async with Receiver(session) as target:
+        await call(make_execution(webhook(target.url("/first")), LOADED))
+        await call(make_execution(webhook(target.url("/second")), LOADED))
+
+    first, second = target.requests
+    assert second.path == "/second"
+    assert "cookie" not in first.headers
+    assert "cookie" not in second.headers
