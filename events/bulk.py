@@ -83,6 +83,12 @@ def _postgres_value(value: Any) -> Any:
     return value
 
 
+def values(conn: AsyncConnection, items: Sequence[Any]) -> tuple[Any, ...]:
+    """Parameters for hand-written SQL, as the driver takes them (see `insert`)."""
+    convert = _postgres_value if conn.dialect.name == "postgresql" else _sqlite_value
+    return tuple(convert(v) for v in items)
+
+
 def _quoted(names: Sequence[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
