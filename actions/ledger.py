@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Integer, and_, bindparam, delete, or_, select, update
+from sqlalchemy import DateTime, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -124,61 +124,26 @@ class Ledger:
         """Write the outcomes of many attempts in one transaction; each is True when it
         landed. One with an `attempt` is written only while that attempt's claim holds
         (status running, same attempt): a worker whose claim lapsed and was taken over
-        cannot overwrite the outcome of the worker that took it."""
-        table = action_ledger
+        cannot overwrite the outcome of the worker that took it. Through the driver, as
+        claims are."""
         now = clock.now()
-        by_status: dict[Status, list[dict[str, Any]]] = {}
+        by_status: dict[Status, list[Record]] = {}
         for record in records:
-            by_status.setdefault(record.status, []).append(
-                {
-                    "key": str(record.key),
-                    "s_result": record.result,
-                    "s_error": record.error,
-                    "s_code": record.status_code,
-                    "s_ms": record.duration_ms,
-                    "s_next": record.next_attempt,
-                    "s_now": now,
-                    "s_attempt": record.attempt,
-                }
-            )
+            by_status.setdefault(record.status, []).append(record)
+        keys = list(dict.fromkeys(str(r.key) for r in records))
+        after: dict[str, tuple[str, int]] = {}
         async with self.engine.begin() as conn:
-            for status, rows in by_status.items():
-                values: dict[str, Any] = {
-                    "status": status,
-                    "status_code": bindparam("s_code"),
-                    "duration_ms": bindparam("s_ms"),
-                    "lease_until": None,
-                }
-                if status is Status.succeeded:
-                    values |= {"result": bindparam("s_result"), "finished": bindparam("s_now")}
-                    values["next_attempt"] = None
-                elif status is Status.failed:
-                    values |= {"last_error": bindparam("s_error"), "finished": bindparam("s_now")}
-                    values["next_attempt"] = None
-                else:
-                    values |= {
-                        "last_error": bindparam("s_error"),
-                        "next_attempt": bindparam("s_next"),
-                    }
-                fenced = or_(
-                    bindparam("s_attempt", type_=Integer).is_(None),
-                    and_(
-                        table.c.status == Status.running,
-                        table.c.attempts == bindparam("s_attempt", type_=Integer),
-                    ),
-                )
-                await conn.execute(
-                    update(table).where(table.c.id == bindparam("key"), fenced).values(**values),
-                    rows,
-                )
+            for status, group in by_status.items():
+                rows = [bulk.values(conn, _outcome_row(r, now)) for r in group]
+                await bulk.execute_many(conn, _outcome_sql(conn.dialect.name, status), rows)
             # executemany gives no count per row: read back what each record left.
-            keys = list({str(r.key) for r in records})
-            after = {
-                row[0]: (row[1], row[2])
-                for row in await conn.execute(
-                    select(table.c.id, table.c.status, table.c.attempts).where(table.c.id.in_(keys))
+            for chunk in bulk.chunked(keys, bulk.per_statement(1)):
+                ids = bulk.Marks(conn.dialect.name).many(len(chunk))
+                query = (
+                    f'SELECT "id", "status", "attempts" FROM "action_ledger" WHERE "id" IN ({ids})'
                 )
-            }
+                for key, status, attempts in await bulk.execute(conn, query, tuple(chunk)):
+                    after[key] = (status, attempts)
         return [
             after.get(str(r.key), ("", -1))[0] == r.status
             and (r.attempt is None or after[str(r.key)][1] == r.attempt)
@@ -292,6 +257,37 @@ def _new_row(request: ActionRequest, now: datetime) -> tuple[Any, ...]:
         0,
         request.model_dump_json(),
         now,
+    )
+
+
+def _outcome_sql(dialect: str, status: Status) -> str:
+    """The update that records an outcome of `status`; parameters as in `_outcome_row`."""
+    marks = bulk.Marks(dialect)
+    text = "result" if status is Status.succeeded else "last_error"
+    when = "next_attempt" if status is Status.retrying else "finished"
+    cleared = "" if status is Status.retrying else ', "next_attempt" = NULL'
+    return (
+        f'UPDATE "action_ledger" SET "status" = {marks.many(1)}, "status_code" = '
+        f'{marks.many(1)}, "duration_ms" = {marks.many(1)}, "lease_until" = NULL, '
+        f'"{text}" = {marks.many(1)}, "{when}" = {marks.many(1)}{cleared} '
+        f'WHERE "id" = {marks.many(1)} AND (CAST({marks.many(1)} AS INTEGER) IS NULL '
+        f'OR ("status" = {marks.many(1)} AND "attempts" = {marks.many(1)}))'
+    )
+
+
+def _outcome_row(record: Record, now: datetime) -> tuple[Any, ...]:
+    succeeded = record.status is Status.succeeded
+    retrying = record.status is Status.retrying
+    return (
+        record.status.value,
+        record.status_code,
+        record.duration_ms,
+        record.result if succeeded else record.error,
+        record.next_attempt if retrying else now,
+        str(record.key),
+        record.attempt,
+        Status.running.value,
+        record.attempt,
     )
 
 

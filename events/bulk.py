@@ -182,6 +182,22 @@ async def execute(
     return list(result.all()) if result.returns_rows else []
 
 
+async def execute_many(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run hand-written SQL once per row of parameters (executemany), on the caller's
+    transaction; on SQLite, one trip to aiosqlite's thread for all rows (and one to close
+    the cursor)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if isinstance(driver, aiosqlite.Connection):
+            cursor = await driver.executemany(sql, rows)
+            await cursor.close()
+            return
+    await conn.exec_driver_sql(sql, list(rows))
+
+
 def updating(keys: Sequence[str], columns: Sequence[str]) -> str:
     """The tail of an upsert: on a key already stored, take the new row's other columns."""
     others = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in keys)
