@@ -151,7 +151,8 @@ class Ledger:
         ]
 
     async def rerun(self, key: str) -> ActionRequest:
-        """Reset a failed request for another round of attempts (`tripwire actions retry`).
+        """Reset a failed request for another round of attempts (`tripwire actions retry`);
+        a pending one keeps its round, to be sent again.
 
         Raises LookupError for an unknown id and ValueError when it is running or done.
         """
@@ -168,6 +169,10 @@ class Ledger:
                 raise ValueError(
                     f"action request {key} is {row['status']}; only failed requests are re-run"
                 )
+            if row["status"] == Status.pending:
+                # Same round, so the same message id: the bus drops the copy if the first
+                # got through. A new round here would run the request twice.
+                return ActionRequest.model_validate_json(row["request"])
             reset = await conn.execute(
                 update(action_ledger)
                 .where(action_ledger.c.id == key, action_ledger.c.status == row["status"])

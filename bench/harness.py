@@ -117,11 +117,13 @@ def spawn_tripwire(
         )
 
 
-def serve(role: str, port: int, home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`tripwire serve ROLE` with the TRIPWIRE_* variables of `env` only; output to
-    home/engine.log (where harness.wait_healthy and stop_engine look)."""
+def serve(
+    role: str, port: int, home: Path, env: dict[str, str], *options: str
+) -> subprocess.Popen[bytes]:
+    """`tripwire serve ROLE [OPTIONS]` with the TRIPWIRE_* variables of `env` only; output
+    to home/engine.log (where harness.wait_healthy and stop_engine look)."""
     home.mkdir(parents=True, exist_ok=True)
-    arguments = ["serve", role, "--port", str(port)]
+    arguments = ["serve", role, *options, "--port", str(port)]
     return spawn_tripwire(arguments, home, env | {"TRIPWIRE_HOME": str(home)})
 
 

@@ -809,7 +809,8 @@ def report_b(phase: PhaseB, watcher: ActionWatcher) -> dict[str, Any]:
 @dataclass
 class Deployment:
     """The processes under test: `tripwire up` alone, or (`--split`) `serve api`,
-    `serve worker` and `serve sla` beside one nats-server, sharing one SQLite file."""
+    `serve worker --no-actions`, `serve actions` and `serve sla` beside one nats-server,
+    sharing one SQLite file."""
 
     api_url: str
     nats_url: str
@@ -850,7 +851,8 @@ def deploy_up(home: Path, port: int, definitions: Path) -> Deployment:
 
 async def deploy_split(home: Path, port: int, definitions: Path) -> Deployment:
     """nats-server, then `serve api`, the automations applied through it, then `serve
-    worker` and `serve sla` (the timers of the proactive triggers)."""
+    worker --no-actions`, `serve actions` and `serve sla` (the timers of the proactive
+    triggers)."""
     nats = EmbeddedNats(home / "nats")
     await nats.astart()
     deployment = Deployment(f"http://127.0.0.1:{port}", nats.url, nats=nats)
@@ -867,12 +869,13 @@ async def deploy_split(home: Path, port: int, definitions: Path) -> Deployment:
                 client, deployment.started["api"][0], api_home, HEALTH_TIMEOUT
             )
         await asyncio.to_thread(harness.apply_automations, deployment.api_url, definitions, home)
-        for role in ("worker", "sla"):
+        roles = {"worker": ["--no-actions"], "actions": [], "sla": []}
+        for role, options in roles.items():
             role_home = home / role
-            process = harness.serve(role, free_port(), role_home, env)
+            process = harness.serve(role, free_port(), role_home, env, *options)
             deployment.started[role] = (process, role_home)
         pids = ", ".join(f"{n} {p.pid}" for n, (p, _) in deployment.started.items())
-        log(f"api, worker and sla apart ({pids}); NATS {nats.url}, home {home}")
+        log(f"api, worker, actions and sla apart ({pids}); NATS {nats.url}, home {home}")
     except BaseException:
         await asyncio.to_thread(deployment.stop)
         raise
@@ -960,7 +963,7 @@ def run(
         "machine": harness.machine(with_cpu_model=True),
         "revision": benchmarked,
         "parameters": {
-            "processes": "api, worker and sla apart" if split else "one (tripwire up)",
+            "processes": "api, worker, actions and sla apart" if split else "one (tripwire up)",
             "seconds": seconds,
             "rate": rate,
             "automations": total,
@@ -1012,7 +1015,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--split",
         action="store_true",
-        help="run serve api, serve worker and serve sla as separate processes",
+        help="run serve api, serve worker --no-actions, serve actions and serve sla apart",
     )
     return parser.parse_args(argv)
 

@@ -215,11 +215,28 @@ def serve_worker(
     host: str = typer.Option(None),
     port: int = typer.Option(None),
     home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
+    actions: bool = typer.Option(
+        True, "--actions/--no-actions", help="Also run actions (else `serve actions` does)."
+    ),
 ) -> None:
-    """Store and evaluate events, run actions; serves health on --port."""
+    """Store and evaluate events, and run actions; serves health on --port."""
     from tripwire.engine import Role
 
-    _serve(_settings(home, host, port), frozenset({Role.worker}))
+    roles = {Role.worker, Role.actions} if actions else {Role.worker}
+    _serve(_settings(home, host, port), frozenset(roles))
+
+
+@serve_app.command("actions")
+def serve_actions(
+    host: str = typer.Option(None),
+    port: int = typer.Option(None),
+    home: Path = typer.Option(None, envvar="TRIPWIRE_HOME"),
+) -> None:
+    """Run action requests only (beside `serve worker --no-actions`, so that actions and
+    evaluation use a core each); serves health on --port."""
+    from tripwire.engine import Role
+
+    _serve(_settings(home, host, port), frozenset({Role.actions}))
 
 
 @serve_app.command("sla")

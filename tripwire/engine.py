@@ -42,8 +42,9 @@ class Role(StrEnum):
     """What a process does; `tripwire up` runs them all."""
 
     api = "api"
-    worker = "worker"
+    worker = "worker"  # stores and evaluates events
     sla = "sla"
+    actions = "actions"  # runs action requests (`serve worker` includes it by default)
 
 
 class Engine:
@@ -111,8 +112,9 @@ class Engine:
         same = ledger_url == s.resolved_database_url
         self.ledger_db: AsyncEngine = self.db if same else create_engine(ledger_url)
         self.acting = Acting(s, self.db, self.ledger_db, self.bus, self.automations)
-        if Role.worker in roles:
+        if Role.actions in roles:
             self.consumers.append(self.acting.consumer)
+        if Role.worker in roles:
             self.consumers.append(
                 store_consumer(self.bus, self.pipeline.handle, batch_size=s.store_batch_size)
             )

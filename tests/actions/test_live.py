@@ -14,8 +14,9 @@ from events.filters import EventFilter
 from tests.actions.receivers import Receiver, Reply
 from tests.conftest import Running, StartEngine
 from tests.triggers.conftest import flow_run
-from tests.triggers.test_live import post, stored
+from tests.triggers.test_live import action_requests, post, stored
 from tests.tripwire.test_cli_automations import invoke
+from tripwire.engine import Role
 
 
 def on_failure(url: str, name: str = "tell-ops", **action: Any) -> dict[str, Any]:
@@ -96,6 +97,29 @@ async def test_a_firing_calls_the_webhook_once_and_records_it(
     assert [e["id"] for e in listed] == [entry["id"]]
     assert one["request"]["triggering_event"]["id"] == str(failed.id)
     assert len(hook.requests) == 1
+
+
+async def test_a_worker_without_actions_leaves_them_to_the_actions_role(
+    start_engine: StartEngine, hook: Receiver
+) -> None:
+    evaluating = await start_engine(
+        roles=frozenset({Role.api, Role.worker}), allow_private_urls=True
+    )
+    assert evaluating.engine.acting.consumer not in evaluating.engine.consumers
+    async with evaluating.client() as client:
+        answer = await client.post("/api/automations/", json=on_failure(hook.url("/ops")))
+        assert answer.status_code == 201, answer.text
+    await post(evaluating, failed_run())
+    await stored(evaluating, named("tripwire.automation.triggered"), 1)
+    [request] = await action_requests(evaluating)  # requested, and nobody runs it yet
+
+    acting = await start_engine(roles=frozenset({Role.actions}), allow_private_urls=True)
+    assert acting.engine.consumers == [acting.engine.acting.consumer]
+    (call,) = await hook.wait_for(1)
+    assert call.headers["idempotency-key"] == str(request.id)
+    [entry] = await ledger_status(acting, "succeeded")
+    assert entry["id"] == str(request.id)
+    await stored(evaluating, named("tripwire.action.executed"), 1)
 
 
 async def test_a_failing_target_is_retried_then_dead_lettered_then_re_run(

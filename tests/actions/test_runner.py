@@ -172,6 +172,10 @@ async def test_a_failed_request_can_be_run_again_in_a_new_round(
     entry = await ledger.get(str(request.id))
     assert entry is not None
     assert (entry["status"], entry["round"], entry["attempts"]) == ("pending", 1, 0)
+    assert await ledger.rerun(str(request.id)) == request  # still pending: sent again as is
+    entry = await ledger.get(str(request.id))
+    assert entry is not None
+    assert (entry["status"], entry["round"]) == ("pending", 1)
     with pytest.raises(LookupError):
         await ledger.rerun("00000000-0000-0000-0000-000000000000")
 
