@@ -233,19 +233,8 @@ SHOWN = [c for c in action_ledger.c if c.name != "request"]
 SHOWN_NAMES = [c.name for c in SHOWN]
 SHOWN_COLUMNS = ", ".join(f'"{name}"' for name in SHOWN_NAMES)
 SHOWN_TIMES = frozenset(c.name for c in SHOWN if isinstance(c.type, DateTime))
-NEW_COLUMNS = (
-    "id",
-    "automation_id",
-    "automation_name",
-    "firing_id",
-    "action_index",
-    "action_type",
-    "status",
-    "attempts",
-    "round",
-    "request",
-    "created",
-)
+# A new row sets exactly the columns that may not be NULL (in the table's order).
+NEW_COLUMNS = tuple(c.name for c in action_ledger.c if not c.nullable)
 
 
 def _new_row(request: ActionRequest, now: datetime) -> tuple[Any, ...]:
