@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import DateTime, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions.request import ActionRequest
@@ -69,8 +68,6 @@ class Ledger:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        module = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert = module.insert
 
     async def claim(self, request: ActionRequest, lease: timedelta) -> Claim:
         """Record the request if new and claim it for one attempt when it may run now."""
