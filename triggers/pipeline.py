@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import clock
@@ -26,6 +26,7 @@ from events.bus import Bus
 from events.errors import BusUnavailable
 from events.metrics import EVALUATION_BATCH_SIZE, EVALUATION_SECONDS, FIRINGS
 from events.store import EventStore
+from triggers import state
 from triggers.evaluator import Evaluator, Result
 from triggers.firing import Message
 from triggers.repository import AutomationStore
@@ -140,7 +141,7 @@ class Pipeline:
             )
             return
         async with self.db.begin() as conn:
-            await conn.execute(delete(outbox).where(outbox.c.id.in_([str(m.id) for m in messages])))
+            await state.clear_outbox(conn, [str(m.id) for m in messages])
 
     async def relay(self, older_than: timedelta = timedelta(seconds=30)) -> int:
         """Publish outbox messages left by a crash or an outage; returns how many. Only
