@@ -254,14 +254,14 @@ class _Pass:
         self, watched: Watched, window: Window, document: dict[str, Any], at: datetime
     ) -> None:
         if watched.sla.emit_met:
-            event = ReceivedEvent.model_validate(document)
+            event = ReceivedEvent.from_stored(document)
             self.report(watched, window, SLAState.met, at=at, event=event, last_seen=at)
 
     def _recover(
         self, watched: Watched, window: Window, document: dict[str, Any], at: datetime
     ) -> None:
         assert window.missed is not None
-        event = ReceivedEvent.model_validate(document)
+        event = ReceivedEvent.from_stored(document)
         self.report(
             watched, window, SLAState.recovered, at=at, event=event, last_seen=at,
             deadline=window.missed,

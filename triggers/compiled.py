@@ -150,7 +150,7 @@ class EventScreen:
     @property
     def event(self) -> ReceivedEvent:
         if self._event is None:
-            self._event = ReceivedEvent.model_validate(self._document)
+            self._event = ReceivedEvent.from_stored(self._document)
         return self._event
 
     def covers(self, compiled: CompiledTrigger) -> bool:

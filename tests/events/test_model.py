@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from pydantic import ValidationError
+from uuid6 import uuid7
 
 from events import clock
 from events.errors import InvalidEvent
@@ -23,6 +25,23 @@ def test_every_captured_prefect_event_loads_unchanged() -> None:
             r["prefect.resource.role"] for r in raw["related"]
         ]
         assert event.model_dump(mode="json")["related"] == raw["related"]
+
+
+def test_a_stored_event_builds_the_same_event_as_validating_it() -> None:
+    for raw in fixture_events():
+        stored = orjson.loads(ReceivedEvent.model_validate(raw).model_dump_json())
+        built = ReceivedEvent.from_stored(stored)
+        assert built == ReceivedEvent.model_validate(stored)
+        assert built.model_dump_json() == ReceivedEvent.model_validate(stored).model_dump_json()
+        assert built.occurred.utcoffset() == timedelta(0)
+        assert [r.role for r in built.related] == [
+            r["prefect.resource.role"] for r in raw["related"]
+        ]
+    follower = ReceivedEvent(
+        event="e", resource={"prefect.resource.id": "r"}, follows=uuid7(), payload={"n": [1]}
+    )
+    stored = orjson.loads(follower.model_dump_json())
+    assert ReceivedEvent.from_stored(stored) == follower
 
 
 def test_occurred_defaults_to_the_clock_and_is_utc() -> None:
