@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -134,13 +134,9 @@ class Ledger:
                 rows = [bulk.values(conn, _outcome_row(r, now)) for r in group]
                 await bulk.execute_many(conn, _outcome_sql(conn.dialect.name, status), rows)
             # executemany gives no count per row: read back what each record left.
-            for chunk in bulk.chunked(keys, bulk.per_statement(1)):
-                ids = bulk.Marks(conn.dialect.name).many(len(chunk))
-                query = (
-                    f'SELECT "id", "status", "attempts" FROM "action_ledger" WHERE "id" IN ({ids})'
-                )
-                for key, status, attempts in await bulk.execute(conn, query, tuple(chunk)):
-                    after[key] = (status, attempts)
+            query = 'SELECT "id", "status", "attempts" FROM "action_ledger" WHERE "id" IN ({})'
+            for key, status, attempts in await bulk.execute_in(conn, query, keys):
+                after[key] = (status, attempts)
         return [
             after.get(str(r.key), ("", -1))[0] == r.status
             and (r.attempt is None or after[str(r.key)][1] == r.attempt)
@@ -298,7 +294,7 @@ def _claim(
             False, Status.running, entry["attempts"], entry["round"], wait=lease.total_seconds()
         )
     until = entry["lease_until"] if status is Status.running else entry["next_attempt"]
-    wait = (_aware(until) - now).total_seconds() if until is not None else 1.0
+    wait = (until - now).total_seconds() if until is not None else 1.0
     return Claim(False, status, entry["attempts"], entry["round"], wait=max(wait, 0.1))
 
 
@@ -313,8 +309,3 @@ def _shown(row: Sequence[Any]) -> dict[str, Any]:
         name: bulk.read_time(value) if name in SHOWN_TIMES and value is not None else value
         for name, value in zip(SHOWN_NAMES, row, strict=True)
     }
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

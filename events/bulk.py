@@ -13,7 +13,7 @@ time, and a batch of 10 events cost 35% less.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -83,7 +83,7 @@ def _postgres_value(value: Any) -> Any:
     return value
 
 
-def values(conn: AsyncConnection, items: Sequence[Any]) -> tuple[Any, ...]:
+def values(conn: AsyncConnection, items: Iterable[Any]) -> tuple[Any, ...]:
     """Parameters for hand-written SQL, as the driver takes them (see `insert`)."""
     convert = _postgres_value if conn.dialect.name == "postgresql" else _sqlite_value
     return tuple(convert(v) for v in items)
@@ -156,13 +156,11 @@ async def insert(
     """Insert `rows` (tuples in the order of `columns`) on the caller's transaction;
     `tail` follows the VALUES (`ON CONFLICT ...`, `RETURNING ...`). Returns what RETURNING
     gave, over all chunks."""
-    dialect = conn.dialect.name
-    convert = _postgres_value if dialect == "postgresql" else _sqlite_value
     names = tuple(columns)
     returned: list[Sequence[Any]] = []
     for chunk in chunked(rows, per_statement(len(names))):
-        sql = _statement(dialect, table.name, names, len(chunk), tail)
-        returned += await execute(conn, sql, tuple(convert(v) for row in chunk for v in row))
+        sql = _statement(conn.dialect.name, table.name, names, len(chunk), tail)
+        returned += await execute(conn, sql, values(conn, (v for row in chunk for v in row)))
     return returned
 
 
@@ -173,13 +171,21 @@ async def execute(
     the order of the columns selected). On SQLite this is one trip to aiosqlite's thread;
     through SQLAlchemy's adapter a statement makes three or four (cursor, execute, fetch,
     close), and each trip is a thread hand-off of about 0.1 ms on a busy machine."""
-    if conn.dialect.name == "sqlite":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        if isinstance(driver, aiosqlite.Connection):
-            return list(await driver.execute_fetchall(sql, parameters))
+    driver = await _aiosqlite(conn)
+    if driver is not None:
+        return list(await driver.execute_fetchall(sql, parameters))
     result = await conn.exec_driver_sql(sql, parameters)
     return list(result.all()) if result.returns_rows else []
+
+
+async def execute_in(conn: AsyncConnection, sql: str, keys: Sequence[Any]) -> list[Sequence[Any]]:
+    """Run `sql`, whose `{}` stands for an IN list of `keys` (its only parameters), once per
+    chunk of keys that fits a statement; returns the rows of all chunks."""
+    rows: list[Sequence[Any]] = []
+    for chunk in chunked(keys, per_statement(1)):
+        marks = Marks(conn.dialect.name).many(len(chunk))
+        rows += await execute(conn, sql.format(marks), tuple(chunk))
+    return rows
 
 
 async def execute_many(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -188,14 +194,20 @@ async def execute_many(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any
     the cursor)."""
     if not rows:
         return
-    if conn.dialect.name == "sqlite":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        if isinstance(driver, aiosqlite.Connection):
-            cursor = await driver.executemany(sql, rows)
-            await cursor.close()
-            return
+    driver = await _aiosqlite(conn)
+    if driver is not None:
+        cursor = await driver.executemany(sql, rows)
+        await cursor.close()
+        return
     await conn.exec_driver_sql(sql, list(rows))
+
+
+async def _aiosqlite(conn: AsyncConnection) -> aiosqlite.Connection | None:
+    """The aiosqlite connection under `conn`, when it is one (None on PostgreSQL)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    driver = (await conn.get_raw_connection()).driver_connection
+    return driver if isinstance(driver, aiosqlite.Connection) else None
 
 
 def updating(keys: Sequence[str], columns: Sequence[str]) -> str:

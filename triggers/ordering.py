@@ -40,14 +40,8 @@ async def _stored(conn: AsyncConnection, ids: set[str]) -> set[str]:
 async def _release(conn: AsyncConnection, leaders: list[str]) -> list[Document]:
     """Take the followers waiting for these events out of the waiting room (every batch
     asks, so this is hand-written SQL: one round trip)."""
-    rows: list[Sequence[Any]] = []
-    for chunk in bulk.chunked(leaders, bulk.per_statement(1)):
-        marks = bulk.Marks(conn.dialect.name)
-        sql = (
-            f'DELETE FROM deferred_events WHERE "follows" IN ({marks.many(len(chunk))}) '
-            'RETURNING "body", "received"'
-        )
-        rows += await bulk.execute(conn, sql, tuple(chunk))
+    sql = 'DELETE FROM deferred_events WHERE "follows" IN ({}) RETURNING "body", "received"'
+    rows = await bulk.execute_in(conn, sql, leaders)
     rows.sort(key=lambda row: bulk.read_time(row[1]))
     return [orjson.loads(row[0]) for row in rows]
 

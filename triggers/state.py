@@ -314,6 +314,4 @@ async def write_outbox(conn: AsyncConnection, messages: Sequence[Any]) -> None:
 async def clear_outbox(conn: AsyncConnection, ids: Sequence[str]) -> None:
     """Drop published messages from the outbox (hand-written: every batch that fired
     passes here, and building the IN list with SQLAlchemy cost more than deleting)."""
-    for chunk in bulk.chunked(ids, bulk.per_statement(1)):
-        marks = bulk.Marks(conn.dialect.name).many(len(chunk))
-        await bulk.execute(conn, f'DELETE FROM outbox WHERE "id" IN ({marks})', tuple(chunk))
+    await bulk.execute_in(conn, 'DELETE FROM outbox WHERE "id" IN ({})', ids)
