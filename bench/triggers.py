@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import httpx
 import nats
@@ -148,10 +148,16 @@ def _flow_run_event(
     }
 
 
+def _object_id(kind: str, name: str) -> str:
+    """A flow's, deployment's, queue's or pool's id: the same for every run that uses it,
+    as in Prefect (only the run ids are new per run)."""
+    return f"prefect.{kind}.{uuid5(NAMESPACE_URL, f'tripwire-bench/{kind}/{name}')}"
+
+
 def _related(flow: str, rng: random.Random, deployed: bool) -> list[dict[str, str]]:
     related = [
         {
-            "prefect.resource.id": f"prefect.flow.{uuid4()}",
+            "prefect.resource.id": _object_id("flow", flow),
             "prefect.resource.role": "flow",
             "prefect.resource.name": flow,
         }
@@ -160,17 +166,17 @@ def _related(flow: str, rng: random.Random, deployed: bool) -> list[dict[str, st
         pool, kind = rng.choice(POOLS)
         related += [
             {
-                "prefect.resource.id": f"prefect.deployment.{uuid4()}",
+                "prefect.resource.id": _object_id("deployment", flow),
                 "prefect.resource.role": "deployment",
                 "prefect.resource.name": f"{flow}-prod",
             },
             {
-                "prefect.resource.id": f"prefect.work-queue.{uuid4()}",
+                "prefect.resource.id": _object_id("work-queue", pool),
                 "prefect.resource.role": "work-queue",
                 "prefect.resource.name": "default",
             },
             {
-                "prefect.resource.id": f"prefect.work-pool.{uuid4()}",
+                "prefect.resource.id": _object_id("work-pool", pool),
                 "prefect.resource.role": "work-pool",
                 "prefect.resource.name": pool,
                 "prefect.work-pool.type": kind,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from tripwire.database import checkpoint, create_engine, sqlite_path
+from tripwire.database import FALLBACK_CHECKPOINT_PAGES, checkpoint, create_engine, sqlite_path
 
 
 def test_the_file_of_a_sqlite_url() -> None:
@@ -31,5 +31,27 @@ async def test_a_checkpoint_copies_the_wal_while_the_writer_stays_connected(
         assert frames > 0
         async with engine.connect() as conn:  # the data is there, through the writer's pool
             assert await conn.scalar(text("SELECT count(*) FROM t")) == 200
+    finally:
+        await engine.dispose()
+
+
+async def test_commits_leave_checkpointing_to_the_checkpoint_thread(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x TEXT)"))
+        for batch in range(30):  # ~1,500 pages in 30 commits: SQLite's default checkpoints
+            async with engine.begin() as conn:  # at 1,000
+                await conn.execute(
+                    text("INSERT INTO t VALUES (:x)"),
+                    [{"x": f"{batch}-{n}" * 400} for n in range(100)],
+                )
+        busy, frames, copied = checkpoint(path)
+        assert frames > 1_000
+        assert (busy, copied) == (0, frames)
+        async with engine.connect() as conn:
+            limit = await conn.scalar(text("PRAGMA wal_autocheckpoint"))
+        assert limit == FALLBACK_CHECKPOINT_PAGES
     finally:
         await engine.dispose()
