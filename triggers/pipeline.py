@@ -5,7 +5,9 @@ Redelivered events are already stored and so were already evaluated: only events
 transaction stored are evaluated, which makes evaluation exactly-once per event. The
 messages a firing produces are written to the outbox in the same transaction and
 published after the commit; if publishing fails they stay in the outbox and `relay`
-sends them later (JetStream drops the copies by message id).
+sends them later (JetStream drops the copies by message id). Published messages leave
+the outbox in the next batch's transaction (one commit fewer per batch that fired), or
+at the engine's next poll when no batch comes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -79,6 +82,8 @@ class Pipeline:
         self.on_due: DueCallback | None = None  # told when a proactive window opens
         self._reload_lock = asyncio.Lock()
         self._due_lock = asyncio.Lock()
+        self._turn = asyncio.Lock()  # one transaction at a time, in the order asked
+        self._published: list[str] = []  # outbox ids to delete in the next transaction
 
     async def reload(self, *, force: bool = False) -> bool:
         """Load the automations again when they changed; True when they did."""
@@ -97,7 +102,7 @@ class Pipeline:
     async def handle(self, bodies: Sequence[bytes]) -> None:
         """The store consumer's handler."""
         started = time.perf_counter()
-        async with self.db.begin() as conn:
+        async with self._transaction() as conn:
             documents = await self.store.insert(conn, bodies)
             result = await self.evaluator.evaluate(conn, documents)
             for companion in self.companions:
@@ -110,7 +115,7 @@ class Pipeline:
         """Evaluate proactive windows that ended by `now` (default: the clock)."""
         async with self._due_lock:
             started = time.perf_counter()
-            async with self.db.begin() as conn:
+            async with self._transaction() as conn:
                 now = now or clock.now()
                 result = await self.evaluator.evaluate_due(conn, now)
                 for companion in self.companions:
@@ -118,6 +123,19 @@ class Pipeline:
             EVALUATION_SECONDS.labels("due").observe(time.perf_counter() - started)
         await self._after(result)
         return result
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """This pipeline's turn at the database; it first drops what was published."""
+        async with self._turn:
+            published, self._published = self._published, []
+            try:
+                async with self.db.begin() as conn:
+                    await state.clear_outbox(conn, published)
+                    yield conn
+            except BaseException:
+                self._published[:0] = published  # rolled back: still to delete
+                raise
 
     async def _after(self, result: Result) -> None:
         for firing in result.firings:  # committed: count them once, however publishing goes
@@ -140,14 +158,21 @@ class Pipeline:
                 "publishing %d firing messages failed (%s); the relay retries", len(messages), exc
             )
             return
-        async with self.db.begin() as conn:
-            await state.clear_outbox(conn, [str(m.id) for m in messages])
+        self._published += [str(m.id) for m in messages]
+
+    async def drop_published(self) -> None:
+        """Delete published messages from the outbox now, rather than with the next batch
+        (the engine calls this when it polls for changed automations)."""
+        if self._published:
+            async with self._transaction():
+                pass
 
     async def relay(self, older_than: timedelta = timedelta(seconds=30)) -> int:
         """Publish outbox messages left by a crash or an outage; returns how many. Only
         rows older than `older_than`, so as not to race a batch still publishing its own
         (a copy would be dropped by JetStream, but core subscribers would see it twice)."""
         cutoff = clock.now() - older_than
+        await self.drop_published()  # sent already: not to be sent again
         async with self.db.connect() as conn:
             rows = (
                 await conn.execute(

@@ -251,6 +251,7 @@ class Engine:
             try:
                 if await self.pipeline.reload():
                     settle_heap()
+                await self.pipeline.drop_published()
                 if polls % 10 == 0:
                     await self.pipeline.relay()
             except Exception:

@@ -5,6 +5,7 @@ outbox relay after a crash between commit and publish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from events.filters import EventFilter
 from sla.timers import DueTimer
 from tests.conftest import Running, StartEngine
 from tests.triggers.conftest import flow_run
+from triggers import state
+from triggers.firing import Message
 from triggers.tables import outbox
 from tripwire.engine import Role
 from tripwire.settings import Settings
@@ -183,6 +186,35 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(engine: Runni
     assert (await engine.engine.store.get(str(event.id))) is not None
     async with engine.engine.db.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
+
+
+async def _outbox_rows(running: Running) -> int:
+    async with running.engine.db.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(outbox)) or 0)
+
+
+async def test_published_messages_leave_the_outbox_with_the_next_transaction(
+    start_engine: StartEngine,
+) -> None:
+    # No worker (no batch transactions) and no poll: only what the test does drops them.
+    running = await start_engine(frozenset({Role.sla}), automations_poll=timedelta(hours=1))
+    pipeline = running.engine.pipeline
+    event = flow_run("Completed", when=clock.now()).receive()
+    body = event.model_dump_json().encode()
+    message = Message(event.id, running.engine.bus.names.events_subject, body)
+    async with running.engine.db.begin() as conn:
+        await state.write_outbox(conn, [message])
+    await pipeline.publish([message])
+    assert await _outbox_rows(running) == 1  # published, and not a commit of its own
+
+    with contextlib.suppress(RuntimeError):
+        async with pipeline._transaction():
+            raise RuntimeError("rolled back")
+    assert await _outbox_rows(running) == 1  # a rolled-back transaction keeps them due
+
+    await pipeline.run_due(clock.now())
+    assert await _outbox_rows(running) == 0
+    assert await pipeline.relay(older_than=timedelta(0)) == 0  # and nothing to send again
 
 
 async def test_explain_an_event_without_a_recorded_decision(engine: Running) -> None:
