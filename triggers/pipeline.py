@@ -150,9 +150,8 @@ class Pipeline:
         by_subject: dict[str, list[tuple[str, bytes]]] = {}
         for message in messages:
             by_subject.setdefault(message.subject, []).append((str(message.id), message.body))
-        try:
-            for subject, batch in by_subject.items():
-                await self.bus.publish(subject, batch)
+        try:  # the subjects side by side: an action request need not wait for the events' acks
+            await asyncio.gather(*(self.bus.publish(s, b) for s, b in by_subject.items()))
         except BusUnavailable as exc:
             log.warning(
                 "publishing %d firing messages failed (%s); the relay retries", len(messages), exc

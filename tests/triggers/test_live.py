@@ -83,6 +83,7 @@ async def test_a_firing_is_announced_and_requests_its_actions(engine: Running) -
     requests = await action_requests(engine)
     assert [r.action_index for r in requests] == [0, 1]
     assert {r.triggering_event.id for r in requests if r.triggering_event} == {failures[2].id}
+    await engine.engine.pipeline.drop_published()  # else the next batch or poll does it
     async with engine.engine.db.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
 
@@ -184,6 +185,7 @@ async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(engine: Runni
     assert await engine.engine.pipeline.relay() == 1
     await engine.wait_stored(1)
     assert (await engine.engine.store.get(str(event.id))) is not None
+    await engine.engine.pipeline.drop_published()  # else the next batch or poll does it
     async with engine.engine.db.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
 
