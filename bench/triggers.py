@@ -11,7 +11,8 @@ Writes `--automations` automations to a temporary folder and starts `tripwire up
 probe, fires on every `prefect.flow-run.Failed` of the flow `bench-probe`. The rest
 expect `vendor.<n>.…` events that never come. Every action is `do-nothing`. The events
 are Prefect 3 flow-run state events of ~2,000 runs over 20 flows; run ids change on every
-pass over them, so windows keyed by run keep being created, as with real runs.
+pass over them, so windows keyed by run keep being created, as with real runs, while the
+flows, deployments, work queues and pools keep their ids, as in Prefect.
 
 Phase A (throughput): `--batch`-event POSTs, 4 in flight, as fast as the engine accepts
 them for `--seconds`; then the backlog drains with the API idle. The drain rate is what
