@@ -146,7 +146,7 @@ class Pipeline:
             self.on_due(result.next_due)
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        """Publish outbox messages, then drop them from the outbox."""
+        """Publish outbox messages; the next transaction drops them from the outbox."""
         by_subject: dict[str, list[tuple[str, bytes]]] = {}
         for message in messages:
             by_subject.setdefault(message.subject, []).append((str(message.id), message.body))
