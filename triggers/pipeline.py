@@ -82,7 +82,6 @@ class Pipeline:
         self.on_due: DueCallback | None = None  # told when a proactive window opens
         self._reload_lock = asyncio.Lock()
         self._due_lock = asyncio.Lock()
-        self._turn = asyncio.Lock()  # one transaction at a time, in the order asked
         self._published: list[str] = []  # outbox ids to delete in the next transaction
 
     async def reload(self, *, force: bool = False) -> bool:
@@ -126,16 +125,16 @@ class Pipeline:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """This pipeline's turn at the database; it first drops what was published."""
-        async with self._turn:
-            published, self._published = self._published, []
-            try:
-                async with self.db.begin() as conn:
-                    await state.clear_outbox(conn, published)
-                    yield conn
-            except BaseException:
-                self._published[:0] = published  # rolled back: still to delete
-                raise
+        """A transaction that first drops what was published (each takes its own share,
+        so transactions side by side never delete the same rows)."""
+        published, self._published = self._published, []
+        try:
+            async with self.db.begin() as conn:
+                await state.clear_outbox(conn, published)
+                yield conn
+        except BaseException:
+            self._published[:0] = published  # rolled back: still to delete
+            raise
 
     async def _after(self, result: Result) -> None:
         for firing in result.firings:  # committed: count them once, however publishing goes
