@@ -88,6 +88,7 @@ class Ledger:
                 NEW_COLUMNS,
                 [_new_row(request, now) for request in new.values()],
                 'ON CONFLICT ("id") DO NOTHING',
+                repeatable=True,
             )
             before: dict[str, dict[str, Any]] = {}
             granted: dict[str, tuple[int, int]] = {}

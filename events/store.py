@@ -231,7 +231,12 @@ class EventStore:
         # Sorted, so that two workers inserting overlapping batches lock rows in one order.
         rows.sort(key=lambda r: r[0])
         stored = await bulk.insert(
-            conn, events, EVENT_COLUMNS, rows, "ON CONFLICT DO NOTHING RETURNING id"
+            conn,
+            events,
+            EVENT_COLUMNS,
+            rows,
+            "ON CONFLICT DO NOTHING RETURNING id",
+            repeatable=True,
         )
         fresh = {row[0] for row in stored}
         for row in rows:
@@ -251,7 +256,12 @@ class EventStore:
                 )
         if related_rows:
             await bulk.insert(
-                conn, event_resources, RELATED_COLUMNS, related_rows, "ON CONFLICT DO NOTHING"
+                conn,
+                event_resources,
+                RELATED_COLUMNS,
+                related_rows,
+                "ON CONFLICT DO NOTHING",
+                repeatable=True,
             )
         return [doc for event_id, doc in documents.items() if event_id in fresh]
 

@@ -119,7 +119,9 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
     # (...)` terms ORed per trigger in SQLite (a row-value IN list makes it scan the
     # table). Written by hand: building this with SQLAlchemy cost more than running it.
     selected = ", ".join(f'b."{column.name}"' for column in trigger_buckets.columns)
-    for chunk in bulk.chunked(idents, bulk.per_statement(2)):
+    limit = bulk.per_statement(2)
+    for chunk in bulk.chunked(idents, limit):
+        chunk = bulk.fill(chunk, bulk.padded(len(chunk), limit))  # repeats join twice
         marks = bulk.Marks(conn.dialect.name)
         wanted = ", ".join(f"({marks.many(2)})" for _ in chunk)
         query = (
@@ -182,7 +184,9 @@ async def save_buckets(
     for rows, taken in ((moved, BUCKET_COLUMNS), (counted, COUNTED_COLUMNS)):
         if rows:
             upsert = bulk.updating(BUCKET_KEY, taken)
-            await bulk.insert(conn, trigger_buckets, BUCKET_COLUMNS, rows, upsert)
+            await bulk.insert(
+                conn, trigger_buckets, BUCKET_COLUMNS, rows, upsert, repeatable=True
+            )
 
 
 def _proactive(trigger_ids: Sequence[str]) -> ColumnElement[bool]:
@@ -305,7 +309,9 @@ async def write_outbox(conn: AsyncConnection, messages: Sequence[Any]) -> None:
         return
     now = clock.now()
     rows = [(str(m.id), m.subject, m.body.decode(), now) for m in messages]
-    await bulk.insert(conn, outbox, OUTBOX_COLUMNS, rows, "ON CONFLICT DO NOTHING")
+    await bulk.insert(
+        conn, outbox, OUTBOX_COLUMNS, rows, "ON CONFLICT DO NOTHING", repeatable=True
+    )
 
 
 async def clear_outbox(conn: AsyncConnection, ids: Sequence[str]) -> None:

@@ -89,7 +89,7 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
                 url,
                 json_serializer=_json,
                 json_deserializer=orjson.loads,
-                connect_args={"timeout": 30},
+                connect_args={"timeout": 30, "cached_statements": 512},
                 # Every use ends its transaction (commit or rollback) before the
                 # connection goes back; a second rollback there is one more trip to
                 # aiosqlite's thread per transaction.

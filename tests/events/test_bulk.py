@@ -118,3 +118,37 @@ async def test_a_bucket_that_only_counted_updates_its_count_and_one_that_moved_a
     assert (after[first.ident].count, after[first.ident].last_event) == (2, "e2")
     assert after[second.ident].end == start + timedelta(minutes=15)
     assert after[gone.ident].count == 3
+
+
+def test_padded_sizes_keep_three_bits_and_the_limit() -> None:
+    assert [bulk.padded(n, 1000) for n in (1, 8, 9, 11, 150, 155, 160, 161)] == [
+        1, 8, 10, 12, 160, 160, 160, 192,
+    ]  # fmt: skip
+    assert bulk.padded(990, 1000) == 1000  # 1024 would pass the statement's limit
+    assert all(n <= bulk.padded(n, 10_000) <= n * 1.25 for n in range(1, 5000))
+    assert len({bulk.padded(n, 10_000) for n in range(1, 10_001)}) < 60
+
+
+async def test_padded_statements_leave_what_unpadded_ones_leave(db: AsyncEngine) -> None:
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    keys = [f'["{n}"]' for n in range(11)]  # 11 rows pad to 12
+    rows = [bucket(key, start, count=n) for n, key in enumerate(keys)]
+    upsert = bulk.updating(BUCKET_KEY, BUCKET_COLUMNS)
+    async with db.begin() as conn:
+        fresh = await bulk.insert(
+            conn,
+            trigger_buckets,
+            BUCKET_COLUMNS,
+            rows,
+            "ON CONFLICT DO NOTHING RETURNING key",
+            repeatable=True,
+        )
+        recounted = [bucket(key, start, count=n + 100) for n, key in enumerate(keys)]
+        await bulk.insert(conn, trigger_buckets, BUCKET_COLUMNS, recounted, upsert, repeatable=True)
+        loaded = await load_buckets(conn, [("t1", key) for key in keys])
+        found = await bulk.execute_in(
+            conn, 'SELECT "key" FROM trigger_buckets WHERE "key" IN ({})', keys
+        )
+    assert sorted(r[0] for r in fresh) == sorted(keys)  # the repeat returns no row
+    assert {b.key: b.count for b in loaded.values()} == {k: n + 100 for n, k in enumerate(keys)}
+    assert sorted(r[0] for r in found) == sorted(keys)
