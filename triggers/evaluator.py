@@ -275,6 +275,7 @@ class _Recorder:
         sampling.start()
         self._left: dict[str, int] = {}
         self._worded: dict[Group, int] = {}  # events whose mismatch was worded, per group
+        self._silent: set[Group] = set()  # groups whose mismatches go unrecorded
 
     def records(self, automation_id: str, outcome: Outcome) -> bool:
         """Whether a decision of this outcome would still be recorded in this batch."""
@@ -306,21 +307,26 @@ class _Recorder:
                 (w, screen.key(w.for_each), roles)
                 for w, roles in zip(group.watches, group.roles, strict=True)
             ]
+        if group in self._silent:
+            return []
         worded = self._worded.get(group, 0)
-        if worded < self.per_batch and any(
+        if worded >= self.per_batch or not any(
             self.records(w.automation_id, outcome) for w in group.watches
         ):
-            self._worded[group] = worded + 1
-            # A group shares its specs and `where`, so one reason serves all its watches.
-            event, trigger = screen.event, group.watches[0].trigger
-            if outcome is Outcome.paused:
-                reason = "the automation is paused"
-            elif outcome is Outcome.unmatched:
-                reason = why_not_covered(trigger, event) or "labels did not match"
-            else:
-                reason = f"where was false: {trigger.where}"
-            for watch in group.watches:
-                self.decide(Decision(watch.automation_id, watch.id, outcome, reason, event))
+            # Budgets only shrink within a batch: no later event of it is recorded either.
+            self._silent.add(group)
+            return []
+        self._worded[group] = worded + 1
+        # A group shares its specs and `where`, so one reason serves all its watches.
+        event, trigger = screen.event, group.watches[0].trigger
+        if outcome is Outcome.paused:
+            reason = "the automation is paused"
+        elif outcome is Outcome.unmatched:
+            reason = why_not_covered(trigger, event) or "labels did not match"
+        else:
+            reason = f"where was false: {trigger.where}"
+        for watch in group.watches:
+            self.decide(Decision(watch.automation_id, watch.id, outcome, reason, event))
         return []
 
     def screen_event(self, ev: Evaluator, document: dict[str, Any]) -> list[Candidate]:
