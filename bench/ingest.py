@@ -137,9 +137,8 @@ async def measure(
 ) -> Run:
     """Load, poll, catch up; the engine's peak memory is read before returning."""
     run = Run()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with (
-        httpx.AsyncClient(base_url=api, timeout=harness.REQUEST_TIMEOUT, limits=limits) as loader,
+        harness.load_client(api, connections=concurrency) as loader,
         httpx.AsyncClient(base_url=api, timeout=harness.REQUEST_TIMEOUT) as poller,
     ):
         await harness.wait_healthy(poller, engine, home, HEALTH_TIMEOUT)

@@ -264,12 +264,9 @@ async def measure(
         api = harness.serve("api", api_port, api_home, env)
         started["api"] = (api, api_home)
         api_url = f"http://127.0.0.1:{api_port}"
-        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
         async with (
             httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT) as poller,
-            httpx.AsyncClient(
-                base_url=api_url, timeout=harness.REQUEST_TIMEOUT, limits=limits
-            ) as client,
+            harness.load_client(api_url, connections=16) as client,
         ):
             await harness.wait_healthy(poller, api, api_home, HEALTH_TIMEOUT)
             await asyncio.to_thread(harness.apply_automations, api_url, definitions, folder)

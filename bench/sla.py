@@ -466,9 +466,8 @@ async def first_run(
     lead: float,
     batch: int,
 ) -> tuple[Load, Misses, dict[str, dict[str, float | None]]]:
-    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
     async with (
-        httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT, limits=limits) as api,
+        harness.load_client(api_url, connections=16) as api,
         httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT) as poller,
     ):
         started = time.monotonic()

@@ -897,11 +897,10 @@ async def measure(
     rate: float,
     batch: int,
 ) -> tuple[PhaseA, PhaseB, ActionWatcher, dict[str, float | None]]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     watcher = ActionWatcher()
     api_url, (front, front_home) = deployment.api_url, deployment.front
     async with (
-        httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT, limits=limits) as api,
+        harness.load_client(api_url, connections=64) as api,
         httpx.AsyncClient(base_url=api_url, timeout=harness.REQUEST_TIMEOUT) as poller,
     ):
         started = time.monotonic()
