@@ -15,7 +15,6 @@ from sqlalchemy import (
     Select,
     and_,
     delete,
-    exists,
     false,
     func,
     literal,
@@ -132,22 +131,27 @@ def _where(flt: EventFilter) -> list[ColumnElement[bool]]:
         conditions.extend(_resource_conditions(flt.resource, c.resource_id, c.resource))
     if flt.id is not None and flt.id.id is not None:
         conditions.append(c.id.in_([str(i) for i in flt.id.id]))
+    # Related resources as `id IN (SELECT event_id ...)`, not a correlated EXISTS: for
+    # each event scanned, SQLite searched the EXISTS through the resource_id (or role)
+    # index, every row of that resource, so a filter on one flow read the related rows
+    # once per event (3.7 s on 30,000 events, against 0.4 ms now).
     r = event_resources.c
     if flt.related is not None:
         rel = flt.related
-        related: list[ColumnElement[bool]] = [r.event_id == c.id]
+        related: list[ColumnElement[bool]] = []
         if rel.id is not None:
             related.append(r.resource_id.in_(rel.id))
         if rel.role is not None:
             related.append(r.resource_role.in_(rel.role))
         for name, values in (rel.labels or {}).items():
             related.append(_label_condition(r.resource, name, values))
-        conditions.append(exists().where(*related))
+        conditions.append(c.id.in_(select(r.event_id).where(true(), *related)))
     if flt.any_resource is not None:
         own = and_(true(), *_resource_conditions(flt.any_resource, c.resource_id, c.resource))
-        other = exists().where(
-            r.event_id == c.id,
-            *_resource_conditions(flt.any_resource, r.resource_id, r.resource),
+        other = c.id.in_(
+            select(r.event_id).where(
+                true(), *_resource_conditions(flt.any_resource, r.resource_id, r.resource)
+            )
         )
         conditions.append(or_(own, other))
     return conditions

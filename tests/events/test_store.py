@@ -8,11 +8,13 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from events import clock
 from events.filters import EventFilter
 from events.model import Event, ReceivedEvent
-from events.store import Countable, EventStore
+from events.store import Countable, EventStore, _where
+from events.tables import events
 from tests.conftest import fixture_events
 from tripwire.database import create_engine, migrate
 
@@ -58,6 +60,7 @@ async def test_a_batch_written_twice_is_stored_once(store: EventStore) -> None:
     assert await store.count() == len(captured)
 
 
+FLOW = "prefect.flow.fde78461-c5bd-47fe-be86-850fb1e69223"  # in the fixture events
 FILTERS: list[dict[str, Any]] = [
     {},
     {"event": {"prefix": ["prefect.flow-run."]}},
@@ -72,6 +75,9 @@ FILTERS: list[dict[str, Any]] = [
     {"related": {"role": ["deployment"]}},
     {"related": {"labels": {"prefect.resource.name": ["etl-orders", "!etl-sales"]}}},
     {"any_resource": {"id_prefix": ["prefect.deployment."]}},
+    {"related": {"id": [FLOW], "role": ["flow"]}},
+    {"any_resource": {"id": [FLOW]}},
+    {"related": {"id": ["prefect.flow.none-such"]}},
     {"resource": {"labels": {"no.such.label": "x"}}},
     {"event": {"prefix": ["PREFECT.FLOW-RUN."]}},  # case-sensitive everywhere
     {"resource": {"labels": {"prefect.resource.name": "RAIN*"}}},
@@ -175,3 +181,24 @@ async def test_retention_sweep_removes_old_events_and_their_related_rows(store: 
 
     async with store.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(event_resources)) == 1
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"related": {"id": [FLOW]}},
+        {"related": {"role": ["flow"]}},
+        {"any_resource": {"id": [FLOW]}},
+    ],
+    ids=["related-id", "related-role", "any-resource"],
+)
+async def test_related_filters_read_the_related_rows_once_not_once_per_event(
+    store: EventStore, spec: dict[str, Any]
+) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan")
+    query = select(events.c.id).where(*_where(EventFilter.model_validate(spec)))
+    sql = str(query.compile(store.engine.sync_engine, compile_kwargs={"literal_binds": True}))
+    async with store.engine.connect() as conn:
+        plan = [row[3] for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all()]
+    assert not any("CORRELATED" in step for step in plan), plan
