@@ -456,6 +456,22 @@ def bench_triggers(
     raise typer.Exit(triggers(argv))
 
 
+@bench_app.command("worker")
+def bench_worker(
+    batches: str = typer.Option("25,130,2000", help="Batch sizes, comma-separated."),
+    jitter: float = typer.Option(0.4, min=0.0, max=0.99, help="± share of each batch size."),
+    events: int = typer.Option(10_000, min=1, help="Timed events per batch size."),
+    prefill: int = typer.Option(20_000, min=0, help="Events stored before timing."),
+) -> None:
+    """Time the worker's batch handler alone (store, evaluate, commit, publish) in this
+    process; report wall and CPU time per event for each batch size."""
+    from bench.worker import main as worker
+
+    argv = ["--batches", batches, "--jitter", str(jitter)]
+    argv += ["--events", str(events), "--prefill", str(prefill)]
+    raise typer.Exit(worker(argv))
+
+
 @bench_app.command("actions")
 def bench_actions(
     count: int = typer.Option(20_000, min=1, help="Requests in the throughput phase."),
