@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
+
+from actions.outbound import action_client
 
 # nats-py's drain of the store's pull subscription can run into its 30 s drain_timeout.
 APPLY_TIMEOUT = 120.0  # `tripwire apply` of a benchmark's automations
@@ -35,13 +35,9 @@ def load_client(base_url: str, connections: int) -> httpx.AsyncClient:
     the actions use. httpx's own pool (httpcore) scans every queued request against every
     connection on each assignment: once POSTs queued at 1,000 events/s, the load
     generator itself took most of a core and offered the engine a fraction of the rate."""
-
-    def session() -> aiohttp.ClientSession:  # made on first use, inside the event loop
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
-
-    return httpx.AsyncClient(
-        base_url=base_url, transport=AiohttpTransport(client=session), timeout=REQUEST_TIMEOUT
-    )
+    client = action_client(connections=connections, timeout=REQUEST_TIMEOUT, allow_private=True)
+    client.base_url = httpx.URL(base_url)
+    return client
 
 
 def log(message: str) -> None:

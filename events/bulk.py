@@ -165,13 +165,6 @@ def padded(count: int, limit: int) -> int:
     return min(-(-count // step) * step, limit)
 
 
-def fill(items: Sequence[Item], size: int) -> Sequence[Item]:
-    """`items` made `size` long by repeating the last one (for statements that take a
-    repeat without a change: IN lists, VALUES lists joined to a table, idempotent
-    inserts)."""
-    if len(items) >= size:
-        return items
-    return [*items, *[items[-1]] * (size - len(items))]
 
 
 def per_statement(width: int) -> int:
@@ -183,6 +176,15 @@ def chunked(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
     """`items` in slices of at most `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def padded_chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
+    """`chunked`, each slice made `padded` long by repeating its last item: for
+    statements that take a repeat without a change (IN lists, VALUES lists joined to a
+    table, idempotent inserts)."""
+    for chunk in chunked(items, size):
+        missing = padded(len(chunk), size) - len(chunk)
+        yield [*chunk, *[chunk[-1]] * missing] if missing else chunk
 
 
 async def insert(
@@ -207,9 +209,7 @@ async def insert(
     if conn.dialect.name == "postgresql" and "DO UPDATE" in tail:
         repeatable = False
     returned: list[Sequence[Any]] = []
-    for chunk in chunked(rows, limit):
-        if repeatable:
-            chunk = fill(chunk, padded(len(chunk), limit))
+    for chunk in (padded_chunks if repeatable else chunked)(rows, limit):
         sql = _statement(conn.dialect.name, table.name, names, len(chunk), tail)
         returned += await execute(conn, sql, values(conn, (v for row in chunk for v in row)))
     return returned
@@ -233,9 +233,7 @@ async def execute_in(conn: AsyncConnection, sql: str, keys: Sequence[Any]) -> li
     """Run `sql`, whose `{}` stands for an IN list of `keys` (its only parameters), once per
     chunk of keys that fits a statement; returns the rows of all chunks."""
     rows: list[Sequence[Any]] = []
-    limit = per_statement(1)
-    for chunk in chunked(keys, limit):
-        chunk = fill(chunk, padded(len(chunk), limit))  # a key twice in IN changes nothing
+    for chunk in padded_chunks(keys, per_statement(1)):  # a key twice in IN changes nothing
         marks = Marks(conn.dialect.name).many(len(chunk))
         rows += await execute(conn, sql.format(marks), tuple(chunk))
     return rows

@@ -119,9 +119,7 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
     # (...)` terms ORed per trigger in SQLite (a row-value IN list makes it scan the
     # table). Written by hand: building this with SQLAlchemy cost more than running it.
     selected = ", ".join(f'b."{column.name}"' for column in trigger_buckets.columns)
-    limit = bulk.per_statement(2)
-    for chunk in bulk.chunked(idents, limit):
-        chunk = bulk.fill(chunk, bulk.padded(len(chunk), limit))  # repeats join twice
+    for chunk in bulk.padded_chunks(idents, bulk.per_statement(2)):  # repeats join twice
         marks = bulk.Marks(conn.dialect.name)
         wanted = ", ".join(f"({marks.many(2)})" for _ in chunk)
         query = (
