@@ -29,15 +29,11 @@ from events.bus import Bus, Names
 from events.embedded import EmbeddedNats
 from events.parsing import encode, receive_events_json
 from events.store import EventStore
-from sla.evaluator import SLAEvaluator
-from sla.lookback import store_lookback
 from sla.store import SLAStore
-from triggers.evaluator import Evaluator, Subjects
 from triggers.loading import load_paths
-from triggers.pipeline import Pipeline
 from triggers.repository import AutomationStore
 from tripwire.database import checkpoint_forever, create_engine, migrate
-from tripwire.engine import settle_heap
+from tripwire.engine import build_pipeline, settle_heap
 from tripwire.settings import Settings
 
 PREFILL_BATCH = 2000
@@ -62,17 +58,7 @@ async def _measure(
         definitions = write_automations(home / "automations", total, candidates)
         automations = AutomationStore(db)
         await automations.apply(load_paths([definitions]).automations)
-        settings = Settings()
-        subjects = Subjects(bus.names.events_subject, bus.names.actions_subject)
-        evaluator = Evaluator(
-            subjects,
-            max_depth=settings.max_cascade_depth,
-            decisions_per_batch=settings.decisions_per_batch,
-            decisions_per_second=settings.decisions_per_second,
-        )
-        store = EventStore(db)
-        slas = SLAEvaluator(subjects, SLAStore(db), store_lookback(store))
-        pipeline = Pipeline(db, store, bus, automations, evaluator, companions=[slas])
+        pipeline = build_pipeline(Settings(), db, EventStore(db), bus, automations, SLAStore(db))
         await pipeline.reload(force=True)
         settle_heap()
         workload = Workload()
@@ -121,9 +107,7 @@ def run(
         with tempfile.TemporaryDirectory(prefix="tripwire-bench-worker-") as tmp:
             harness.log(f"batches of {size} ± {spread}: {events:,} events after {prefill:,}")
             results.append(
-                asyncio.run(
-                    _measure(Path(tmp), size, spread, events, prefill, total, candidates)
-                )
+                asyncio.run(_measure(Path(tmp), size, spread, events, prefill, total, candidates))
             )
     return {
         "benchmark": "worker",

@@ -52,6 +52,26 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def build_pipeline(
+    settings: Settings,
+    db: AsyncEngine,
+    store: EventStore,
+    bus: Bus,
+    automations: AutomationStore,
+    slas: SLAStore,
+) -> Pipeline:
+    """The worker's batch handler: the automations' evaluator with the SLAs' beside it."""
+    subjects = Subjects(bus.names.events_subject, bus.names.actions_subject)
+    evaluator = Evaluator(
+        subjects,
+        max_depth=settings.max_cascade_depth,
+        decisions_per_batch=settings.decisions_per_batch,
+        decisions_per_second=settings.decisions_per_second,
+    )
+    sla_evaluator = SLAEvaluator(subjects, slas, store_lookback(store))
+    return Pipeline(db, store, bus, automations, evaluator, companions=[sla_evaluator])
+
+
 class Role(StrEnum):
     """What a process does; `tripwire up` runs them all."""
 
@@ -100,22 +120,8 @@ class Engine:
         self.initial_webhooks = webhooks
         self.initial_slas = slas
         self.slas = SLAStore(self.db)
-        names = self.bus.names
-        subjects = Subjects(names.events_subject, names.actions_subject)
-        self.evaluator = Evaluator(
-            subjects,
-            max_depth=s.max_cascade_depth,
-            decisions_per_batch=s.decisions_per_batch,
-            decisions_per_second=s.decisions_per_second,
-        )
-        self.sla_evaluator = SLAEvaluator(subjects, self.slas, store_lookback(self.store))
-        self.pipeline = Pipeline(
-            self.db,
-            self.store,
-            self.bus,
-            self.automations,
-            self.evaluator,
-            companions=[self.sla_evaluator],
+        self.pipeline = build_pipeline(
+            s, self.db, self.store, self.bus, self.automations, self.slas
         )
         self.timer = DueTimer(self._due)
         self.leadership = Leadership(self.db, s.namespace)
