@@ -24,7 +24,6 @@ from events.client import (
     DEFAULT_API_URL,
     TripwireClient,
     build_event,
-    resolve_api_url,
 )
 from events.durations import parse_duration
 from events.errors import EventsError
@@ -87,6 +86,7 @@ def _banner(settings: Settings, engine: Any) -> str:
         applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
     for follower in engine.followers:
         applied += f"  following    {follower.source.api_url} (state in /api/health)\n"
+    export = "" if api == DEFAULT_API_URL else f"  export TRIPWIRE_API_URL={api}\n"
     return (
         f"\ntripwire is up\n"
         f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
@@ -94,6 +94,7 @@ def _banner(settings: Settings, engine: Any) -> str:
         f"  database  {database}\n"
         f"{applied}"
         f"Try, in another terminal:\n"
+        f"{export}"
         f"  .venv/bin/tripwire emit my.event --resource my.resource.id "
         f"--payload '{{\"rows\": 3}}'\n"
         f"  .venv/bin/tripwire events ls\n"
@@ -361,18 +362,8 @@ def events_ls(
     api: str = ApiOption,
 ) -> None:
     """List stored events, newest first."""
-    try:
-        with _http(api) as http:
-            response = http.post(
-                "/api/events/filter",
-                json={"filter": _filter(event, resource, since), "limit": limit},
-            )
-    except httpx.TransportError as exc:
-        fail(
-            f"cannot reach the engine at {api or DEFAULT_API_URL} ({exc}); is it running (make up)?"
-        )
-    if response.status_code != 200:
-        fail(f"the engine answered {response.status_code}: {response.text}")
+    body = {"filter": _filter(event, resource, since), "limit": limit}
+    response = _call(api, "POST", "/api/events/filter", json=body)
     data = response.json()
     for item in data["events"]:
         typer.echo(orjson.dumps(item).decode() if as_json else _line(item))
@@ -391,7 +382,7 @@ def events_tail(
     """Follow events live (Ctrl-C to stop)."""
     import websockets
 
-    url = resolve_api_url(api).replace("http", "ws", 1) + "/api/events/out"
+    url = api.replace("http", "ws", 1) + "/api/events/out"
     token = os.environ.get("TRIPWIRE_API_KEY") or os.environ.get("TRIPWIRE_API_AUTH_STRING")
 
     async def follow() -> None:

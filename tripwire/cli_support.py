@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, NoReturn
 
@@ -29,8 +30,27 @@ def change_line(kind: str, what: str, dry_run: bool) -> str:
     return f"{verb} {what}"
 
 
+def engine_url(api: str | None) -> str:
+    """`--api`, TRIPWIRE_API_URL or TRIPWIRE_URL; else where this environment's settings put
+    the API (TRIPWIRE_HOST, TRIPWIRE_PORT), so the CLI finds a `tripwire up` started beside it
+    with another port."""
+    if api or os.environ.get("TRIPWIRE_URL"):
+        return resolve_api_url(api)
+    host = os.environ.get("TRIPWIRE_HOST", "").strip()
+    port = os.environ.get("TRIPWIRE_PORT", "").strip()
+    if not host and not port:
+        return DEFAULT_API_URL
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port or 4280}"
+
+
 ApiOption = typer.Option(
-    None, "--api", envvar="TRIPWIRE_API_URL", help=f"Engine API (default {DEFAULT_API_URL})."
+    None,
+    "--api",
+    envvar="TRIPWIRE_API_URL",
+    callback=engine_url,
+    help=f"Engine API (else TRIPWIRE_URL, else TRIPWIRE_HOST and TRIPWIRE_PORT; default "
+    f"{DEFAULT_API_URL}).",
 )
 
 

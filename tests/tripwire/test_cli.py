@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import Running
 from tripwire.cli import app
+from tripwire.cli_support import engine_url
 
 runner = CliRunner()
 
@@ -69,6 +70,29 @@ async def test_bad_arguments_and_unreachable_engine_are_clear(engine: Running) -
     code, _, err = await invoke("events", "ls", "--api", "http://127.0.0.1:9")
     assert code == 1
     assert "is it running" in err
+
+
+async def test_the_cli_finds_the_api_where_the_settings_put_it(
+    engine: Running, monkeypatch
+) -> None:
+    """`TRIPWIRE_PORT=… tripwire up` and a CLI command in the same environment agree."""
+    for name in ("TRIPWIRE_API_URL", "TRIPWIRE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    port = engine.url.rsplit(":", 1)[1]
+    monkeypatch.setenv("TRIPWIRE_HOST", "0.0.0.0")  # listening everywhere: call it locally
+    monkeypatch.setenv("TRIPWIRE_PORT", port)
+    code, _, err = await invoke("events", "ls")
+    assert code == 0, err
+    assert engine_url(None) == f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("TRIPWIRE_HOST", "::")
+    assert engine_url(None) == f"http://[::1]:{port}"
+    monkeypatch.setenv("TRIPWIRE_URL", "http://elsewhere:9999/")
+    assert engine_url(None) == "http://elsewhere:9999"
+    assert engine_url("http://given:1") == "http://given:1"
+    monkeypatch.delenv("TRIPWIRE_URL")
+    monkeypatch.delenv("TRIPWIRE_HOST")
+    monkeypatch.delenv("TRIPWIRE_PORT")
+    assert engine_url(None) == "http://127.0.0.1:4280"
 
 
 async def test_config_masks_secrets(monkeypatch) -> None:
