@@ -10,6 +10,7 @@ import httpx
 import typer
 
 from events.client import DEFAULT_API_URL, api_auth_headers, resolve_api_url
+from tripwire.settings import Settings
 
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
@@ -40,8 +41,10 @@ def engine_url(api: str | None) -> str:
     port = os.environ.get("TRIPWIRE_PORT", "").strip()
     if not host and not port:
         return DEFAULT_API_URL
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{port or 4280}"
+    fields = Settings.model_fields
+    local = str(fields["host"].default)
+    host = {"": local, "0.0.0.0": local, "::": "::1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port or fields['port'].default}"
 
 
 ApiOption = typer.Option(
