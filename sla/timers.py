@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -38,6 +39,7 @@ class DueTimer:
         self.next: datetime | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
+        self._passes: set[asyncio.Task[Any]] = set()  # runs under way
 
     def start(self) -> None:
         """Start the scheduler (in the running event loop) and run once right away."""
@@ -53,10 +55,18 @@ class DueTimer:
         scheduler.start()
         self._scheduler = scheduler
 
-    def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop scheduling, and let a pass under way finish before returning: the caller
+        closes the database next. APScheduler's shutdown cancels running jobs, and a pass
+        cancelled inside a SQLite statement can hang its connection's close, so the
+        scheduler is paused first and shut down once the pass is over (or `timeout`)."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is None:
+            return
+        scheduler.pause()
+        if self._passes:
+            await asyncio.wait(set(self._passes), timeout=timeout)
+        scheduler.shutdown(wait=False)
 
     def wake_at(self, when: datetime) -> None:
         """Make sure `due` runs at `when` (earlier wake-ups stay)."""
@@ -78,6 +88,10 @@ class DueTimer:
     async def run(self) -> None:
         """Run what is due now, again while more is due already, and schedule the next
         wake-up."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._passes.add(task)
+            task.add_done_callback(self._passes.discard)
         async with self._lock:
             upcoming: datetime | None = None
             for _ in range(MAX_PASSES):

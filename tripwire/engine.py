@@ -197,7 +197,7 @@ class Engine:
         self._tasks.clear()
         for follower in self.followers:
             await follower.stop()
-        self.timer.stop()
+        await self.timer.stop()
         await self.leadership.release()
         for consumer in self.consumers:
             await consumer.stop()

@@ -168,7 +168,7 @@ async def test_due_timer_runs_at_the_instant_it_is_woken_for() -> None:
             await ran.wait()
         assert len(calls) == 2
     finally:
-        timer.stop()
+        await timer.stop()
 
 
 async def test_the_relay_publishes_what_a_crash_left_in_the_outbox(engine: Running) -> None:
