@@ -67,9 +67,7 @@ def sqlite_time(value: datetime) -> str:
 
 
 def _sqlite_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or value is None:
-        return value
+    """A value `values` does not pass on as it is (plain values never come here)."""
     if isinstance(value, datetime):
         return sqlite_time(value)
     if isinstance(value, dict | list):
@@ -163,8 +161,6 @@ def padded(count: int, limit: int) -> int:
         return count
     step = 1 << (count.bit_length() - 3)
     return min(-(-count // step) * step, limit)
-
-
 
 
 def per_statement(width: int) -> int:
