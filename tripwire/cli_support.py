@@ -39,8 +39,6 @@ def engine_url(api: str | None) -> str:
         return resolve_api_url(api)
     host = os.environ.get("TRIPWIRE_HOST", "").strip()
     port = os.environ.get("TRIPWIRE_PORT", "").strip()
-    if not host and not port:
-        return DEFAULT_API_URL
     fields = Settings.model_fields
     local = str(fields["host"].default)
     host = {"": local, "0.0.0.0": local, "::": "::1"}.get(host, host)
