@@ -20,8 +20,8 @@ from tripwire.app import create_app
 from tripwire.engine import Engine, Role
 from tripwire.settings import Settings
 
-# shared/ sits beside the repository, in a checkout and in CI.
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prefect"
+# Events and automations captured from a real Prefect server (see its README).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prefect"
 
 POSTGRES_URL = os.environ.get("TRIPWIRE_TEST_POSTGRES_URL")
 ROOT = Path(__file__).resolve().parents[1]
