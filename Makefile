@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PREFECT_VENV := .venv-prefect
 AIRFLOW_VENV := .venv-airflow
 
-.PHONY: up test lint format bench bench-actions clean
+.PHONY: up test lint docs format bench bench-actions clean
 
 $(BIN)/tripwire: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,14 @@ lint: $(BIN)/tripwire
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/mypy --python-version 3.10 -p tripwire_client  # Airflow environments run 3.10 too
+	$(BIN)/mypy docs/gen
+	$(BIN)/lint-imports  # the layers, as contracts in pyproject.toml
 
-test: $(BIN)/tripwire $(PREFECT_VENV)/bin/prefect $(AIRFLOW_VENV)/bin/airflow lint
+# The docs site; --strict turns a broken link or a missing page into a failure.
+docs: $(BIN)/tripwire
+	$(BIN)/mkdocs build --strict --quiet
+
+test: $(BIN)/tripwire $(PREFECT_VENV)/bin/prefect $(AIRFLOW_VENV)/bin/airflow lint docs
 	$(BIN)/pytest
 
 format: $(BIN)/tripwire
@@ -49,4 +55,4 @@ bench-actions: $(BIN)/tripwire
 	$(BIN)/python -m bench.actions
 
 clean:
-	rm -rf $(VENV) $(PREFECT_VENV) $(AIRFLOW_VENV) .tripwire
+	rm -rf $(VENV) $(PREFECT_VENV) $(AIRFLOW_VENV) .tripwire site
