@@ -18,55 +18,72 @@ from events.durations import Duration
 
 
 class Settings(BaseSettings):
-    """Every setting of the engine; the README's settings table lists them."""
+    """Every setting of the engine; the docs' settings reference is generated from these
+    fields and their descriptions."""
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_", extra="ignore")
 
     home: Path = Field(
-        default=Path(".tripwire"), description="Data folder (SQLite, embedded NATS store)."
+        default=Path(".tripwire"),
+        description="Data folder: the SQLite files and the embedded nats-server's store.",
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=4280, description="Port the API listens on.")
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default SQLite in home."
+        default=None,
+        description="SQLAlchemy URL; unset = SQLite in home. postgresql://... uses asyncpg. "
+        "Under SQLite the action ledger is a second file beside it (tripwire-actions.db).",
     )
     nats_url: str | None = Field(
-        default=None, description="NATS server(s); unset = embedded nats-server."
+        default=None,
+        description="NATS server(s), comma-separated for a cluster; unset = an embedded "
+        "nats-server.",
     )
     nats_port: int | None = Field(
         default=None, description="Port of the embedded nats-server; default free."
     )
     namespace: str = Field(
-        default="tripwire", description="Prefix of stream, subject and consumer names."
+        default="tripwire",
+        description="Prefix of stream (TRIPWIRE_EVENTS), subject and consumer names; letters, "
+        "digits, '-' and '_'.",
     )
     stream_replicas: int = Field(
-        default=1, ge=1, le=5, description="JetStream replicas per stream."
+        default=1, ge=1, le=5, description="JetStream replicas per stream (3 on a 3-node cluster)."
     )
     stream_max_age: Duration = Field(
         default=timedelta(days=7), description="How long streams keep messages."
     )
     stream_max_bytes: int = Field(
-        default=-1, description="Size cap per stream in bytes; -1 = none."
+        default=-1, description="Size cap per stream in bytes, oldest dropped first; -1 = none."
     )
     duplicate_window: Duration = Field(
-        default=timedelta(minutes=10), description="JetStream dedupe window."
+        default=timedelta(minutes=10),
+        description="JetStream drops a message whose id (the event id) it saw this recently; "
+        "the store drops older copies.",
     )
     api_key: SecretStr | None = Field(
-        default=None, description="Require 'Authorization: Bearer <key>'."
+        default=None,
+        description="Require 'Authorization: Bearer <key>' on every route but /api/health "
+        "and /metrics.",
     )
     api_auth_string: SecretStr | None = Field(
-        default=None, description="Require Basic auth 'user:pass'."
+        default=None,
+        description="Require Basic auth 'user:pass' on every route but /api/health and /metrics.",
     )
     event_retention: Duration = Field(
-        default=timedelta(days=7), description="Stored events older than this are swept."
+        default=timedelta(days=7),
+        description="Stored events older than this are swept, with their related rows.",
     )
     retention_sweep_every: Duration = Field(
-        default=timedelta(minutes=10), description="How often to sweep."
+        default=timedelta(minutes=10), description="How often the worker sweeps old events."
     )
     # A backlog drains ~25% faster in batches of 2,000 than of 500 (windows shared by
     # more events, fewer statements per event); a steady flow makes smaller batches anyway.
     store_batch_size: int = Field(
-        default=2000, ge=1, description="Most events per store transaction."
+        default=2000,
+        ge=1,
+        description="Most events per store transaction: a backlog drains in batches this "
+        "big; a steady flow makes smaller ones.",
     )
     max_cascade_depth: int = Field(
         default=5,
@@ -107,7 +124,9 @@ class Settings(BaseSettings):
         default=timedelta(minutes=10), description="Longest delay between two attempts."
     )
     action_timeout: Duration = Field(
-        default=timedelta(seconds=30), description="Time limit of one attempt of an action."
+        default=timedelta(seconds=30),
+        description="Time limit of one attempt of an action; a worker's claim on the action "
+        "lapses 5 s after it.",
     )
     allow_private_urls: bool = Field(
         default=False,
@@ -140,9 +159,13 @@ class Settings(BaseSettings):
         description="Event names to follow, comma-separated globs (prefect.flow-run.*); "
         "empty = all.",
     )
-    log_level: str = Field(default="INFO", description="Python logging level.")
+    log_level: str = Field(
+        default="INFO", description="Python logging level (DEBUG, INFO, WARNING, ...)."
+    )
     log_format: Literal["text", "json"] = Field(
-        default="text", description="Log lines as text, or one JSON object per line."
+        default="text",
+        description="text, or json: one JSON object per line (time in UTC, level, logger, "
+        "message, exception).",
     )
 
     @field_validator("prefect_follow_events", mode="before")
