@@ -1,4 +1,8 @@
-"""The bus: NATS JetStream through FastStream's NatsBroker.
+"""The bus: NATS JetStream, connected through FastStream's NatsBroker.
+
+FastStream holds the connection (reconnects, cluster seeds, logging); the hot paths publish
+and pull through nats-py's own client on that connection (events/publisher.py,
+events/consumer.py), where the measured cost per message decided it.
 
 Two streams per namespace: `<NS>_EVENTS` (subjects `<ns>.events.>`) and `<NS>_ACTIONS`
 (`<ns>.actions.>`). Events are published with `Nats-Msg-Id` = event id, so a resent event
@@ -35,7 +39,7 @@ log = logging.getLogger("tripwire.bus")
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """How the streams are declared; see the README's JetStream section."""
+    """How the streams are declared: replicas, limits and the duplicate window."""
 
     replicas: int = 1
     events_max_age: timedelta = timedelta(days=7)
@@ -79,6 +83,10 @@ class Names:
         return f"{self.namespace}-store"
 
     @property
+    def actions_consumer(self) -> str:
+        return f"{self.namespace}-actions"
+
+    @property
     def timers_subject(self) -> str:
         """Core NATS (not a stream): workers tell the timer process of new due instants."""
         return f"{self.namespace}.timers.due"
@@ -108,6 +116,7 @@ class Bus:
         )
         self._connected = False
         self._publisher: BatchPublisher | None = None
+        self._js: Any = None
 
     @property
     def is_connected(self) -> bool:
@@ -118,7 +127,8 @@ class Bus:
 
     async def connect(self) -> None:
         """Connect and declare the streams (idempotent)."""
-        await self.broker.connect()
+        connection = await self.broker.connect()
+        self._js = connection.jetstream()
         self._connected = True
         await self.declare_streams()
         self._publisher = BatchPublisher(self.broker.connection)
@@ -141,7 +151,7 @@ class Bus:
         """The JetStream context; connect first."""
         if not self._connected:
             raise RuntimeError("connect the bus first (await bus.connect())")
-        return self.broker.config.broker_config.connection_state.stream
+        return self._js
 
     def _stream_config(
         self, name: str, subjects: str, max_age: timedelta, what: str

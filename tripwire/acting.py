@@ -91,7 +91,7 @@ class Acting:
             bus,
             names.actions_stream,
             names.actions_wildcard,
-            f"{names.namespace}-actions",
+            names.actions_consumer,
             self.runner.handle,
             concurrency=s.action_concurrency,
             ack_wait=policy.lease.total_seconds() + 2,  # redelivered only once the claim lapsed

@@ -26,6 +26,7 @@ from sla import api as sla_api
 from triggers import api as triggers_api
 from tripwire import __version__
 from tripwire.auth import ApiAuth, AuthMiddleware
+from tripwire.bus_description import bus_description
 from tripwire.engine import Engine, Role
 
 log = logging.getLogger("tripwire.api")
@@ -74,7 +75,7 @@ async def refresh_lag(engine: Engine) -> None:
     names = engine.bus.names
     consumers = {
         "store": (names.events_stream, names.store_consumer),
-        "actions": (names.actions_stream, f"{names.namespace}-actions"),
+        "actions": (names.actions_stream, names.actions_consumer),
     }
     for label, (stream, durable) in consumers.items():
         lag: int | None = None
@@ -155,6 +156,14 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
 
     if Role.api not in engine.roles:
         return app  # other roles serve their health and metrics only
+
+    @app.get("/asyncapi.json", tags=["health"], summary="The bus's subjects and messages")
+    async def get_asyncapi() -> Response:
+        """An AsyncAPI 3 document of the NATS subjects the engine publishes on, beside
+        the OpenAPI document of the HTTP API."""
+        document = bus_description(engine.bus.names, engine.nats_url)
+        return Response(orjson.dumps(document), media_type="application/json")
+
     app.include_router(events_api.build_router(engine.bus, engine.store))
     app.include_router(
         events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)

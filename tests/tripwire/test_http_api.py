@@ -158,3 +158,30 @@ async def test_a_worker_serves_health_only_and_api_reports_lag(start_engine: Sta
     await worker.wait_stored(1)
     async with api.client() as http:
         assert (await http.get("/api/health")).json()["store_consumer"]["lag"] == 0
+
+
+async def test_asyncapi_describes_the_bus_subjects_and_their_messages(engine: Running) -> None:
+    async with engine.client() as http:
+        response = await http.get("/asyncapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["asyncapi"].startswith("3.")
+    names = engine.engine.bus.names
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {names.events_subject, names.actions_subject, names.timers_subject}
+    schemas = document["components"]["schemas"]
+    # The messages are the engine's own models, so their fields appear as the engine writes them.
+    assert {"event", "resource", "received"} <= set(schemas["ReceivedEvent"]["properties"])
+    assert {"firing_id", "action", "triggering_event"} <= set(
+        schemas["ActionRequest"]["properties"]
+    )
+
+
+def test_bus_description_never_publishes_nats_credentials() -> None:
+    from events.bus import Names
+    from tripwire.bus_description import bus_description
+
+    document = bus_description(Names("ns"), "nats://app:s3cret@nats-1:4222,nats://nats-2")
+    hosts = [server["host"] for server in document["servers"].values()]
+    assert sorted(hosts) == ["nats-1:4222", "nats-2"]
+    assert "s3cret" not in str(document)
