@@ -10,6 +10,7 @@ async with AsyncTripwireClient() as client:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -21,15 +22,10 @@ import httpx
 from events.errors import BusUnavailable, InvalidEvent
 from events.model import Event
 
-# Address, auth and retry rules are shared with tripwire-client, the engine-free emitter.
-from tripwire_client.config import (
-    DEFAULT_API_URL,
-    RETRYABLE_STATUSES,
-    api_auth_headers,
-    resolve_api_url,
-    retry_delay,
-)
+# Address, auth and the retry loop are shared with tripwire-client, the engine-free emitter.
+from tripwire_client.config import DEFAULT_API_URL, api_auth_headers, resolve_api_url
 from tripwire_client.event import resource_labels
+from tripwire_client.retry import Answer, Retry
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -43,6 +39,7 @@ __all__ = [
 ]
 
 BATCH_SIZE = 500
+JSON = {"content-type": "application/json"}
 
 
 def build_event(
@@ -67,21 +64,20 @@ def _body(batch: Sequence[Event]) -> bytes:
     return b"[" + b",".join(e.model_dump_json().encode() for e in batch) + b"]"
 
 
-def _delay(attempt: int, response: httpx.Response | None) -> float:
-    return retry_delay(attempt, response.headers.get("retry-after") if response else None)
+def _answer(response: httpx.Response) -> Answer:
+    return Answer(response.status_code, response.headers.get("retry-after"), response.text)
 
 
-def _outcome(response: httpx.Response) -> list[UUID] | None:
-    """Accepted ids, None to retry; raise for input the engine refused."""
-    if response.status_code == 202:
-        return [UUID(i) for i in response.json()["accepted"]]
-    if response.status_code in RETRYABLE_STATUSES:
-        return None
+def _no_answer(error: httpx.TransportError) -> Answer:
+    return Answer(None, text=str(error) or type(error).__name__)
+
+
+def _detail(text: str) -> str:
+    """The engine's `detail` from an error body, else the body."""
     try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    raise InvalidEvent(f"tripwire refused the events ({response.status_code}): {detail}")
+        return str(json.loads(text).get("detail", text))
+    except (ValueError, AttributeError):
+        return text
 
 
 class _Base:
@@ -110,10 +106,17 @@ class _Base:
         for start in range(0, len(items), self.batch_size):
             yield _body(items[start : start + self.batch_size])
 
-    def _give_up(self, error: Exception | None) -> BusUnavailable:
-        return BusUnavailable(
-            f"tripwire at {self.api_url} did not accept the events after {self.retries} retries"
-            + (f" ({error})" if error else "")
+    def _accepted(self, answer: Answer) -> list[UUID]:
+        """The ids of a final answer; raise if it is not an acceptance."""
+        if answer.status == 202:
+            return [UUID(i) for i in json.loads(answer.text)["accepted"]]
+        if not answer.retryable:
+            raise InvalidEvent(
+                f"tripwire refused the events ({answer.status}): {_detail(answer.text)}"
+            )
+        raise BusUnavailable(
+            f"tripwire at {self.api_url} did not accept the events after {self.retries} "
+            f"retries ({answer.reason})"
         )
 
 
@@ -135,21 +138,16 @@ class TripwireClient(_Base):
         return accepted
 
     def _send(self, body: bytes) -> list[UUID]:
-        error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            response = None
+        retry = Retry(self.retries)
+        while True:
             try:
-                response = self._http.post(
-                    "/api/events", content=body, headers={"content-type": "application/json"}
-                )
-                ids = _outcome(response)
-                if ids is not None:
-                    return ids
+                answer = _answer(self._http.post("/api/events", content=body, headers=JSON))
             except httpx.TransportError as exc:
-                error = exc
-            if attempt < self.retries:
-                time.sleep(_delay(attempt, response))
-        raise self._give_up(error)
+                answer = _no_answer(exc)
+            delay = retry.delay_after(answer)
+            if delay is None:
+                return self._accepted(answer)
+            time.sleep(delay)
 
 
 class AsyncTripwireClient(_Base):
@@ -175,21 +173,16 @@ class AsyncTripwireClient(_Base):
         return accepted
 
     async def _send(self, body: bytes) -> list[UUID]:
-        error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            response = None
+        retry = Retry(self.retries)
+        while True:
             try:
-                response = await self._http.post(
-                    "/api/events", content=body, headers={"content-type": "application/json"}
-                )
-                ids = _outcome(response)
-                if ids is not None:
-                    return ids
+                answer = _answer(await self._http.post("/api/events", content=body, headers=JSON))
             except httpx.TransportError as exc:
-                error = exc
-            if attempt < self.retries:
-                await asyncio.sleep(_delay(attempt, response))
-        raise self._give_up(error)
+                answer = _no_answer(exc)
+            delay = retry.delay_after(answer)
+            if delay is None:
+                return self._accepted(answer)
+            await asyncio.sleep(delay)
 
 
 def emit_event(event: str, resource: Mapping[str, str] | str, **kwargs: Any) -> UUID:

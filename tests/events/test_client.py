@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from events.client import AsyncTripwireClient, TripwireClient, aemit_event, build_event, emit_event
-from events.embedded import EmbeddedNats
-from events.errors import InvalidEvent
+from events.embedded import EmbeddedNats, free_port
+from events.errors import BusUnavailable, InvalidEvent
 from tests.conftest import Running, StartEngine
 
 
@@ -43,6 +43,14 @@ async def test_sync_emit_event_and_refused_input(engine: Running) -> None:
 
     with pytest.raises(InvalidEvent, match="413"):
         await asyncio.to_thread(send_bad)
+
+
+def test_client_gives_up_when_nothing_answers() -> None:
+    with (
+        TripwireClient(f"http://127.0.0.1:{free_port()}", retries=0) as client,
+        pytest.raises(BusUnavailable, match="after 0 retries"),
+    ):
+        client.emit(build_event("x", "r"))
 
 
 async def test_client_retries_until_nats_is_back(start_engine: StartEngine, tmp_path) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 
 from tripwire_client.config import api_auth_headers, flush_timeout, resolve_api_url, retry_delay
 from tripwire_client.event import Event, build_event
-from tripwire_client.sender import Backoff, send_batch
+from tripwire_client.retry import Backoff
+from tripwire_client.sender import send_batch
 
 log = logging.getLogger("tripwire_client")
 

@@ -13,14 +13,14 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tripwire_client.config import RETRYABLE_STATUSES, retry_delay
+from tripwire_client.config import retry_delay
 from tripwire_client.event import Event
+from tripwire_client.retry import Answer, Backoff, Retry
 
 log = logging.getLogger("tripwire_client")
 
 EVENT_REFUSALS = frozenset({413, 422})  # about the events sent, not the request (401, 404)
 
-Backoff = Callable[[int, str | None], float]
 Wait = Callable[[float], bool]
 """Waits up to the given seconds; True means stop waiting for good (the emitter closes)."""
 
@@ -38,19 +38,12 @@ class Outcome:
     bad_event: bool = False
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int | None  # None: no answer (connection refused, timeout)
-    retry_after: str | None = None
-    text: str = ""
-
-
 def encode(events: Sequence[Event]) -> bytes:
     """A JSON array; values JSON cannot hold (dates, paths, ...) are sent as their text."""
     return json.dumps(list(events), default=str, separators=(",", ":")).encode()
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> _Answer:
+def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
     request = urllib.request.Request(
         url + "/api/events",
         data=body,
@@ -59,13 +52,13 @@ def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> 
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _Answer(response.status)
+            return Answer(response.status)
     except urllib.error.HTTPError as exc:
         with exc:
             text = exc.read(2000).decode(errors="replace")
-        return _Answer(exc.code, exc.headers.get("Retry-After"), text)
+        return Answer(exc.code, exc.headers.get("Retry-After"), text)
     except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a malformed URL
-        return _Answer(None, text=str(getattr(exc, "reason", exc)))
+        return Answer(None, text=str(getattr(exc, "reason", exc)))
 
 
 def send_batch(
@@ -78,20 +71,20 @@ def send_batch(
     wait: Wait,
     backoff: Backoff = retry_delay,
 ) -> Outcome:
-    """POST `events` as one request, retried on 429/5xx and connection errors."""
+    """POST `events` as one request, sent again while `Retry` says the answer may change."""
     try:
         body = encode(events)
     except (TypeError, ValueError) as exc:
         return Outcome(False, f"the events cannot be encoded as JSON: {exc}", bad_event=True)
-    answer = _Answer(None)
-    for attempt in range(retries + 1):
+    retry = Retry(retries, backoff)
+    while True:
         answer = _post(url, body, headers, timeout)
-        if answer.status == 202:
-            return Outcome(True)
-        if answer.status is not None and answer.status not in RETRYABLE_STATUSES:
-            problem = f"tripwire refused them ({answer.status}): {answer.text}"
-            return Outcome(False, problem, bad_event=answer.status in EVENT_REFUSALS)
-        if attempt < retries and wait(backoff(attempt, answer.retry_after)):
+        delay = retry.delay_after(answer)
+        if delay is None or wait(delay):
             break
-    reason = f"HTTP {answer.status}" if answer.status else answer.text
-    return Outcome(False, f"tripwire at {url} did not accept them ({reason})")
+    if answer.status == 202:
+        return Outcome(True)
+    if not answer.retryable:
+        problem = f"tripwire refused them ({answer.status}): {answer.text}"
+        return Outcome(False, problem, bad_event=answer.status in EVENT_REFUSALS)
+    return Outcome(False, f"tripwire at {url} did not accept them ({answer.reason})")
