@@ -1,8 +1,8 @@
-"""`tripwire test`: where the recorded events come from and how the report reads."""
+"""`tripwire test`: where the recorded events come from (a file, or the store)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -13,7 +13,6 @@ from events.filters import EventFilter
 from events.model import ReceivedEvent
 from events.parsing import describe
 from events.store import EventStore
-from triggers.replay import ReplayReport
 from tripwire.database import create_engine
 
 
@@ -74,30 +73,3 @@ async def events_from_store(database_url: str, since: timedelta) -> list[Receive
             after = (last.occurred.isoformat(), str(last.id))
     finally:
         await engine.dispose()
-
-
-def _at(value: datetime) -> str:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def render(report: ReplayReport) -> str:
-    """The report for people: one line per firing, then a summary."""
-    lines = []
-    for firing in report.firings:
-        labels = " ".join(f"{k}={v}" for k, v in firing.labels.items())
-        cause = f"on {firing.event} {firing.event_id}" if firing.event_id else ""
-        detail = "  ".join(part for part in (labels, cause) if part)
-        lines.append(
-            f"{_at(firing.at)}  {firing.automation}  {firing.state}  {firing.why}"
-            + (f"  [{detail}]" if detail else "")
-        )
-    automations = len({f.automation for f in report.firings})
-    summary = (
-        f"{report.events} events replayed: {len(report.firings)} firing(s) of "
-        f"{automations} automation(s)"
-    )
-    if report.stopped:
-        summary += f"; {report.stopped} stopped by the cascade guard"
-    if not report.firings:
-        summary += "; nothing would have fired (`tripwire explain` shows why on a live engine)"
-    return "\n".join([*lines, summary])

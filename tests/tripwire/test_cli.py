@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import Running
 from tripwire.cli import app
-from tripwire.cli_support import engine_url
+from tripwire.cli.api import engine_url
 
 runner = CliRunner()
 

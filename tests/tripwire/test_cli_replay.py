@@ -77,4 +77,4 @@ def test_plain_events_without_received_replay(tmp_path: Path) -> None:
     result = runner.invoke(app, ["test", "-f", ORDERS, "--events", str(recorded)])
     assert result.exit_code == 0, result.output
     first = result.stdout.splitlines()[0]
-    assert first.startswith("2026-11-21T09:02:00Z  etl-orders-keeps-failing  triggered  3 of 3")
+    assert first.startswith("2026-11-21 09:02:00  etl-orders-keeps-failing  triggered  3 of 3")

@@ -1,0 +1,135 @@
+"""Running the engine in this process for `tripwire up` and `tripwire serve`: uvicorn with
+the engine's app, a banner once it listens, one-line errors when it cannot start.
+
+Imported by those commands only: it brings the whole engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import typer
+import uvicorn
+
+from events.errors import EventsError
+from tripwire.app import create_app
+from tripwire.cli.output import fail, redact_url
+from tripwire.engine import Engine, Role
+from tripwire.logs import configure_logging
+from tripwire.settings import Settings
+from tripwire_client.config import DEFAULT_API_URL
+
+if TYPE_CHECKING:
+    from sla.loading import Definitions
+
+__all__ = ["Role", "serve"]
+
+
+def serve(
+    settings: Settings, roles: frozenset[Role], definitions: Definitions | None = None
+) -> None:
+    """Run these roles of the engine until Ctrl-C; `definitions` are applied at start."""
+    configure_logging(settings)
+    # FastStream logs every batch at INFO; keep its warnings and errors only.
+    logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # logs every timer run
+    _check_port_free(settings)
+    engine = Engine(
+        settings,
+        roles,
+        automations=definitions.automations if definitions else None,
+        connections=definitions.connections if definitions else None,
+        sources=definitions.sources if definitions else None,
+        webhooks=definitions.webhooks if definitions else None,
+        slas=definitions.slas if definitions else None,
+    )
+    config = uvicorn.Config(
+        create_app(engine),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    server = _AnnouncingServer(config, lambda: typer.echo(_banner(settings, engine)))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(server.serve())
+    except EventsError as exc:
+        fail(str(exc))
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    if not server.started:
+        fail(f"the engine did not start on port {settings.port}; see the messages above")
+
+
+def _check_port_free(settings: Settings) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError:
+            fail(
+                f"port {settings.port} on {settings.host} is already in use; "
+                "stop what uses it or pick another with --port / TRIPWIRE_PORT"
+            )
+
+
+def _banner(settings: Settings, engine: Engine) -> str:
+    api = settings.api_url
+    nats = (
+        f"{engine.nats_url} (embedded, store {settings.nats_store_dir})"
+        if engine.embedded
+        else redact_url(engine.nats_url)
+    )
+    database = settings.resolved_database_url.split("@")[-1]
+    applied = ""
+    if engine.initial_automations is not None:
+        count = len(engine.initial_automations)
+        applied = f"  automations  {count} applied at start (tripwire automations ls)\n"
+    if engine.initial_slas:
+        count = len(engine.initial_slas)
+        applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
+    for follower in engine.followers:
+        applied += f"  following    {follower.source.api_url} (state in /api/health)\n"
+    export = "" if api == DEFAULT_API_URL else f"  export TRIPWIRE_API_URL={api}\n"
+    return (
+        f"\ntripwire is up\n"
+        f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
+        f"  NATS      {nats}\n"
+        f"  database  {database}\n"
+        f"{applied}"
+        f"Try, in another terminal:\n"
+        f"{export}"
+        f"  .venv/bin/tripwire emit my.event --resource my.resource.id "
+        f"--payload '{{\"rows\": 3}}'\n"
+        f"  .venv/bin/tripwire events ls\n"
+        f"  .venv/bin/tripwire events tail\n"
+        f"Ctrl-C stops everything.\n"
+    )
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, telling the user where to look once it listens."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.announce()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # uvloop when installed (uvicorn[standard] brings it): a faster event loop for ingest.
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
