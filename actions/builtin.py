@@ -51,7 +51,7 @@ async def emit_event(action: EmitEvent, run: Execution) -> Outcome:
         "related": related,
         "payload": run.render_value(action.payload, "payload"),
     }
-    # Secrets never reach events (README, Templates and secrets): a template that puts one
+    # Secrets never reach events: a template that puts one
     # in the emitted event gets *** there, as in the ledger and the logs.
     fields = _masked(fields, run.templates.secrets.redact)
     try:

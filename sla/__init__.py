@@ -1,7 +1,7 @@
 """SLAs: deadlines, durations and freshness on restart-safe timers.
 
-So far the definitions (models, loading, the deadline calendar) and the timer machinery,
-which proactive triggers use; evaluation comes next.
+The definitions (models, loading, the deadline calendar), their windows and evaluation,
+and the timer that proactive triggers share.
 """
 
 from sla.calendar import Calendar

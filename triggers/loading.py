@@ -30,7 +30,6 @@ from triggers.automation import Automation
 
 SUFFIXES = (".yaml", ".yml", ".json")
 SECTIONS = ("automations", "connections", "sources", "webhooks")
-LATER_SECTIONS: tuple[str, ...] = ()  # parts of the format still to come
 DISCRIMINATORS = ("type", "kind")  # fields whose value pydantic puts in an error's loc
 
 T = TypeVar("T")
@@ -159,16 +158,7 @@ def _documents(
             return [(data, node)]  # a single automation
         use = ", ".join(f"{s}:" for s in known[:-1]) + f" or {known[-1]}:"
         for name, (key, _value) in sections.items():
-            if name in LATER_SECTIONS:
-                out.errors.append(
-                    DefinitionError(
-                        file,
-                        key.start_mark.line + 1,
-                        name,
-                        "is not supported by this version of tripwire yet",
-                    )
-                )
-            elif name not in known:
+            if name not in known:
                 out.errors.append(
                     DefinitionError(
                         file, key.start_mark.line + 1, name, f"is not a known section; use {use}"

@@ -102,11 +102,6 @@ def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
     return tuple(label_value(event, label) or "" for label in trigger.for_each)
 
 
-def document_key(trigger: EventTrigger, document: Mapping[str, Any]) -> tuple[str, ...]:
-    """`bucket_key` read from the event's JSON document (the evaluator's hot path)."""
-    return document_labels(trigger.for_each, document)
-
-
 def key_text(values: Sequence[str]) -> str:
     """A `for_each` key as stored: its values as a JSON array."""
     return orjson.dumps(list(values)).decode()

@@ -39,7 +39,7 @@ def test_random_multi_label_specs_agree() -> None:
 def test_keys_from_the_document_match_keys_from_the_model() -> None:
     from events.model import ReceivedEvent
     from tests.conftest import fixture_events
-    from triggers.matching import bucket_key, document_key
+    from triggers.matching import bucket_key, document_labels
     from triggers.model import EventTrigger
 
     trigger = EventTrigger(
@@ -53,4 +53,4 @@ def test_keys_from_the_document_match_keys_from_the_model() -> None:
     )
     for document in fixture_events():
         event = ReceivedEvent.model_validate(document)
-        assert document_key(trigger, document) == bucket_key(trigger, event)
+        assert document_labels(trigger.for_each, document) == bucket_key(trigger, event)
