@@ -4,14 +4,11 @@ BIN := $(VENV)/bin
 PREFECT_VENV := .venv-prefect
 AIRFLOW_VENV := .venv-airflow
 
-.PHONY: up test lint docs format bench bench-actions clean
+.PHONY: up test lint docs format clean
 
-# tripwire-client (the engine depends on it) is installed from the repository first, so pip
-# takes it from here and does not look for it on an index.
-$(BIN)/tripwire: pyproject.toml clients/python/pyproject.toml
+$(BIN)/tripwire: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./clients/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -51,11 +48,29 @@ format: $(BIN)/tripwire
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(BIN)/tripwire
-	$(BIN)/python -m bench.ingest
+# Benchmarks (bench/, not part of the engine). `make bench-sla ARGS="--keys 1000"` passes
+# options on; `python -m bench.sla --help` lists them.
+.PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale
+
+bench: bench-ingest
+
+bench-ingest: $(BIN)/tripwire
+	$(BIN)/python -m bench.ingest $(ARGS)
+
+bench-triggers: $(BIN)/tripwire
+	$(BIN)/python -m bench.triggers $(ARGS)
+
+bench-worker: $(BIN)/tripwire
+	$(BIN)/python -m bench.worker $(ARGS)
 
 bench-actions: $(BIN)/tripwire
-	$(BIN)/python -m bench.actions
+	$(BIN)/python -m bench.actions $(ARGS)
+
+bench-sla: $(BIN)/tripwire
+	$(BIN)/python -m bench.sla $(ARGS)
+
+bench-scale: $(BIN)/tripwire
+	$(BIN)/python -m bench.scale $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(PREFECT_VENV) $(AIRFLOW_VENV) .tripwire site

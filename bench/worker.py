@@ -1,9 +1,9 @@
 """`python -m bench.worker`: the worker's batch handler alone, in-process, CPU per event.
 
-The end-to-end benchmark (`bench triggers`) depends on the host's speed at the hour, and
-on this VM that moves by a third from run to run. This one times only what the worker does
-with a batch: `Pipeline.handle` (store, evaluate, commit, publish what fired) on a real
-SQLite file and a real nats-server, with `bench triggers`'s workload and automations. It
+The end-to-end benchmark (`python -m bench.triggers`) depends on the host's speed at the
+hour, and on this VM that moves by a third from run to run. This one times only what the
+worker does with a batch: `Pipeline.handle` (store, evaluate, commit, publish what fired) on
+a real SQLite file and a real nats-server, with bench.triggers' workload and automations. It
 leaves out pulling from JetStream and acking. For each batch size it reports wall and CPU
 time per event and the batch times, after a prefill, so that the windows and indexes hold
 data. Batch sizes vary by `--jitter` around each size, as under a steady load.
