@@ -6,9 +6,12 @@ AIRFLOW_VENV := .venv-airflow
 
 .PHONY: up test lint docs format clean
 
-$(BIN)/tripwire: pyproject.toml
+# tripwire-client (the engine depends on it) is installed from the repository first, so pip
+# takes it from here and does not look for it on an index.
+$(BIN)/tripwire: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ./clients/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
