@@ -1,4 +1,5 @@
-"""Secrets for templates: `{{ secret('NAME') }}` reads the environment or a secrets file.
+"""Secrets for templates: `{{ secret('NAME') }}` reads a secrets file, then the environment
+(never the engine's own TRIPWIRE_* settings).
 
 Every value handed out is remembered, so `redact` can blank it from anything that is
 logged, stored in the ledger or put on an event.
@@ -14,6 +15,7 @@ from events.errors import EventsError
 
 MASK = "***"
 MIN_REDACTED = 4  # shorter values would blank ordinary words
+OWN_SETTINGS_PREFIX = "TRIPWIRE_"
 
 
 class MissingSecret(EventsError, LookupError):
@@ -48,12 +50,21 @@ class Secrets:
     def get(self, name: str) -> str:
         """The secret's value; MissingSecret says where it was looked for."""
         value = self._file.get(name)
+        if value is None and name.upper().startswith(OWN_SETTINGS_PREFIX):
+            # The engine's own settings (the database URL, API and Prefect keys) stay out
+            # of reach of whoever may apply a template that sends them somewhere.
+            raise MissingSecret(
+                f"secret {name!r} is one of tripwire's own settings, which templates may "
+                "not read from the environment; give the value another name, or put it in "
+                "the secrets file (TRIPWIRE_SECRETS_FILE)"
+            )
         if value is None:
             value = self._environ.get(name)
         if value is None:
             raise MissingSecret(
-                f"secret {name!r} is not set: set the environment variable {name} "
-                "for the worker or add it to the secrets file (TRIPWIRE_SECRETS_FILE)"
+                f"secret {name!r} is not set: set the environment variable {name} where "
+                "tripwire renders it (the worker for actions, the api for webhooks) or add "
+                "it to the secrets file (TRIPWIRE_SECRETS_FILE)"
             )
         if len(value) >= MIN_REDACTED:
             self._seen.add(value)

@@ -203,6 +203,22 @@ def test_a_missing_secret_names_the_variable_and_the_field() -> None:
     assert "environment variable SLACK_PATH" in info.value.error
 
 
+def test_the_engines_own_settings_are_not_secrets_templates_can_read(tmp_path: Path) -> None:
+    environ = {"TRIPWIRE_DATABASE_URL": "postgresql://app:pw-1234@db/tripwire"}
+    templates = Templates(Secrets(environ=environ))
+    with pytest.raises(TemplateError) as info:
+        templates.render("{{ secret('TRIPWIRE_DATABASE_URL') }}", {}, "url")
+    assert "one of tripwire's own settings" in info.value.error
+    assert "pw-1234" not in info.value.error
+    # What the operator puts in the secrets file under any name is theirs to hand out.
+    file = tmp_path / "secrets"
+    file.write_text("TRIPWIRE_RELAY_TOKEN=relay-5678\n")
+    rendered = Templates(Secrets(environ=environ, file=file)).render(
+        "{{ secret('TRIPWIRE_RELAY_TOKEN') }}", {}, "url"
+    )
+    assert rendered == "relay-5678"
+
+
 def test_a_rendered_url_with_a_secret_is_redacted() -> None:
     secrets = Secrets(environ={"HOOK_TOKEN": "T0KEN-abc-123"})
     url = Templates(secrets).render(
