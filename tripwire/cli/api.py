@@ -1,14 +1,21 @@
 """The --api option and requests to a running engine; any failure ends the command with one
-line saying what went wrong."""
+line saying what went wrong.
+
+Requests go through the standard library (urllib, as tripwire-client's do): a command that
+sends one request would spend longer setting up an HTTP client library than on the request.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 import typer
 
 from tripwire.cli.output import fail
@@ -20,6 +27,7 @@ from tripwire_client.config import (
     retry_delay,
 )
 
+TIMEOUT = 30.0  # seconds; applying many definitions can take a while
 # The engine's settings put the API at DEFAULT_API_URL unless TRIPWIRE_HOST or _PORT say
 # otherwise (a test keeps the two in step); read here so that no command imports them.
 _DEFAULT = urlsplit(DEFAULT_API_URL)
@@ -48,49 +56,69 @@ ApiOption = typer.Option(
 )
 
 
-def _client(api: str) -> httpx.Client:
-    return httpx.Client(base_url=api, headers=api_auth_headers(), timeout=30)
+@dataclass(frozen=True)
+class Answer:
+    """What one request got back."""
+
+    status: int | None  # None: no answer (refused, timed out, reset)
+    body: bytes = b""
+    reason: str = ""  # the status's phrase, or why there was no answer
+    retry_after: str | None = None
+
+    def problem(self) -> str:
+        """The engine's error message (its `detail`), or the status and text."""
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            data = None
+        detail = data.get("detail") if isinstance(data, dict) else None
+        if isinstance(detail, str) and detail:
+            return detail
+        text = self.body.decode(errors="replace").strip()[:300] or self.reason
+        return f"tripwire answered {self.status}: {text}"
 
 
-def call(api: str, method: str, path: str, *, retries: int = 0, **options: Any) -> Any:
+def request(
+    api: str, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None
+) -> Answer:
+    """Send one request to the engine at `api`, `body` as JSON; never raises."""
+    url = api + path + (f"?{urlencode(params)}" if params else "")
+    headers = api_auth_headers()
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    sent = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(sent, timeout=TIMEOUT) as response:
+            return Answer(response.status, response.read(), response.reason)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return Answer(exc.code, exc.read(), str(exc.reason), exc.headers.get("Retry-After"))
+    except (OSError, ValueError) as exc:  # URLError, timeouts, resets; a malformed URL
+        return Answer(None, reason=str(getattr(exc, "reason", exc)))
+
+
+def call(
+    api: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+    retries: int = 0,
+) -> Any:
     """One request to the engine, its JSON answer; any failure ends the command with a
-    one-line message. `retries`: how often to try again while the engine is unreachable or
-    busy (429, 502-504), for requests that are safe to repeat."""
-    with _client(api) as http:
-        for attempt in range(retries + 1):
-            retry_after = None
-            try:
-                response = http.request(method, path, **options)
-            except httpx.TransportError as exc:
-                if attempt == retries:
-                    fail(f"cannot reach tripwire at {api} ({exc}); is it running (`tripwire up`)?")
-            else:
-                if response.status_code not in RETRYABLE_STATUSES or attempt == retries:
-                    break
-                retry_after = response.headers.get("retry-after")
-            time.sleep(retry_delay(attempt, retry_after))
-    if response.status_code >= 400:
-        fail(problem_text(response))
-    return response.json() if response.content else None
-
-
-def status_of(api: str, path: str) -> int:
-    """The status of a GET, or 0 when the engine cannot be reached."""
-    try:
-        with _client(api) as http:
-            return http.get(path).status_code
-    except httpx.TransportError:
-        return 0
-
-
-def problem_text(response: httpx.Response) -> str:
-    """The engine's error message (its `detail`), or the status and text."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    detail = data.get("detail") if isinstance(data, dict) else None
-    if isinstance(detail, str) and detail:
-        return detail
-    text = response.text.strip()[:300] or response.reason_phrase
-    return f"tripwire answered {response.status_code}: {text}"
+    one-line message. `retries`: how often to send it again while the engine is unreachable
+    or busy (429, 502-504), for requests that are safe to repeat."""
+    for attempt in range(retries + 1):
+        answer = request(api, method, path, body=body, params=params)
+        again = answer.status is None or answer.status in RETRYABLE_STATUSES
+        if not again or attempt == retries:
+            break
+        time.sleep(retry_delay(attempt, answer.retry_after))
+    if answer.status is None:
+        fail(f"cannot reach tripwire at {api} ({answer.reason}); is it running (`tripwire up`)?")
+    if answer.status >= 400:
+        fail(answer.problem())
+    return json.loads(answer.body) if answer.body else None

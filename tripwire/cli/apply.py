@@ -50,7 +50,7 @@ def _sla_line(change: dict[str, Any], dry_run: bool) -> str:
 def _apply(api: str, kind: str, items: list[Any], params: dict[str, str]) -> list[Any]:
     """POST one kind of definition to /api/{kind}/apply; the changes the engine made."""
     body = {kind: [item.model_dump(mode="json", by_alias=True) for item in items]}
-    changes: list[Any] = call(api, "POST", f"/api/{kind}/apply", json=body, params=params)
+    changes: list[Any] = call(api, "POST", f"/api/{kind}/apply", body=body, params=params)
     return changes
 
 

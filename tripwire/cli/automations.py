@@ -77,7 +77,7 @@ def automations_pause(
     name: str = typer.Argument(..., help="The automation's name or id."), api: str = ApiOption
 ) -> None:
     """Stop an automation from firing; its trigger state is kept."""
-    call(api, "PATCH", automation_path(name), json={"enabled": False})
+    call(api, "PATCH", automation_path(name), body={"enabled": False})
     typer.echo(f"paused {name}")
 
 
@@ -86,7 +86,7 @@ def automations_resume(
     name: str = typer.Argument(..., help="The automation's name or id."), api: str = ApiOption
 ) -> None:
     """Let a paused automation fire again."""
-    call(api, "PATCH", automation_path(name), json={"enabled": True})
+    call(api, "PATCH", automation_path(name), body={"enabled": True})
     typer.echo(f"resumed {name}")
 
 

@@ -77,7 +77,7 @@ def emit(
     built = build_event(event, labels, related=_related(related, related_label), payload=body)
     # The event's id is made here, so the engine keeps one copy however often it is sent;
     # the engine checks the event and names the field of any mistake.
-    answer = call(api, "POST", "/api/events", json=[built], retries=3)
+    answer = call(api, "POST", "/api/events", body=[built], retries=3)
     typer.echo(answer["accepted"][0])
 
 
@@ -112,8 +112,8 @@ def events_ls(
     api: str = ApiOption,
 ) -> None:
     """List stored events, newest first."""
-    body = {"filter": _filter(event, resource, since), "limit": limit}
-    data = call(api, "POST", "/api/events/filter", json=body)
+    query = {"filter": _filter(event, resource, since), "limit": limit}
+    data = call(api, "POST", "/api/events/filter", body=query)
     for item in data["events"]:
         _print(item, as_json)
     if not as_json:

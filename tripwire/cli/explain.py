@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import typer
 
-from tripwire.cli.api import ApiOption, call, status_of
+from tripwire.cli.api import ApiOption, call, request
 from tripwire.cli.automations import automation_path
 from tripwire.cli.output import when
 
@@ -35,7 +35,7 @@ def _hints(api: str, automation: dict[str, Any], event: str | None) -> list[str]
         f"does the event's name match the trigger's expect: {names}?",
         "do its resource and related resources match `match` / `match_related`?",
     ]
-    if event and status_of(api, f"/api/events/{quote(event, safe='')}") == 404:
+    if event and request(api, "GET", f"/api/events/{quote(event, safe='')}").status == 404:
         hints.append(f"event {event} is not stored (yet): check `tripwire events ls`")
     if not automation["enabled"]:
         name = automation["name"]
