@@ -1,8 +1,9 @@
 """The --api option and requests to a running engine; any failure ends the command with one
 line saying what went wrong.
 
-Requests go through the standard library (urllib, as tripwire-client's do): a command that
-sends one request would spend longer setting up an HTTP client library than on the request.
+Requests go through the standard library (urllib) and tripwire-client's retry loop, as
+tripwire-client's own do: a command that sends one request would spend longer setting up an
+HTTP client library than on the request.
 """
 
 from __future__ import annotations
@@ -12,20 +13,15 @@ import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import typer
 
 from tripwire.cli.output import fail
-from tripwire_client.config import (
-    DEFAULT_API_URL,
-    RETRYABLE_STATUSES,
-    api_auth_headers,
-    resolve_api_url,
-    retry_delay,
-)
+from tripwire_client.config import DEFAULT_API_URL, api_auth_headers, resolve_api_url
+from tripwire_client.retry import Answer, Retry
 
 TIMEOUT = 30.0  # seconds; applying many definitions can take a while
 # The engine's settings put the API at DEFAULT_API_URL unless TRIPWIRE_HOST or _PORT say
@@ -56,28 +52,6 @@ ApiOption = typer.Option(
 )
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What one request got back."""
-
-    status: int | None  # None: no answer (refused, timed out, reset)
-    body: bytes = b""
-    reason: str = ""  # the status's phrase, or why there was no answer
-    retry_after: str | None = None
-
-    def problem(self) -> str:
-        """The engine's error message (its `detail`), or the status and text."""
-        try:
-            data = json.loads(self.body)
-        except ValueError:
-            data = None
-        detail = data.get("detail") if isinstance(data, dict) else None
-        if isinstance(detail, str) and detail:
-            return detail
-        text = self.body.decode(errors="replace").strip()[:300] or self.reason
-        return f"tripwire answered {self.status}: {text}"
-
-
 def request(
     api: str, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None
 ) -> Answer:
@@ -91,12 +65,13 @@ def request(
     sent = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(sent, timeout=TIMEOUT) as response:
-            return Answer(response.status, response.read(), response.reason)
+            return Answer(response.status, text=response.read().decode())
     except urllib.error.HTTPError as exc:
         with exc:
-            return Answer(exc.code, exc.read(), str(exc.reason), exc.headers.get("Retry-After"))
+            text = exc.read().decode(errors="replace")
+        return Answer(exc.code, exc.headers.get("Retry-After"), text)
     except (OSError, ValueError) as exc:  # URLError, timeouts, resets; a malformed URL
-        return Answer(None, reason=str(getattr(exc, "reason", exc)))
+        return Answer(None, text=str(getattr(exc, "reason", exc)))
 
 
 def call(
@@ -110,15 +85,35 @@ def call(
 ) -> Any:
     """One request to the engine, its JSON answer; any failure ends the command with a
     one-line message. `retries`: how often to send it again while the engine is unreachable
-    or busy (429, 502-504), for requests that are safe to repeat."""
-    for attempt in range(retries + 1):
+    or busy, for requests that are safe to repeat."""
+    retry = Retry(retries)
+    while True:
         answer = request(api, method, path, body=body, params=params)
-        again = answer.status is None or answer.status in RETRYABLE_STATUSES
-        if not again or attempt == retries:
+        delay = retry.delay_after(answer)
+        if delay is None:
             break
-        time.sleep(retry_delay(attempt, answer.retry_after))
+        time.sleep(delay)
     if answer.status is None:
-        fail(f"cannot reach tripwire at {api} ({answer.reason}); is it running (`tripwire up`)?")
+        fail(f"cannot reach tripwire at {api} ({answer.text}); is it running (`tripwire up`)?")
     if answer.status >= 400:
-        fail(answer.problem())
-    return json.loads(answer.body) if answer.body else None
+        fail(problem(answer.status, answer.text))
+    return json.loads(answer.text) if answer.text else None
+
+
+def problem(status: int, text: str) -> str:
+    """The engine's error message (its `detail`), or the status and text."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    detail = data.get("detail") if isinstance(data, dict) else None
+    if isinstance(detail, str) and detail:
+        return detail
+    return f"tripwire answered {status}: {text.strip()[:300] or _phrase(status)}"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status Python does not name
+        return "no text"
