@@ -1,8 +1,9 @@
 """The `tripwire` command: one module per subject, assembled here.
 
 Every module below is imported for every command, so each keeps its top-level imports
-light (typer, httpx, the standard library): the engine, its database drivers and the bus
-are imported inside the commands that run them (up, serve, migrate, test).
+light (typer, the standard library, tripwire-client): the engine, its database drivers, the
+bus and the definition models are imported inside the commands that need them (up, serve,
+migrate, test, validate, apply). tests/tripwire/test_cli_imports.py keeps it so.
 """
 
 from __future__ import annotations
