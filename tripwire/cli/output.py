@@ -38,13 +38,16 @@ def when(value: datetime | str | None, *, millis: bool = False) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Rows in columns two spaces apart under a bold header; in a terminal, long cells wrap
-    within their column."""
+    """Rows in columns two spaces apart under a bold header; in a narrow terminal, long cells
+    wrap within their column."""
     # rich is imported here, not at the top: only the listing commands draw tables.
     from rich.console import Console
     from rich.table import Table
 
-    grid = Table(*header, box=None, pad_edge=False, show_edge=False, header_style="bold")
+    grid = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for name in header:
+        # Folded, never cut short: an id or a name is copied from here.
+        grid.add_column(name, overflow="fold")
     for row in rows:
         grid.add_row(*row)
     # Cells are data: "[prod]" or ":x:" in a name must print as written.
