@@ -35,13 +35,14 @@ from sla.firing import Occurrence, SLAState, messages
 from sla.model import SLA, DeadlineSLA, DurationSLA, FreshnessSLA
 from sla.store import SLAStore
 from sla.windows import Window, WindowId
-from triggers.evaluator import Result, Subjects
+from triggers.evaluator import Subjects
 from triggers.matching import (
     document_labels,
     expression_holds,
     related_match,
     resource_matches,
 )
+from triggers.results import Result
 from triggers.state import write_outbox
 
 LATE_AFTER = timedelta(minutes=1)  # a miss found this long after its due is a catch-up

@@ -3,7 +3,7 @@ state, decisions, replay, and the automations API."""
 
 from triggers.automation import Automation
 from triggers.errors import InvalidDefinition, TriggersError
-from triggers.evaluator import Decision, Evaluator, Outcome, Result, Subjects
+from triggers.evaluator import Evaluator, Subjects
 from triggers.firing import Firing, Message
 from triggers.loading import DefinitionError, Definitions, load_paths, load_text
 from triggers.matching import (
@@ -35,6 +35,7 @@ from triggers.repository import (
     ChangeKind,
     StoredAutomation,
 )
+from triggers.results import Decision, Outcome, Result
 
 __all__ = [
     "Automation",

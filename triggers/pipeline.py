@@ -30,9 +30,10 @@ from events.errors import BusUnavailable
 from events.metrics import EVALUATION_BATCH_SIZE, EVALUATION_SECONDS, FIRINGS
 from events.store import EventStore
 from triggers import state
-from triggers.evaluator import Evaluator, Result
+from triggers.evaluator import Evaluator
 from triggers.firing import Message
 from triggers.repository import AutomationStore
+from triggers.results import Result
 from triggers.tables import outbox
 
 log = logging.getLogger("tripwire.triggers")

@@ -22,8 +22,9 @@ from events.store import EventStore
 from events.tables import metadata
 from triggers import tables as _tables  # noqa: F401  (registers the trigger tables)
 from triggers.automation import Automation
-from triggers.evaluator import Evaluator, Outcome, Result, Subjects
+from triggers.evaluator import Evaluator, Subjects
 from triggers.firing import Firing
+from triggers.results import Outcome, Result
 
 BATCH = 500
 

@@ -39,7 +39,7 @@ BucketId = tuple[str, str]  # (trigger id, for_each key as JSON)
 Shape = tuple[str, datetime, datetime, datetime | None, bool]
 
 
-@dataclass
+@dataclass(kw_only=True)  # nine fields, several of one type: built by name, never by place
 class Bucket:
     """One open window of one event trigger for one for_each key."""
 
@@ -99,15 +99,15 @@ def _row_to_bucket(row: Sequence[Any]) -> Bucket:
     """A bucket from a row of all trigger_buckets columns, in the table's order."""
     trigger_id, key, automation_id, start, end, count, last_event, triggered, proactive = row[:9]
     return Bucket(
-        trigger_id,
-        key,
-        automation_id,
-        bulk.read_time(start),
-        bulk.read_time(end),
-        count,
-        last_event,
-        bulk.read_time(triggered) if triggered is not None else None,
-        bool(proactive),
+        trigger_id=trigger_id,
+        key=key,
+        automation_id=automation_id,
+        start=bulk.read_time(start),
+        end=bulk.read_time(end),
+        count=count,
+        last_event=last_event,
+        triggered=bulk.read_time(triggered) if triggered is not None else None,
+        proactive=bool(proactive),
     )
 
 
@@ -182,9 +182,7 @@ async def save_buckets(
     for rows, taken in ((moved, BUCKET_COLUMNS), (counted, COUNTED_COLUMNS)):
         if rows:
             upsert = bulk.updating(BUCKET_KEY, taken)
-            await bulk.insert(
-                conn, trigger_buckets, BUCKET_COLUMNS, rows, upsert, repeatable=True
-            )
+            await bulk.insert(conn, trigger_buckets, BUCKET_COLUMNS, rows, upsert, repeatable=True)
 
 
 def _proactive(trigger_ids: Sequence[str]) -> ColumnElement[bool]:
@@ -307,9 +305,7 @@ async def write_outbox(conn: AsyncConnection, messages: Sequence[Any]) -> None:
         return
     now = clock.now()
     rows = [(str(m.id), m.subject, m.body.decode(), now) for m in messages]
-    await bulk.insert(
-        conn, outbox, OUTBOX_COLUMNS, rows, "ON CONFLICT DO NOTHING", repeatable=True
-    )
+    await bulk.insert(conn, outbox, OUTBOX_COLUMNS, rows, "ON CONFLICT DO NOTHING", repeatable=True)
 
 
 async def clear_outbox(conn: AsyncConnection, ids: Sequence[str]) -> None:

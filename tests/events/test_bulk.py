@@ -32,6 +32,20 @@ def bucket(key: str, start: datetime, count: int = 1) -> tuple[object, ...]:
     return ("t1", key, "a1", start, end, count, None, None, False, start)
 
 
+def window(key: str, start: datetime, end: datetime, *, count: int, last_event: str) -> Bucket:
+    return Bucket(
+        trigger_id="t1",
+        key=key,
+        automation_id="a1",
+        start=start,
+        end=end,
+        count=count,
+        last_event=last_event,
+        triggered=None,
+        proactive=False,
+    )
+
+
 def test_sqlite_text_is_sqlalchemys_format_in_utc() -> None:
     assert bulk.sqlite_time(datetime(2026, 3, 1, 10, 0, tzinfo=BERLIN)) == (
         "2026-03-01 09:00:00.000000"
@@ -100,8 +114,9 @@ async def test_a_bucket_that_only_counted_updates_its_count_and_one_that_moved_a
     db: AsyncEngine,
 ) -> None:
     start = datetime(2026, 11, 21, tzinfo=UTC)
-    first = Bucket("t1", '["a"]', "a1", start, start + timedelta(minutes=10), 1, "e1", None, False)
-    second = Bucket("t1", '["b"]', "a1", start, start + timedelta(minutes=10), 1, "e1", None, False)
+    end = start + timedelta(minutes=10)
+    first = window('["a"]', start, end, count=1, last_event="e1")
+    second = window('["b"]', start, end, count=1, last_event="e1")
     async with db.begin() as conn:
         await save_buckets(conn, [first, second], [])
     async with db.begin() as conn:
@@ -110,7 +125,7 @@ async def test_a_bucket_that_only_counted_updates_its_count_and_one_that_moved_a
         counted, moved = loaded[first.ident], loaded[second.ident]
         counted.count, counted.last_event = 2, "e2"
         moved.end += timedelta(minutes=5)
-        gone = Bucket("t1", '["c"]', "a1", start, start, 3, "e3", None, False)
+        gone = window('["c"]', start, start, count=3, last_event="e3")
         shapes[gone.ident] = gone.shape  # loaded, then swept by someone: the insert stands
         await save_buckets(conn, [counted, moved, gone], [], shapes)
     async with db.connect() as conn:

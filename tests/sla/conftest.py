@@ -21,7 +21,8 @@ from sla.model import SLA
 from sla.store import SLAStore
 from sla.windows import Window
 from sla.windows import load as load_windows
-from triggers.evaluator import Result, Subjects
+from triggers.evaluator import Subjects
+from triggers.results import Result
 from tripwire.database import create_engine, migrate
 
 EVENTS_SUBJECT = "t.events.in"

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from events.model import Event, ReceivedEvent
 from events.store import EventStore
 from triggers.automation import Automation
-from triggers.evaluator import Evaluator, Result, Subjects
+from triggers.evaluator import Evaluator, Subjects
 from triggers.identity import stamped
+from triggers.results import Result
 from triggers.tables import decisions, trigger_buckets
 from tripwire.database import create_engine, migrate
 

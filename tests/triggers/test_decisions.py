@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from events import clock
 from tests.triggers.conftest import Harness
 from triggers.automation import Automation
+from triggers.budget import Sampling
 from triggers.decisions import read_decisions, trim_decisions
-from triggers.evaluator import Sampling
 from triggers.repository import AutomationStore
 from triggers.tables import decisions
 
