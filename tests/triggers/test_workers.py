@@ -73,6 +73,8 @@ def workers(
                 "TRIPWIRE_HOME": str(tmp_path / f"worker{index}"),
                 "TRIPWIRE_STORE_BATCH_SIZE": "25",
                 "TRIPWIRE_DECISIONS_PER_BATCH": "1000",  # many small batches: more interleaving
+                # The events happen on a fixed day: retention must not sweep them as old.
+                "TRIPWIRE_EVENT_RETENTION": "36500d",
             }
             started.append(
                 subprocess.Popen(
