@@ -15,12 +15,13 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions.request import ActionRequest
 from actions.tables import action_ledger
 from events import bulk, clock
+from events.timestamps import UTCDateTime
 
 
 class Status(StrEnum):
@@ -226,7 +227,7 @@ class Ledger:
 SHOWN = [c for c in action_ledger.c if c.name != "request"]
 SHOWN_NAMES = [c.name for c in SHOWN]
 SHOWN_COLUMNS = ", ".join(f'"{name}"' for name in SHOWN_NAMES)
-SHOWN_TIMES = frozenset(c.name for c in SHOWN if isinstance(c.type, DateTime))
+SHOWN_TIMES = frozenset(c.name for c in SHOWN if isinstance(c.type, UTCDateTime))
 # A new row sets exactly the columns that may not be NULL (in the table's order).
 NEW_COLUMNS = tuple(c.name for c in action_ledger.c if not c.nullable)
 

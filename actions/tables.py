@@ -7,9 +7,10 @@ The ledger is what makes a redelivered request act at most once after success, a
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
 
 from events.tables import Labels, metadata
+from events.timestamps import UTCDateTime
 
 action_ledger = Table(
     "action_ledger",
@@ -24,15 +25,15 @@ action_ledger = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("round", Integer, nullable=False),  # bumped by `tripwire actions retry`
-    Column("lease_until", DateTime(timezone=True)),  # a running attempt's claim
-    Column("next_attempt", DateTime(timezone=True)),  # when a retrying request is due
+    Column("lease_until", UTCDateTime()),  # a running attempt's claim
+    Column("next_attempt", UTCDateTime()),  # when a retrying request is due
     Column("status_code", Integer),
     Column("result", Text),  # one-line summary of the answer (secrets redacted)
     Column("last_error", Text),  # secrets redacted
     Column("request", Text, nullable=False),  # the ActionRequest JSON, to run it again
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("started", DateTime(timezone=True)),
-    Column("finished", DateTime(timezone=True)),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("started", UTCDateTime()),
+    Column("finished", UTCDateTime()),
     Column("duration_ms", Float),  # of the last attempt
     Index(None, "status", "created"),
     Index(None, "automation_id", "created"),
@@ -46,6 +47,6 @@ connections = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("definition", Labels, nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("updated", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
 )

@@ -30,14 +30,9 @@ from events.errors import InvalidEvent
 from events.filters import EventFilter, EventOrder, EventResourceFilter, LabelValues
 from events.model import RESOURCE_ID, RESOURCE_ROLE, ReceivedEvent
 from events.tables import event_resources, events
+from events.timestamps import as_utc
 
 MAX_PAGE = 1000
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC; SQLite stores it as sortable UTC text, PostgreSQL as timestamptz."""
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value
 
 
 class Countable(StrEnum):
@@ -110,9 +105,9 @@ def _where(flt: EventFilter) -> list[ColumnElement[bool]]:
     c = events.c
     conditions: list[ColumnElement[bool]] = []
     if flt.occurred.since is not None:
-        conditions.append(c.occurred >= _utc(flt.occurred.since))
+        conditions.append(c.occurred >= flt.occurred.since)
     if flt.occurred.until is not None:
-        conditions.append(c.occurred <= _utc(flt.occurred.until))
+        conditions.append(c.occurred <= flt.occurred.until)
     if flt.event is not None:
         e = flt.event
         if e.prefix is not None:
@@ -191,15 +186,16 @@ RELATED_COLUMNS = ("event_id", "position", "occurred", "resource_id", "resource_
 
 
 def _row(raw: dict[str, Any], body: bytes, recorded: datetime) -> tuple[Any, ...]:
-    """The `events` row of one event, in the order of EVENT_COLUMNS."""
+    """The `events` row of one event, in the order of EVENT_COLUMNS (written through the
+    driver, so times are made UTC here rather than by the column type)."""
     resource = raw["resource"]
     return (
         raw["id"],
-        _utc(_parse_time(raw["occurred"])),
+        as_utc(_parse_time(raw["occurred"])),
         raw["event"],
         resource[RESOURCE_ID],
         resource,
-        _utc(_parse_time(raw["received"])),
+        as_utc(_parse_time(raw["received"])),
         recorded,
         raw.get("follows"),
         body.decode(),
@@ -222,7 +218,7 @@ class EventStore:
     async def insert(self, conn: AsyncConnection, bodies: Sequence[bytes]) -> list[dict[str, Any]]:
         """Store encoded ReceivedEvents on the caller's transaction; returns the ones that
         were not stored before (as JSON documents), in the order given."""
-        recorded = _utc(clock.now())
+        recorded = as_utc(clock.now())
         rows, related_rows, documents = [], [], {}
         for body in bodies:
             raw = orjson.loads(body)
@@ -288,7 +284,7 @@ class EventStore:
         conditions = _where(flt)
         query = select(events.c.body, events.c.occurred, events.c.id).where(*conditions)
         if after is not None:
-            at, last_id = _utc(_parse_time(after[0])), after[1]
+            at, last_id = _parse_time(after[0]), after[1]
             if flt.order is EventOrder.ASC:
                 query = query.where(
                     or_(
@@ -350,12 +346,10 @@ class EventStore:
 
     async def sweep(self, older_than: datetime, batch: int = 5000) -> int:
         """Delete events (and their related rows) that occurred before `older_than`."""
-        cutoff = _utc(older_than)
         removed = 0
         while True:
-            ids = (
-                select(events.c.id).where(events.c.occurred < cutoff).limit(batch).scalar_subquery()
-            )
+            old = select(events.c.id).where(events.c.occurred < older_than)
+            ids = old.limit(batch).scalar_subquery()
             async with self.engine.begin() as conn:
                 await conn.execute(
                     delete(event_resources).where(event_resources.c.event_id.in_(ids))

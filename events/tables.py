@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -14,6 +13,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from events.timestamps import UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -30,12 +31,12 @@ events = Table(
     "events",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("occurred", DateTime(timezone=True), nullable=False),
+    Column("occurred", UTCDateTime(), nullable=False),
     Column("event", String(1024), nullable=False),
     Column("resource_id", Text, nullable=False),
     Column("resource", Labels, nullable=False),
-    Column("received", DateTime(timezone=True), nullable=False),
-    Column("recorded", DateTime(timezone=True), nullable=False),
+    Column("received", UTCDateTime(), nullable=False),
+    Column("recorded", UTCDateTime(), nullable=False),
     Column("follows", String(36)),
     # The whole ReceivedEvent as JSON: read back without re-assembling columns.
     Column("body", Text, nullable=False),
@@ -50,7 +51,7 @@ event_resources = Table(
     metadata,
     Column("event_id", String(36), primary_key=True),
     Column("position", Integer, primary_key=True),
-    Column("occurred", DateTime(timezone=True), nullable=False),
+    Column("occurred", UTCDateTime(), nullable=False),
     Column("resource_id", Text, nullable=False),
     Column("resource_role", Text, nullable=False),
     Column("resource", Labels, nullable=False),

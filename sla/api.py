@@ -17,7 +17,6 @@ from sla.errors import SLANotFound
 from sla.model import SLA
 from sla.store import SLAStore, StoredSLA
 from triggers.api import change_json
-from triggers.state import aware
 
 Changed = Callable[[], Awaitable[object]]
 
@@ -31,7 +30,7 @@ class SLAsBody(BaseModel):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return aware(value).isoformat() if value is not None else None
+    return value.isoformat() if value is not None else None
 
 
 def window_json(window: Any, sla: SLA) -> dict[str, Any]:

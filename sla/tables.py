@@ -5,9 +5,10 @@ They share `events.tables.metadata`, so one Alembic history covers the whole sch
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Index, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, String, Table, Text
 
 from events.tables import Labels, metadata
+from events.timestamps import UTCDateTime
 
 slas = Table(
     "slas",
@@ -18,8 +19,8 @@ slas = Table(
     Column("enabled", Boolean, nullable=False),
     Column("definition", Labels, nullable=False),  # the SLA as its JSON shape
     Column("fingerprint", String(64), nullable=False),  # of what it watches; see store.py
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("updated", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
 )
 
 # One row per SLA and `for_each` key: the window being watched now, and a miss that has
@@ -31,17 +32,17 @@ sla_windows = Table(
     Column("key", Text, primary_key=True),  # JSON array of the for_each values
     Column("labels", Labels, nullable=False),  # the keyed resource, for events about it
     Column("fingerprint", String(64), nullable=False),
-    Column("opened", DateTime(timezone=True), nullable=False),  # the window's start
-    Column("deadline", DateTime(timezone=True), nullable=False),  # what was promised
-    Column("due", DateTime(timezone=True), nullable=False),  # deadline + grace
+    Column("opened", UTCDateTime(), nullable=False),  # the window's start
+    Column("deadline", UTCDateTime(), nullable=False),  # what was promised
+    Column("due", UTCDateTime(), nullable=False),  # deadline + grace
     Column("armed", Boolean, nullable=False),  # the timer is on for `due`
-    Column("warn_at", DateTime(timezone=True)),  # an at-risk warning still to come
-    Column("met", DateTime(timezone=True)),  # when the window was met (deadline kind)
-    Column("missed", DateTime(timezone=True)),  # the deadline of a miss not yet recovered
+    Column("warn_at", UTCDateTime()),  # an at-risk warning still to come
+    Column("met", UTCDateTime()),  # when the window was met (deadline kind)
+    Column("missed", UTCDateTime()),  # the deadline of a miss not yet recovered
     Column("missed_id", String(36)),  # that miss's firing id
-    Column("last_seen", DateTime(timezone=True)),
+    Column("last_seen", UTCDateTime()),
     Column("last_event", String(36)),
-    Column("updated", DateTime(timezone=True), nullable=False),  # wall clock
+    Column("updated", UTCDateTime(), nullable=False),  # wall clock
     Index(None, "armed", "due"),
     Index(None, "warn_at"),
 )

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events import clock
 from sla.tables import sla_windows
-from triggers.state import aware, lock
+from triggers.state import lock
 
 WindowId = tuple[str, str]  # (SLA id, for_each key as JSON)
 
@@ -47,15 +47,10 @@ class Window:
 
 
 _COLUMNS = [f.name for f in fields(Window)]  # a shallow copy: asdict deep-copies labels
-_TIMES = ("opened", "deadline", "due", "warn_at", "met", "missed", "last_seen")
 
 
 def _from_row(row: Any) -> Window:
-    values = {k: v for k, v in row._mapping.items() if k != "updated"}
-    for name in _TIMES:
-        if values[name] is not None:
-            values[name] = aware(values[name])
-    return Window(**values)
+    return Window(**{k: v for k, v in row._mapping.items() if k != "updated"})
 
 
 async def lock_windows(conn: AsyncConnection, idents: Iterable[WindowId]) -> None:
@@ -111,7 +106,7 @@ async def next_due(conn: AsyncConnection, sla_ids: Sequence[str]) -> datetime | 
     warning = await conn.scalar(
         select(func.min(sla_windows.c.warn_at)).where(sla_windows.c.sla_id.in_(sla_ids))
     )
-    found = [aware(t) for t in (armed, warning) if t is not None]
+    found: list[datetime] = [t for t in (armed, warning) if t is not None]
     return min(found) if found else None
 
 

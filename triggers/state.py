@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select, text
@@ -88,11 +88,6 @@ async def lock(conn: AsyncConnection, names: Iterable[str]) -> None:
 
 def bucket_lock(ident: BucketId) -> str:
     return f"bucket:{ident[0]}:{ident[1]}"
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time here is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _row_to_bucket(row: Sequence[Any]) -> Bucket:
@@ -208,10 +203,10 @@ async def due_buckets(
 
 async def next_due(conn: AsyncConnection, trigger_ids: Sequence[str]) -> datetime | None:
     """When the earliest proactive window of these triggers ends."""
-    value = await conn.scalar(
+    value: datetime | None = await conn.scalar(
         select(func.min(trigger_buckets.c.end)).where(_proactive(trigger_ids))
     )
-    return None if value is None else aware(value)
+    return value
 
 
 async def ensure_buckets(conn: AsyncConnection, buckets: Sequence[Bucket]) -> None:
@@ -282,7 +277,12 @@ async def record_child_firing(
         ],
     )
     rows = await conn.execute(select(child_firings).where(child_firings.c.parent_id == parent_id))
-    return [ChildFiring(r.child_id, r.firing_id, aware(r.triggered), r.event) for r in rows.all()]
+    return [
+        ChildFiring(
+            child_id=r.child_id, firing_id=r.firing_id, triggered=r.triggered, event=r.event
+        )
+        for r in rows.all()
+    ]
 
 
 async def clear_child_firings(conn: AsyncConnection, parent_id: str, firing_ids: list[str]) -> None:

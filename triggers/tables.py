@@ -8,7 +8,6 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     String,
@@ -17,6 +16,7 @@ from sqlalchemy import (
 )
 
 from events.tables import Labels, metadata
+from events.timestamps import UTCDateTime
 
 automations = Table(
     "automations",
@@ -26,8 +26,8 @@ automations = Table(
     Column("enabled", Boolean, nullable=False),
     # The automation as Prefect's JSON shape, ids filled in.
     Column("definition", Labels, nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("updated", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
 )
 
 # One row, bumped in the same transaction as any change to `automations`; workers poll
@@ -46,13 +46,13 @@ trigger_buckets = Table(
     Column("trigger_id", String(36), primary_key=True),
     Column("key", Text, primary_key=True),  # JSON array of the for_each values
     Column("automation_id", String(36), nullable=False),
-    Column("start", DateTime(timezone=True), nullable=False),
-    Column("end", DateTime(timezone=True), nullable=False),
+    Column("start", UTCDateTime(), nullable=False),
+    Column("end", UTCDateTime(), nullable=False),
     Column("count", Integer, nullable=False),
     Column("last_event", String(36)),  # the id of the last counted event
-    Column("triggered", DateTime(timezone=True)),  # a proactive firing awaiting resolve
+    Column("triggered", UTCDateTime()),  # a proactive firing awaiting resolve
     Column("proactive", Boolean, nullable=False),
-    Column("updated", DateTime(timezone=True), nullable=False),  # wall clock
+    Column("updated", UTCDateTime(), nullable=False),  # wall clock
     Index(None, "proactive", "end"),
     Index(None, "automation_id"),
 )
@@ -65,7 +65,7 @@ child_firings = Table(
     Column("child_id", String(36), primary_key=True),
     Column("automation_id", String(36), nullable=False),
     Column("firing_id", String(36), nullable=False),
-    Column("triggered", DateTime(timezone=True), nullable=False),
+    Column("triggered", UTCDateTime(), nullable=False),
     Column("event", Text),  # the triggering event, as JSON
     Index(None, "automation_id"),
 )
@@ -79,8 +79,8 @@ decisions = Table(
     Column("trigger_id", String(36), nullable=False),
     Column("event_id", String(36)),
     Column("event", String(1024)),
-    Column("occurred", DateTime(timezone=True)),
-    Column("decided", DateTime(timezone=True), nullable=False),
+    Column("occurred", UTCDateTime()),
+    Column("decided", UTCDateTime(), nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("reason", Text, nullable=False),
     Index(None, "automation_id", "id"),
@@ -95,7 +95,7 @@ outbox = Table(
     Column("id", String(36), primary_key=True),
     Column("subject", String(200), nullable=False),
     Column("body", Text, nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
     Index(None, "created"),
 )
 
@@ -106,7 +106,7 @@ deferred_events = Table(
     metadata,
     Column("event_id", String(36), primary_key=True),
     Column("follows", String(36), nullable=False),
-    Column("received", DateTime(timezone=True), nullable=False),
+    Column("received", UTCDateTime(), nullable=False),
     Column("body", Text, nullable=False),
     Index(None, "follows"),
     Index(None, "received"),

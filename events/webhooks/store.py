@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
@@ -56,20 +56,15 @@ class WebhookChange:
         return {"slug": self.slug, "change": self.change}
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _from_row(row: Any) -> StoredWebhook:
     definition = WebhookDefinition.model_validate(row.definition)
-    return StoredWebhook(definition, _utc(row.created), _utc(row.updated))
+    return StoredWebhook(definition, row.created, row.updated)
 
 
 def _rejection_json(row: Any) -> dict[str, Any]:
     # Column names come as SQLAlchemy's str subclass, which orjson refuses as keys.
     data = {str(key): value for key, value in row._mapping.items()}
-    data["received"] = _utc(row.received).isoformat()
+    data["received"] = row.received.isoformat()
     return data
 
 

@@ -7,17 +7,18 @@ secret values blanked, for `tripwire webhooks rejected SLUG`.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Index, Integer, String, Table, Text
 
 from events.tables import Labels, metadata
+from events.timestamps import UTCDateTime
 
 webhooks = Table(
     "webhooks",
     metadata,
     Column("slug", String(100), primary_key=True),
     Column("definition", Labels, nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
-    Column("updated", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
 )
 
 webhook_rejections = Table(
@@ -25,7 +26,7 @@ webhook_rejections = Table(
     metadata,
     Column("id", String(36), primary_key=True),  # UUIDv7: newest last, by id alone
     Column("slug", String(100), nullable=False),
-    Column("received", DateTime(timezone=True), nullable=False),
+    Column("received", UTCDateTime(), nullable=False),
     Column("status", Integer, nullable=False),
     Column("reason", Text, nullable=False),
     Column("field", Text),

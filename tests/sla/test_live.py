@@ -18,7 +18,6 @@ from events.model import Event
 from sla.leader import Leadership
 from tests.conftest import Running, StartEngine
 from tests.tripwire.test_cli_automations import invoke
-from triggers.state import aware
 from tripwire.database import create_engine
 from tripwire.engine import Role
 from tripwire.settings import Settings
@@ -153,7 +152,7 @@ async def test_the_timer_process_is_told_of_windows_opened_elsewhere(
     await post(worker, run_event("Running", "r2"))
     await worker.wait_stored(1)
     (row,) = await worker.engine.slas.windows((await worker.engine.slas.get(ETL["name"])).id)
-    due = aware(row.due)
+    due = row.due
     async with asyncio.timeout(10):  # a core NATS notice, not the 5 s poll
         while timers.engine.timer.next != due:
             await asyncio.sleep(0.02)
