@@ -21,7 +21,7 @@ import pytest
 
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from events.embedded import free_port
-from tests.conftest import require_venv
+from tests.support import require_venv
 
 PREFECT_VENV = Path(__file__).resolve().parents[2] / ".venv-prefect"
 PREFECT = PREFECT_VENV / "bin" / "prefect"

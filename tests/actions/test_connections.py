@@ -21,7 +21,7 @@ from events.secrets import Secrets
 from tests.actions.conftest import MakeExecution
 from tests.actions.prefect_server import PrefectObjects, PrefectServer
 from tests.actions.test_live import ledger_status
-from tests.conftest import StartEngine
+from tests.support import StartEngine
 from tests.tripwire.test_cli_automations import invoke
 from tripwire.database import create_engine, migrate
 from tripwire.engine import Engine

@@ -3,7 +3,6 @@ the ledger and the lifecycle events say so; failures reach the dead letter and r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from events import clock
 from events.filters import EventFilter
 from tests.actions.receivers import Receiver, Reply
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine, eventually
 from tests.triggers.conftest import flow_run
 from tests.triggers.test_live import action_requests, post, stored
 from tests.tripwire.test_cli_automations import invoke
@@ -61,10 +60,12 @@ async def hook() -> AsyncIterator[Receiver]:
 
 async def ledger_status(running: Running, status: str, count: int = 1) -> list[dict[str, Any]]:
     ledger = running.engine.acting.ledger
-    async with asyncio.timeout(15):
-        while len(found := await ledger.list(status=status)) < count:  # type: ignore[arg-type]
-            await asyncio.sleep(0.05)
-    return found
+
+    async def listed() -> list[dict[str, Any]]:
+        found = await ledger.list(status=status)  # type: ignore[arg-type]
+        return found if len(found) >= count else []
+
+    return await eventually(listed, 15, f"{count} action request(s) {status}")
 
 
 async def test_a_firing_calls_the_webhook_once_and_records_it(

@@ -10,7 +10,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from actions.model import Action, CallWebhook, PauseWorkQueue, RunDeployment
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 
 actions: TypeAdapter[list[Any]] = TypeAdapter(list[Action])
 

@@ -19,7 +19,7 @@ from events.embedded import free_port
 from events.model import ReceivedEvent
 from tests.actions.conftest import MakeExecution
 from tests.actions.prefect_server import PrefectObjects, PrefectServer
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 
 pytestmark = pytest.mark.prefect
 

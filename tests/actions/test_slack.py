@@ -19,7 +19,7 @@ from events import clock
 from events.embedded import free_port
 from tests.actions.conftest import MakeExecution
 from tests.actions.receivers import Receiver, Reply, slack_error
-from tests.conftest import fixture_events
+from tests.support import fixture_events
 
 TOKEN = "xoxSecretToken123"
 PATH = f"/services/T0001AAAA/B0002BBBB/{TOKEN}"

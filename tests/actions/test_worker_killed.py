@@ -20,7 +20,7 @@ from events.embedded import free_port
 from events.filters import EventFilter
 from tests.actions.prefect_server import PrefectObjects
 from tests.actions.receivers import Receiver, read_body
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine, eventually
 from tripwire.engine import Role
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
@@ -106,9 +106,11 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[[Running, str], subproce
 
 async def ledger_entry(api: Running, status: str, timeout: float) -> dict[str, Any]:
     ledger = api.engine.acting.ledger
-    async with asyncio.timeout(timeout):
-        while not (found := await ledger.list(status=status)):  # type: ignore[arg-type]
-            await asyncio.sleep(0.1)
+    found = await eventually(
+        lambda: ledger.list(status=status),  # type: ignore[arg-type]
+        timeout,
+        f"an action request {status}",
+    )
     return found[0]
 
 
@@ -157,6 +159,4 @@ async def test_a_killed_worker_does_not_make_a_second_flow_run(
     assert runs[0]["parameters"] == {"rows": 42}
     assert runs[0]["idempotency_key"] == done["id"]
     executed = EventFilter.model_validate({"event": {"name": ["tripwire.action.executed"]}})
-    async with asyncio.timeout(20):
-        while await api.engine.store.count(executed) < 1:
-            await asyncio.sleep(0.1)
+    await eventually(lambda: api.engine.store.count(executed), 20, "tripwire.action.executed")

@@ -9,7 +9,7 @@ import pytest
 from events.client import AsyncTripwireClient, TripwireClient, aemit_event, build_event, emit_event
 from events.embedded import EmbeddedNats, free_port
 from events.errors import BusUnavailable, InvalidEvent
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine
 
 
 async def test_async_client_sends_in_batches(engine: Running) -> None:

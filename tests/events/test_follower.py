@@ -24,8 +24,8 @@ from events.filters import EventFilter, EventNameFilter, EventOccurredFilter, Ev
 from events.follower import PrefectFollower, Timing
 from events.model import Event, ReceivedEvent
 from tests.actions.prefect_server import PREFECT, PREFECT_VENV
-from tests.conftest import Running, StartEngine
 from tests.events.prefect_follow_server import PYTHON, SCRIPTS, RestartablePrefect, prefect_env
+from tests.support import Running, StartEngine, eventually
 
 # Each Prefect server start takes 10-20 s, more on a busy machine.
 pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -79,10 +79,11 @@ async def source_health(running: Running) -> dict[str, Any]:
 
 
 async def wait_for_state(running: Running, state: str, timeout: float = 30.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while (source := await source_health(running))["state"] != state:
-            await asyncio.sleep(0.05)
-    return source
+    async def reached() -> dict[str, Any] | None:
+        source = await source_health(running)
+        return source if source["state"] == state else None
+
+    return await eventually(reached, timeout, f"the source {state}")
 
 
 async def run_flows(

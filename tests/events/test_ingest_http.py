@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from events.model import MAX_EVENT_BYTES
-from tests.conftest import Running, StartEngine, fixture_events
+from tests.support import Running, StartEngine, fixture_events
 
 
 def event(name: str = "test.happened", **fields: object) -> dict[str, object]:

@@ -13,7 +13,7 @@ from events import clock
 from events.errors import InvalidEvent
 from events.model import Event, ReceivedEvent
 from events.parsing import receive_events_json
-from tests.conftest import fixture_events
+from tests.support import fixture_events
 
 
 def test_every_captured_prefect_event_loads_unchanged() -> None:

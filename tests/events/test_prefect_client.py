@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Running, StartEngine, require_venv
+from tests.support import Running, StartEngine, require_venv
 
 pytestmark = pytest.mark.prefect
 

@@ -15,7 +15,7 @@ from events.filters import EventFilter
 from events.model import Event, ReceivedEvent
 from events.store import Countable, EventStore, _where
 from events.tables import events
-from tests.conftest import fixture_events
+from tests.support import fixture_events
 from tripwire.database import create_engine, migrate
 
 

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine
 
 
 def event(

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import POSTGRES_URL, _asyncpg_dsn
 from tests.faults.processes import Lab, NatsCluster, Tripwire
 from tests.faults.workload import Load, Probe, SlowReceiver, automation
+from tests.support import POSTGRES_URL, asyncpg_dsn
 from triggers.repository import AutomationStore
 from tripwire.database import create_engine, migrate
 
@@ -27,7 +27,7 @@ async def postgres_dsn() -> AsyncIterator[str]:
         if os.environ.get("CI"):
             pytest.fail("TRIPWIRE_TEST_POSTGRES_URL must be set in CI")
         pytest.skip("TRIPWIRE_TEST_POSTGRES_URL is not set")
-    admin_dsn = _asyncpg_dsn(POSTGRES_URL)
+    admin_dsn = asyncpg_dsn(POSTGRES_URL)
     name = f"tw_faults_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(admin_dsn)
     try:

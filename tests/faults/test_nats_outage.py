@@ -14,7 +14,7 @@ import pytest
 from nats.js.errors import APIError
 
 from tests.faults.conftest import Rig
-from tests.faults.workload import until
+from tests.support import eventually
 
 log = logging.getLogger("tests.faults")
 
@@ -42,7 +42,7 @@ async def test_nats_restarted_while_events_are_posted(rig: Rig) -> None:
     async def load_met_outage() -> bool:
         return load.statuses[503] >= 1
 
-    await until(load_met_outage, 20, "the client's first 503")
+    await eventually(load_met_outage, 20, "the client's first 503")
     before_restart = len(load.keys)
 
     log.info(

@@ -10,7 +10,8 @@ import logging
 import pytest
 
 from tests.faults.conftest import Rig
-from tests.faults.workload import ITEM, PER_KEY, until
+from tests.faults.workload import ITEM, PER_KEY
+from tests.support import eventually
 
 log = logging.getLogger("tests.faults")
 
@@ -43,7 +44,7 @@ async def test_database_connections_dropped_during_batches(rig: Rig) -> None:
                 log.info("dropped the connections (%d times), %d events stored", terminated, stored)
                 await asyncio.sleep(0.2)  # spread the drops over the load
             await asyncio.sleep(0.01)
-    await until(batch_failed, 10, f"a failed batch in the worker's log ({terminated} drops)")
+    await eventually(batch_failed, 10, f"a failed batch in the worker's log ({terminated} drops)")
     await load.wait_keys(KEYS)
     await load.stop()
 

@@ -19,7 +19,7 @@ from sla.model import SLA
 from sla.store import SLAStore
 from tests.faults.conftest import Rig
 from tests.faults.processes import Tripwire
-from tests.faults.workload import until
+from tests.support import eventually
 from tripwire.database import create_engine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -61,7 +61,7 @@ async def start_runs(rig: Rig, api: Tripwire, prefix: str) -> None:
         count = await rig.probe.conn.fetchval("SELECT count(*) FROM sla_windows")
         return bool(count == RUNS)
 
-    await until(windows_open, 5, f"{RUNS} windows open")
+    await eventually(windows_open, 5, f"{RUNS} windows open")
 
 
 async def missed_once_each(rig: Rig, prefix: str) -> list[dict[str, Any]]:
@@ -70,12 +70,12 @@ async def missed_once_each(rig: Rig, prefix: str) -> list[dict[str, Any]]:
     async def all_missed() -> bool:
         return await rig.probe.count(MISSED) >= RUNS
 
-    await until(all_missed, 30, f"{RUNS} misses")
+    await eventually(all_missed, 30, f"{RUNS} misses")
 
     async def settled() -> bool:
         return await rig.probe.outbox() == 0 and await rig.probe.pending() == 0
 
-    await until(settled, 30, "outbox and consumers drained")
+    await eventually(settled, 30, "outbox and consumers drained")
     bodies = await rig.probe.bodies(MISSED)
     keys = sorted(b["payload"]["key"]["prefect.resource.id"] for b in bodies)
     assert keys == sorted(f"prefect.flow-run.{prefix}-{n}" for n in range(RUNS))
@@ -93,7 +93,7 @@ async def test_the_standby_fires_each_miss_once_when_the_leader_is_killed(rig: R
     api, worker = rig.api(), rig.worker()
     leader = rig.lab.tripwire("sla", rig.env())
     await asyncio.gather(api.wait_healthy(), worker.wait_healthy(), leader.wait_healthy())
-    await until(lambda: leads(leader), 15, "the first sla process leads")
+    await eventually(lambda: leads(leader), 15, "the first sla process leads")
     standby = rig.lab.tripwire("sla", rig.env())
     await standby.wait_healthy()
     assert not await leads(standby)
@@ -125,7 +125,7 @@ async def test_misses_that_fell_while_everything_was_down_fire_once_after(rig: R
     async def past_the_deadlines() -> bool:  # nothing runs: only the wall clock moves
         return bool(clock.now() > due)
 
-    await until(past_the_deadlines, 10, "the deadlines passed")
+    await eventually(past_the_deadlines, 10, "the deadlines passed")
     for process in (api, worker, sla):
         process.start()
     await asyncio.gather(api.wait_healthy(), worker.wait_healthy(), sla.wait_healthy())

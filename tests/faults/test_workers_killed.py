@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from tests.faults.conftest import Rig
-from tests.faults.workload import ITEM, PER_KEY, automation, key_id, until
+from tests.faults.workload import ITEM, PER_KEY, automation, key_id
+from tests.support import eventually
 from triggers.replay import replay
 
 log = logging.getLogger("tests.faults")
@@ -33,7 +34,7 @@ async def test_a_worker_killed_mid_batch_and_mid_action_and_restarted(rig: Rig) 
     async def some_stored() -> bool:
         return await probe.count(ITEM) >= 30
 
-    await until(some_stored, 30, "30 events stored")
+    await eventually(some_stored, 30, "30 events stored")
     worker.kill()
     stored, in_hand = await probe.count(ITEM), await probe.delivered_unacked()
     log.info(
@@ -52,7 +53,7 @@ async def test_a_worker_killed_mid_batch_and_mid_action_and_restarted(rig: Rig) 
     async def some_called() -> bool:
         return len(receiver.by_key()) >= KEYS // 3
 
-    await until(some_called, 60, f"{KEYS // 3} webhook calls")
+    await eventually(some_called, 60, f"{KEYS // 3} webhook calls")
     worker.kill()
     called, running = len(receiver.by_key()), await probe.running_actions()
     log.info(
@@ -82,7 +83,7 @@ async def test_two_workers_one_killed_the_other_carries_on(rig: Rig) -> None:
     async def midway() -> bool:
         return await probe.count(ITEM) >= 45 and len(receiver.requests) >= 3
 
-    await until(midway, 30, "45 events stored and 3 webhook calls")
+    await eventually(midway, 30, "45 events stored and 3 webhook calls")
     doomed.kill()
     log.info(
         "killed one of two workers with %d events stored, %d webhook calls",

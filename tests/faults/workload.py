@@ -91,16 +91,6 @@ def items(keys: range) -> list[Event]:
     ]
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Poll `check` (an async predicate) until it holds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"{what}: not within {timeout}s") from None
-
-
 class SlowReceiver(Receiver):
     """The webhook target: records each request on arrival, answers 200 after `delay`
     (so actions are in flight when a worker is killed)."""

@@ -27,7 +27,7 @@ from schemathesis.checks import max_response_time, not_a_server_error
 from schemathesis.core.failures import Failure
 from schemathesis.core.result import Ok
 
-from tests.conftest import StartEngine
+from tests.support import StartEngine
 
 # Examples per operation and generation mode; raise for a longer hunt, e.g.
 # TRIPWIRE_FUZZ_EXAMPLES=500 .venv/bin/pytest tests/fuzz

@@ -20,7 +20,7 @@ import websockets
 from fastapi import FastAPI
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine
 
 # README, "Auth": health and metrics are always open (probes and scrapers carry no key);
 # a webhook's signature is its auth (an unsigned one asks for the key itself, see

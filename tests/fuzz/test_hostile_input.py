@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine
 
 HOSTILE = {
     "nested-arrays": b"[" * 100_000,

@@ -4,7 +4,6 @@ target fails, echoes it back, or a template error would quote it."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from events.embedded import free_port
 from tests.actions.receivers import Receiver, Reply
-from tests.conftest import StartEngine
+from tests.support import StartEngine, eventually
 
 SECRET = "s3cr3t-Hook-T0ken-4f9a"
 TEMPLATE = "{{ secret('HOOK_TOKEN') }}"
@@ -87,13 +86,15 @@ async def test_a_secret_is_in_no_log_event_ledger_row_answer_or_file(
                 assert created.status_code == 201, created.text
             event = {"event": "leak.test", "resource": {"prefect.resource.id": "leak.r"}}
             assert (await http.post("/api/events", json=event)).status_code == 202
-            async with asyncio.timeout(20):
-                while True:
-                    listed = (await http.get("/api/actions", params={"limit": 50})).json()
-                    done = [a for a in listed if a["status"] in ("succeeded", "failed")]
-                    if len(done) == len(automations):
-                        break
-                    await asyncio.sleep(0.05)
+
+            async def all_done() -> list[dict[str, Any]] | None:
+                listed: list[dict[str, Any]] = (
+                    await http.get("/api/actions", params={"limit": 50})
+                ).json()
+                done = [a for a in listed if a["status"] in ("succeeded", "failed")]
+                return listed if len(done) == len(automations) else None
+
+            listed = await eventually(all_done, 20, "every action done")
             # The target did get the real secret: the test would prove nothing otherwise.
             [call] = target.requests
             assert call.headers["authorization"] == f"Bearer {SECRET}"

@@ -16,7 +16,7 @@ from events import clock
 from events.filters import EventFilter
 from events.model import Event
 from sla.leader import Leadership
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine
 from tests.tripwire.test_cli_automations import invoke
 from tripwire.database import create_engine
 from tripwire.engine import Role

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 import httpx
 
-from tests.conftest import FIXTURES, Running, StartEngine
+from tests.support import FIXTURES, Running, StartEngine, eventually
 from triggers.loading import load_paths
 
 
@@ -293,15 +292,15 @@ async def test_apply_rejects_duplicate_names_and_bad_definitions_whole(engine: R
 async def wait_for_decisions(
     http: httpx.AsyncClient, ref: str, count: int, **params: Any
 ) -> list[dict[str, Any]]:
-    """Poll (bounded) until the worker recorded `count` decisions."""
-    async with asyncio.timeout(10):
-        while True:
-            response = await http.get(f"/api/automations/{ref}/decisions", params=params)
-            assert response.status_code == 200
-            found: list[dict[str, Any]] = response.json()
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.05)
+    """Wait until the worker recorded `count` decisions."""
+
+    async def recorded() -> list[dict[str, Any]] | None:
+        response = await http.get(f"/api/automations/{ref}/decisions", params=params)
+        assert response.status_code == 200
+        found: list[dict[str, Any]] = response.json()
+        return found if len(found) >= count else None
+
+    return await eventually(recorded, 10, f"{count} decisions of {ref}")
 
 
 async def test_an_applied_automation_decides_at_once_and_explains_itself(

@@ -38,7 +38,7 @@ def test_random_multi_label_specs_agree() -> None:
 
 def test_keys_from_the_document_match_keys_from_the_model() -> None:
     from events.model import ReceivedEvent
-    from tests.conftest import fixture_events
+    from tests.support import fixture_events
     from triggers.matching import bucket_key, document_labels
     from triggers.model import EventTrigger
 

@@ -18,7 +18,7 @@ from actions.request import ActionRequest
 from events import clock
 from events.filters import EventFilter
 from sla.timers import DueTimer
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine, eventually
 from tests.triggers.conftest import flow_run
 from triggers import state
 from triggers.firing import Message
@@ -43,9 +43,10 @@ THREE_FAILURES: dict[str, Any] = {
 
 
 async def stored(running: Running, flt: EventFilter, count: int, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while await running.engine.store.count(flt) < count:
-            await asyncio.sleep(0.02)
+    async def enough() -> bool:
+        return await running.engine.store.count(flt) >= count
+
+    await eventually(enough, timeout, f"{count} events stored")
 
 
 async def action_requests(running: Running) -> list[ActionRequest]:

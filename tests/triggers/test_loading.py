@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from sla import loading as sla_loading
-from tests.conftest import FIXTURES, Running
 from tests.sla.test_model import ISSUE
+from tests.support import FIXTURES, Running
 from triggers.loading import load_paths, load_text
 from triggers.model import CompoundTrigger, EventTrigger
 from tripwire.cli import app

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from events.model import Event, ReceivedEvent
-from tests.conftest import fixture_events
+from tests.support import fixture_events
 from triggers.matching import (
     arms,
     bucket_key,

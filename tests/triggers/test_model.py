@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 from triggers.model import CompoundTrigger, EventTrigger, Posture, Trigger
 
 triggers: TypeAdapter[Any] = TypeAdapter(Trigger)

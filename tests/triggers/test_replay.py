@@ -7,7 +7,7 @@ from datetime import timedelta
 import orjson
 
 from events.model import ReceivedEvent
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 from tests.triggers.conftest import Harness, at, flow_run
 from triggers.automation import Automation
 from triggers.loading import load_paths

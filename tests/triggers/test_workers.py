@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from events.embedded import free_port
 from events.filters import EventFilter
 from events.model import Event
-from tests.conftest import StartEngine
+from tests.support import StartEngine
 from tests.triggers.conftest import at, flow_run
 from triggers.automation import Automation
 from triggers.replay import replay

@@ -7,7 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
-from tests.conftest import Running
+from tests.support import Running
 from tripwire.cli import app
 from tripwire.cli.api import engine_url
 

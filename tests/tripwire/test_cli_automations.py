@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from events.embedded import free_port
-from tests.conftest import FIXTURES, Running
+from tests.support import FIXTURES, Running, eventually
 from tests.tripwire.test_up import wait_healthy
 from triggers.loading import load_text
 from tripwire.cli import app
@@ -221,14 +221,14 @@ async def test_explain_says_why_and_hints_when_nothing_was_decided(engine: Runni
     }
     async with engine.client() as http:
         [event_id] = (await http.post("/api/events", json=event)).json()["accepted"]
-    async with asyncio.timeout(10):
-        while True:  # the worker decides shortly after the event is stored
-            code, out, _ = await invoke(
-                "explain", "etl-orders-keeps-failing", "--event", event_id, "--api", engine.url
-            )
-            if event_id in out:
-                break
-            await asyncio.sleep(0.05)
+
+    async def explained() -> str:  # the worker decides shortly after the event is stored
+        _, out, _ = await invoke(
+            "explain", "etl-orders-keeps-failing", "--event", event_id, "--api", engine.url
+        )
+        return out if event_id in out else ""
+
+    out = await eventually(explained, 10, "the decision on the event")
     [line] = out.splitlines()
     assert f"counted    prefect.flow-run.Failed {event_id}  1 of 3 events" in line
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Running
+from tests.support import Running
 from tests.tripwire.test_cli_automations import invoke
 
 STAGING = """\

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from tests.conftest import Running
+from tests.support import Running
 from tripwire.settings import Settings
 from tripwire_client.config import DEFAULT_API_URL
 

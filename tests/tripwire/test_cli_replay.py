@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 from tripwire.cli import app
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Running, StartEngine, fixture_events
+from tests.support import Running, StartEngine, fixture_events
 
 
 async def seed(engine: Running) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from events import clock
 from sla.timers import DueTimer
 from tests.actions.test_live import failed_run
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine, eventually
 from tests.triggers.test_live import post
 from tripwire.logs import JsonFormatter
 from tripwire.settings import Settings
@@ -49,10 +49,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 async def until(running: Running, ready: Callable[[Samples], bool], timeout: float = 10) -> Samples:
     """Scrape until `ready` holds: metrics are recorded just after the effects tests see."""
-    async with asyncio.timeout(timeout):
-        while not ready(samples := await scrape(running)):
-            await asyncio.sleep(0.05)
-    return samples
+
+    async def scraped() -> Samples | None:
+        samples = await scrape(running)
+        return samples if ready(samples) else None
+
+    return await eventually(scraped, timeout, "the metrics")
 
 
 def event() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import StartEngine
+from tests.support import StartEngine
 from tripwire.engine import Role
 
 

@@ -3,7 +3,6 @@ redeliveries stored once, refused requests kept (secrets blanked) and announced.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from events import clock
 from events.filters import EventFilter, EventNameFilter
 from events.model import ReceivedEvent
-from tests.conftest import Running, StartEngine
+from tests.support import Running, StartEngine, eventually
 from tests.tripwire.test_cli_automations import invoke
 
 GH_SECRET = "gh-s3cret-value-for-tests"
@@ -86,11 +85,13 @@ PUSH = orjson.dumps({"repository": {"full_name": "acme/etl"}, "ref": "refs/heads
 async def named(engine: Running, name: str, count: int) -> list[ReceivedEvent]:
     """Wait until `count` events named `name` are stored; return them."""
     flt = EventFilter(event=EventNameFilter(name=[name]))
-    async with asyncio.timeout(10):
+
+    async def read() -> list[ReceivedEvent]:
         # Count the events read, not `total`: that is a second query, which may see more.
-        while len((page := await engine.engine.store.read(flt, 100)).events) < count:
-            await asyncio.sleep(0.02)
-    return page.events
+        events = (await engine.engine.store.read(flt, 100)).events
+        return events if len(events) >= count else []
+
+    return await eventually(read, 10, f"{count} {name} events")
 
 
 async def test_a_signed_github_delivery_becomes_an_event_stored_once(

@@ -1,6 +1,6 @@
 # Airflow is not installed where mypy runs: its decorators are untyped there.
 # mypy: disable-error-code="untyped-decorator"
-"""DAGs for tests/emitters/test_airflow.py, run with the Airflow venv's Python (dag.test()).
+"""DAGs for tests/clients/python/test_airflow.py, run with the Airflow venv's Python (dag.test()).
 
 This folder is the DAGs folder of the run: Airflow 3's dag.test() runs only DAGs it has
 parsed and serialized from there.

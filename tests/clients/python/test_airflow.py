@@ -19,7 +19,7 @@ import pytest
 
 from events.filters import EventFilter, EventNameFilter
 from events.model import ReceivedEvent
-from tests.conftest import Running, require_venv
+from tests.support import Running, eventually, require_venv
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -112,12 +112,14 @@ print(json.dumps({
 async def wait_for_events(
     running: Running, prefix: str, count: int, timeout: float = 30.0
 ) -> list[ReceivedEvent]:
-    """Poll the store (bounded) until `count` events whose names start with `prefix`."""
+    """Wait until `count` events whose names start with `prefix` are stored."""
     flt = EventFilter(event=EventNameFilter(prefix=[prefix]))
-    async with asyncio.timeout(timeout):
-        while (page := await running.engine.store.read(flt, limit=100)).total < count:
-            await asyncio.sleep(0.05)
-    return page.events
+
+    async def read() -> list[ReceivedEvent] | None:
+        page = await running.engine.store.read(flt, limit=100)
+        return page.events if page.total >= count else None
+
+    return await eventually(read, timeout, f"{count} {prefix}* events")
 
 
 def one(events: list[ReceivedEvent], name: str, resource_id: str) -> ReceivedEvent:

@@ -14,7 +14,7 @@ import pytest
 import tripwire_client.emitter
 from events.embedded import free_port
 from tests.actions.receivers import Receiver, Reply
-from tests.conftest import Running
+from tests.support import Running
 from tripwire_client import Emitter, build_event, emit_event
 
 ACCEPTED = Reply(202, '{"accepted": []}', {"content-type": "application/json"})

@@ -1,6 +1,6 @@
 """Airflow events, the listener hooks and the callbacks, on stand-in objects (no Airflow here).
 
-The real Airflow run is tests/emitters/test_airflow.py; these pin the details it cannot
+The real Airflow run is tests/clients/python/test_airflow.py; these pin the details it cannot
 reach cheaply: mapped tasks, Airflow 2's hook signatures, DAG callbacks' minimal context.
 """
 
