@@ -12,8 +12,9 @@ from events.bus import Bus
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
 from events.filters import EventFilter
 from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+from events.paging import decode_token
 from events.parsing import encode, parse_body
-from events.store import MAX_PAGE, Countable, EventStore, decode_token
+from events.store import MAX_PAGE, Countable, EventStore
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from events import clock
+from events.conditions import matching
 from events.filters import EventFilter
 from events.model import Event, ReceivedEvent
-from events.store import Countable, EventStore, _where
+from events.store import Countable, EventStore
 from events.tables import events
 from tests.support import fixture_events
 from tripwire.database import create_engine, migrate
@@ -110,7 +111,7 @@ async def test_pages_follow_each_other_without_gaps_or_repeats(store: EventStore
         page = await store.read(flt, limit=7)
         seen += [str(e.id) for e in page.events]
         while page.next_token:
-            from events.store import decode_token
+            from events.paging import decode_token
 
             again, limit, after = decode_token(page.next_token)
             page = await store.read(again, limit, after)
@@ -197,7 +198,7 @@ async def test_related_filters_read_the_related_rows_once_not_once_per_event(
 ) -> None:
     if store.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's query plan")
-    query = select(events.c.id).where(*_where(EventFilter.model_validate(spec)))
+    query = select(events.c.id).where(*matching(EventFilter.model_validate(spec)))
     sql = str(query.compile(store.engine.sync_engine, compile_kwargs={"literal_binds": True}))
     async with store.engine.connect() as conn:
         plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all()

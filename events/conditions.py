@@ -1,0 +1,97 @@
+"""EventFilter as SQL: the conditions on the `events` table (and `event_resources`, for
+related resources) that the events matching a filter meet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+
+from events.filters import EventFilter, EventResourceFilter, LabelValues
+from events.tables import event_resources, events
+
+
+def matching(flt: EventFilter) -> list[ColumnElement[bool]]:
+    """The conditions an `events` row meets when its event matches `flt` (all of them)."""
+    c = events.c
+    conditions: list[ColumnElement[bool]] = []
+    if flt.occurred.since is not None:
+        conditions.append(c.occurred >= flt.occurred.since)
+    if flt.occurred.until is not None:
+        conditions.append(c.occurred <= flt.occurred.until)
+    if flt.event is not None:
+        e = flt.event
+        if e.prefix is not None:
+            conditions.append(
+                or_(false(), *(c.event.startswith(p, autoescape=True) for p in e.prefix))
+            )
+        if e.exclude_prefix:
+            conditions.extend(
+                not_(c.event.startswith(p, autoescape=True)) for p in e.exclude_prefix
+            )
+        if e.name is not None:
+            conditions.append(c.event.in_(e.name))
+        if e.exclude_name:
+            conditions.append(c.event.not_in(e.exclude_name))
+    if flt.resource is not None:
+        conditions.extend(_resource_conditions(flt.resource, c.resource_id, c.resource))
+    if flt.id is not None and flt.id.id is not None:
+        conditions.append(c.id.in_([str(i) for i in flt.id.id]))
+    # Related resources as `id IN (SELECT event_id ...)`, not a correlated EXISTS: for
+    # each event scanned, SQLite searched the EXISTS through the resource_id (or role)
+    # index, every row of that resource, so a filter on one flow read the related rows
+    # once per event (3.7 s on 30,000 events, against 0.4 ms now).
+    r = event_resources.c
+    if flt.related is not None:
+        rel = flt.related
+        related: list[ColumnElement[bool]] = []
+        if rel.id is not None:
+            related.append(r.resource_id.in_(rel.id))
+        if rel.role is not None:
+            related.append(r.resource_role.in_(rel.role))
+        for name, values in (rel.labels or {}).items():
+            related.append(_label_condition(r.resource, name, values))
+        conditions.append(c.id.in_(select(r.event_id).where(true(), *related)))
+    if flt.any_resource is not None:
+        own = and_(true(), *_resource_conditions(flt.any_resource, c.resource_id, c.resource))
+        other = c.id.in_(
+            select(r.event_id).where(
+                true(), *_resource_conditions(flt.any_resource, r.resource_id, r.resource)
+            )
+        )
+        conditions.append(or_(own, other))
+    return conditions
+
+
+def _label_condition(column: Any, name: str, spec: LabelValues) -> ColumnElement[bool]:
+    values = [spec] if isinstance(spec, str) else spec
+    value = column[name].as_string()
+    positives: list[ColumnElement[bool]] = []
+    negatives: list[ColumnElement[bool]] = []
+    for item in values:
+        target = negatives if item.startswith("!") else positives
+        item = item.removeprefix("!")
+        target.append(
+            value.startswith(item[:-1], autoescape=True) if item.endswith("*") else value == item
+        )
+    condition: ColumnElement[bool] = value.is_not(None)
+    if positives:
+        condition = and_(condition, or_(*positives))
+    if negatives:
+        condition = and_(condition, not_(or_(*negatives)))
+    return condition
+
+
+def _resource_conditions(
+    spec: EventResourceFilter, id_col: Any, labels_col: Any
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if spec.id is not None:
+        conditions.append(id_col.in_(spec.id))
+    if spec.id_prefix is not None:
+        conditions.append(
+            or_(false(), *(id_col.startswith(p, autoescape=True) for p in spec.id_prefix))
+        )
+    for name, values in (spec.labels or {}).items():
+        conditions.append(_label_condition(labels_col, name, values))
+    return conditions
