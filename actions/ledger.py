@@ -288,16 +288,27 @@ def _claim(
     status = Status(entry["status"])
     if won is not None:
         attempts, round_ = won
-        return Claim(True, Status.running, attempts, round_, interrupted=status is Status.running)
+        return Claim(
+            granted=True,
+            status=Status.running,
+            attempts=attempts,
+            round=round_,
+            interrupted=status is Status.running,
+        )
+    attempts, round_ = entry["attempts"], entry["round"]
     if status in FINISHED:
-        return Claim(False, status, entry["attempts"], entry["round"], entry=entry)
+        return Claim(granted=False, status=status, attempts=attempts, round=round_, entry=entry)
     if status is Status.pending:  # a copy of a request granted earlier in the same batch
         return Claim(
-            False, Status.running, entry["attempts"], entry["round"], wait=lease.total_seconds()
+            granted=False,
+            status=Status.running,
+            attempts=attempts,
+            round=round_,
+            wait=lease.total_seconds(),
         )
     until = entry["lease_until"] if status is Status.running else entry["next_attempt"]
     wait = (until - now).total_seconds() if until is not None else 1.0
-    return Claim(False, status, entry["attempts"], entry["round"], wait=max(wait, 0.1))
+    return Claim(granted=False, status=status, attempts=attempts, round=round_, wait=max(wait, 0.1))
 
 
 def _entry(row: Any) -> dict[str, Any]:

@@ -109,9 +109,15 @@ class Watched:
             opened, deadline = at, at + span
             due = deadline
         return Window(
-            self.id, key, labels, self.fingerprint, opened, deadline, due,
+            sla_id=self.id,
+            key=key,
+            labels=labels,
+            fingerprint=self.fingerprint,
+            opened=opened,
+            deadline=deadline,
+            due=due,
             warn_at=self.warn_at(deadline),
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -133,7 +139,14 @@ class _Pass:
         values.setdefault("window_end", window.due)
         values.setdefault("last_seen", window.last_seen)
         self.occurrences.append(
-            Occurrence(state, watched.id, sla, key, dict(window.labels), **values)
+            Occurrence(
+                state=state,
+                sla_id=watched.id,
+                sla=sla,
+                key=key,
+                resource=dict(window.labels),
+                **values,
+            )
         )
 
     def keep(self, window: Window) -> None:

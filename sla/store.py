@@ -69,7 +69,11 @@ class StoredSLA:
 
 def _from_row(row: Any) -> StoredSLA:
     return StoredSLA(
-        row.id, _SLA.validate_python(row.definition), row.fingerprint, row.created, row.updated
+        id=row.id,
+        sla=_SLA.validate_python(row.definition),
+        fingerprint=row.fingerprint,
+        created=row.created,
+        updated=row.updated,
     )
 
 

@@ -77,14 +77,14 @@ def _replayed(firing: Firing) -> ReplayFiring:
     else:
         actions = len(automation.actions_on_resolve)
     return ReplayFiring(
-        firing.triggered,
-        automation.name,
-        firing.state.value,
-        firing.why,
-        firing.labels,
-        str(firing.event.id) if firing.event else None,
-        firing.event.event if firing.event else None,
-        actions,
+        at=firing.triggered,
+        automation=automation.name,
+        state=firing.state.value,
+        why=firing.why,
+        labels=firing.labels,
+        event_id=str(firing.event.id) if firing.event else None,
+        event=firing.event.event if firing.event else None,
+        actions=actions,
     )
 
 
