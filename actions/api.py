@@ -9,13 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 
 from actions.connections import ConnectionDefinition, ConnectionStore
 from actions.ledger import Ledger, Status
 from actions.request import ActionRequest
 from events.api import json_response, problem
-from events.problems import ReadableErrors, duplicate_name
+from events.errors import ApplyRefused
+from events.problems import ReadableErrors, refused
 
 Resubmit = Callable[[ActionRequest, int], Awaitable[None]]
 
@@ -114,15 +114,12 @@ def build_connections_router(store: ConnectionStore) -> APIRouter:
         prune: bool = Query(False, description="Delete stored connections not in the body."),
         dry_run: bool = Query(False, description="Report what would change; change nothing."),
     ) -> Response:
-        """`{"connections": [...]}` → `[{"name", "change"}]`, change being created, updated,
-        unchanged or deleted; applying the same definitions again reports them unchanged."""
-        duplicate = duplicate_name([c.name for c in body.connections], "connections")
-        if duplicate is not None:
-            return duplicate
+        """`{"connections": [...]}` → one change per connection, `kind` being created,
+        updated, unchanged or deleted; the same definitions again report them unchanged."""
         try:
             changes = await store.apply(body.connections, prune=prune, dry_run=dry_run)
-        except IntegrityError:
-            return problem(409, "a connection was created meanwhile by another apply; apply again")
+        except ApplyRefused as exc:
+            return refused(exc)
         return json_response([c.as_json() for c in changes])
 
     return router

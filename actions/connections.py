@@ -27,7 +27,7 @@ from typing import Any, Literal, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,7 +35,7 @@ from actions.errors import ActionFailed, ActionRetry
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.tables import connections
 from actions.templating import Templates
-from events import clock
+from events.reconcile import Change, Kind, applying, reconcile
 from events.templating import parsed_template
 
 log = logging.getLogger("tripwire.actions")
@@ -46,8 +46,6 @@ WHERE_TO_DEFINE = (
     "define it under connections: in a YAML file and tripwire apply it, "
     "or in TRIPWIRE_PREFECT_CONNECTIONS"
 )
-
-ChangeKind = Literal["created", "updated", "unchanged", "deleted"]
 
 
 class ConnectionDefinition(BaseModel):
@@ -125,21 +123,25 @@ class StoredConnection:
         return data
 
 
-@dataclass(frozen=True)
-class ConnectionChange:
-    """What `apply` did (or, in a dry run, would do) to one connection."""
-
-    name: str
-    change: ChangeKind
-
-    def as_json(self) -> dict[str, str]:
-        return {"name": self.name, "change": self.change}
-
-
 def _from_row(row: Any) -> StoredConnection:
     return StoredConnection(
         ConnectionDefinition.model_validate(row.definition), row.created, row.updated
     )
+
+
+class ConnectionKind(Kind[ConnectionDefinition]):
+    """Connections for `reconcile`: a definition by name, nothing evaluated, so no state
+    and no reload."""
+
+    table = connections
+    section = "connections"
+    raced = "a connection was created meanwhile by another apply; apply again"
+
+    def same(self, row: Any, item: ConnectionDefinition) -> bool:
+        return ConnectionDefinition.model_validate(row.definition) == item
+
+
+CONNECTIONS = ConnectionKind()
 
 
 class ConnectionStore:
@@ -167,44 +169,13 @@ class ConnectionStore:
         *,
         prune: bool = False,
         dry_run: bool = False,
-    ) -> list[ConnectionChange]:
+    ) -> list[Change]:
         """Create or update by name (and with `prune`, delete the ones not given).
 
         Idempotent: applying the same definitions again reports them `unchanged`.
         """
-        changes: list[ConnectionChange] = []
-        async with self.engine.begin() as conn:
-            existing = {row.name: row for row in (await conn.execute(select(connections))).all()}
-            now = clock.now()
-            for definition in wanted:
-                data = definition.model_dump(mode="json")
-                row = existing.get(definition.name)
-                if row is None:
-                    changes.append(ConnectionChange(definition.name, "created"))
-                    statement: Any = connections.insert().values(
-                        name=definition.name, definition=data, created=now, updated=now
-                    )
-                elif _from_row(row).definition == definition:
-                    changes.append(ConnectionChange(definition.name, "unchanged"))
-                    continue
-                else:
-                    changes.append(ConnectionChange(definition.name, "updated"))
-                    statement = (
-                        update(connections)
-                        .where(connections.c.name == definition.name)
-                        .values(definition=data, updated=now)
-                    )
-                if not dry_run:
-                    await conn.execute(statement)
-            if prune:
-                names = {d.name for d in wanted}
-                for name in sorted(set(existing) - names):
-                    changes.append(ConnectionChange(name, "deleted"))
-                    if not dry_run:
-                        await conn.execute(delete(connections).where(connections.c.name == name))
-            if dry_run:
-                await conn.rollback()
-        return changes
+        async with applying(self.engine, dry_run=dry_run) as conn:
+            return await reconcile(conn, CONNECTIONS, wanted, prune=prune, dry_run=dry_run)
 
 
 class ConnectionBook:

@@ -30,9 +30,9 @@ from events.embedded import EmbeddedNats
 from events.parsing import encode, receive_events_json
 from events.store import EventStore
 from sla.store import SLAStore
-from triggers.loading import load_paths
 from triggers.repository import AutomationStore
 from tripwire.database import checkpoint_forever, create_engine, migrate
+from tripwire.definitions import load_paths
 from tripwire.engine import build_pipeline, settle_heap
 from tripwire.settings import Settings
 

@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     )
     from events.clock import FrozenClock, frozen_clock, now, set_clock
     from events.embedded import EmbeddedNats, free_port
-    from events.errors import BusUnavailable, EventsError, EventTooLarge, InvalidEvent
+    from events.errors import (
+        ApplyConflict,
+        ApplyRefused,
+        BusUnavailable,
+        DuplicateName,
+        EventsError,
+        EventTooLarge,
+        InvalidEvent,
+    )
     from events.filters import (
         EventFilter,
         EventIDFilter,
@@ -33,7 +41,9 @@ if TYPE_CHECKING:
         EventResourceFilter,
     )
     from events.follower import FollowerState, PrefectFollower
+    from events.loading import DefinitionError, Definitions, Section, load_paths, load_text
     from events.model import Event, ReceivedEvent, RelatedResource, Resource
+    from events.reconcile import Change, ChangeKind, Kind, applying, reconcile
     from events.sources import PrefectSource
     from events.store import Countable, CountBucket, EventStore, Page
     from events.tables import metadata
@@ -52,7 +62,15 @@ _SOURCES = {
     ),
     "events.clock": ("FrozenClock", "frozen_clock", "now", "set_clock"),
     "events.embedded": ("EmbeddedNats", "free_port"),
-    "events.errors": ("BusUnavailable", "EventTooLarge", "EventsError", "InvalidEvent"),
+    "events.errors": (
+        "ApplyConflict",
+        "ApplyRefused",
+        "BusUnavailable",
+        "DuplicateName",
+        "EventTooLarge",
+        "EventsError",
+        "InvalidEvent",
+    ),
     "events.filters": (
         "EventFilter",
         "EventIDFilter",
@@ -63,7 +81,9 @@ _SOURCES = {
         "EventResourceFilter",
     ),
     "events.follower": ("FollowerState", "PrefectFollower"),
+    "events.loading": ("DefinitionError", "Definitions", "Section", "load_paths", "load_text"),
     "events.model": ("Event", "ReceivedEvent", "RelatedResource", "Resource"),
+    "events.reconcile": ("Change", "ChangeKind", "Kind", "applying", "reconcile"),
     "events.sources": ("PrefectSource",),
     "events.store": ("CountBucket", "Countable", "EventStore", "Page"),
     "events.tables": ("metadata",),
@@ -71,11 +91,18 @@ _SOURCES = {
 _SOURCE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
+    "ApplyConflict",
+    "ApplyRefused",
     "AsyncTripwireClient",
     "Bus",
     "BusUnavailable",
+    "Change",
+    "ChangeKind",
     "CountBucket",
     "Countable",
+    "DefinitionError",
+    "Definitions",
+    "DuplicateName",
     "EmbeddedNats",
     "Event",
     "EventFilter",
@@ -91,6 +118,7 @@ __all__ = [
     "FollowerState",
     "FrozenClock",
     "InvalidEvent",
+    "Kind",
     "Names",
     "Page",
     "PrefectFollower",
@@ -98,16 +126,21 @@ __all__ = [
     "ReceivedEvent",
     "RelatedResource",
     "Resource",
+    "Section",
     "StreamSettings",
     "TripwireClient",
     "aemit_event",
     "api_auth_headers",
+    "applying",
     "build_event",
     "emit_event",
     "free_port",
     "frozen_clock",
+    "load_paths",
+    "load_text",
     "metadata",
     "now",
+    "reconcile",
     "resolve_api_url",
     "set_clock",
 ]

@@ -5,7 +5,10 @@ EventsError
 │   └── EventTooLarge               -- over the per-event size limit
 ├── TemplateError (ValueError)      -- a template that does not parse or render; names it
 ├── MissingSecret (LookupError)     -- secret('NAME') that is not set (events.secrets)
-└── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
+├── BusUnavailable                  -- NATS JetStream did not acknowledge; retry later
+└── ApplyRefused (ValueError)       -- definitions `apply` will not store; names the field
+    ├── DuplicateName               -- one name twice among the definitions applied at once
+    └── ApplyConflict               -- clashes with what is stored, or with an apply meanwhile
 """
 
 from __future__ import annotations
@@ -44,3 +47,22 @@ class BusUnavailable(EventsError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ApplyRefused(EventsError, ValueError):
+    """Definitions that `apply` will not store as given (events.reconcile); `field` names
+    where (`automations[1].name`), `message` says what to do. Nothing was changed."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class DuplicateName(ApplyRefused):
+    """Two definitions of one kind share a name (or slug): apply matches by it."""
+
+
+class ApplyConflict(ApplyRefused):
+    """The definitions clash with what is stored (an id another automation holds), or
+    another apply stored one of them meanwhile; applying again usually settles it."""

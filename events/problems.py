@@ -1,5 +1,6 @@
-"""422 answers that name every field at fault, as written in the request body
-(`trigger.within: must not be negative`), for routes that validate a JSON body."""
+"""Answers that name every field at fault, as written in the request body
+(`trigger.within: must not be negative`), for routes that validate a JSON body, and for
+definitions `apply` refused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from events.api import json_response, problem
+from events.errors import ApplyConflict, ApplyRefused
 
 
 def _field(loc: Sequence[Any], body: Any) -> tuple[str, Any]:
@@ -62,20 +64,10 @@ def validation_problem(errors: Sequence[Any], body: Any) -> Response:
     return json_response(data, 422)
 
 
-def duplicate_name(names: Sequence[str], section: str, key: str = "name") -> Response | None:
-    """A 422 naming the second place a name (or another `key`, such as a webhook's slug)
-    stands in one body (`automations[3].name`), or None when every one is unique; apply
-    updates by that key, so two would collide."""
-    seen: dict[str, int] = {}
-    for index, name in enumerate(names):
-        if name in seen:
-            return problem(
-                422,
-                f"{name!r} is also {section}[{seen[name]}]; {key}s must be unique",
-                f"{section}[{index}].{key}",
-            )
-        seen[name] = index
-    return None
+def refused(exc: ApplyRefused) -> Response:
+    """The answer to definitions that `apply` refused, naming the field: 409 when they
+    clash with what is stored, else 422."""
+    return problem(409 if isinstance(exc, ApplyConflict) else 422, exc.message, exc.field)
 
 
 class ReadableErrors(APIRoute):

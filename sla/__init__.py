@@ -1,11 +1,10 @@
 """SLAs: deadlines, durations and freshness on restart-safe timers.
 
-The definitions (models, loading, the deadline calendar), their windows and evaluation,
+The definitions (models, the deadline calendar), their windows and evaluation,
 and the timer that proactive triggers share.
 """
 
 from sla.calendar import Calendar
-from sla.loading import Definitions, load_paths, load_text
 from sla.model import (
     SLA,
     DeadlineCalendar,
@@ -21,13 +20,10 @@ __all__ = [  # noqa: RUF022  (plainly sorted, as tests/test_public_api.py checks
     "Calendar",
     "DeadlineCalendar",
     "DeadlineSLA",
-    "Definitions",
     "DueTimer",
     "DurationSLA",
     "FreshnessSLA",
     "SLA",
     "Severity",
     "WarnBefore",
-    "load_paths",
-    "load_text",
 ]

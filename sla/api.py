@@ -9,14 +9,13 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 
 from events.api import json_response, problem
-from events.problems import ReadableErrors, duplicate_name
+from events.errors import ApplyRefused
+from events.problems import ReadableErrors, refused
 from sla.errors import SLANotFound
 from sla.model import SLA
 from sla.store import SLAStore, StoredSLA
-from triggers.api import change_json
 
 Changed = Callable[[], Awaitable[object]]
 
@@ -91,16 +90,13 @@ def build_router(store: SLAStore, changed: Changed | None = None) -> APIRouter:
     ) -> Response:
         """`{"slas": [...]}` → one change per SLA (created, updated, unchanged, deleted);
         `open_windows` counts the keys whose state an update or delete drops."""
-        duplicate = duplicate_name([s.name for s in body.slas], "slas")
-        if duplicate is not None:
-            return duplicate
         try:
             changes = await store.apply(body.slas, prune=prune, dry_run=dry_run)
-        except IntegrityError:
-            return problem(409, "an SLA was created meanwhile by another apply; apply again")
+        except ApplyRefused as exc:
+            return refused(exc)
         if changed is not None and not dry_run:
             await changed()
-        return json_response([change_json(c) for c in changes])
+        return json_response([c.as_json() for c in changes])
 
     @router.get("/{ref}", summary="One SLA: its definition and each key's window")
     async def read_sla(ref: str) -> Response:

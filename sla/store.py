@@ -17,16 +17,15 @@ from uuid import uuid5
 
 import orjson
 from pydantic import TypeAdapter
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events import clock
+from events.reconcile import Change, Kind, applying, reconcile
 from sla.errors import SLANotFound
 from sla.model import SLA
 from sla.tables import sla_windows, slas
 from triggers.identity import NAMESPACE
-from triggers.repository import Change, ChangeKind
-from triggers.tables import automation_revision
+from triggers.repository import bump_revision
 
 _SLA: TypeAdapter[SLA] = TypeAdapter(SLA)
 
@@ -77,6 +76,56 @@ def _from_row(row: Any) -> StoredSLA:
     )
 
 
+class SLAKind(Kind[SLA]):
+    """SLAs for `reconcile`: by name, with the fingerprint of what each watches; a change
+    to it, or a delete, drops the SLA's windows."""
+
+    table = slas
+    section = "slas"
+    raced = "an SLA was created meanwhile by another apply; apply again"
+
+    def values(self, item: SLA) -> dict[str, Any]:
+        return {
+            "kind": item.kind,
+            "enabled": item.enabled,
+            "definition": item.model_dump(mode="json"),
+            "fingerprint": fingerprint(item),
+        }
+
+    async def insert(self, conn: AsyncConnection, item: SLA, now: datetime) -> None:
+        values = {"id": sla_id(item.name), "name": item.name, **self.values(item)}
+        await conn.execute(slas.insert().values(**values, created=now, updated=now))
+
+    def same(self, row: Any, item: SLA) -> bool:
+        return bool(row.definition == item.model_dump(mode="json"))
+
+    def resets(self, row: Any, item: SLA) -> list[str]:
+        return [row.id] if row.fingerprint != fingerprint(item) else []
+
+    def state(self, row: Any) -> list[str]:
+        return [row.id]
+
+    async def open_windows(self, conn: AsyncConnection, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        query = select(func.count()).where(sla_windows.c.sla_id.in_(ids))
+        return int(await conn.scalar(query) or 0)
+
+    async def drop(self, conn: AsyncConnection, ids: list[str]) -> None:
+        if ids:
+            await conn.execute(delete(sla_windows).where(sla_windows.c.sla_id.in_(ids)))
+
+    async def delete(self, conn: AsyncConnection, row: Any) -> None:
+        await self.drop(conn, [row.id])
+        await conn.execute(delete(slas).where(slas.c.id == row.id))
+
+    async def bump(self, conn: AsyncConnection) -> None:
+        await bump_revision(conn)
+
+
+SLAS = SLAKind()
+
+
 class SLAStore:
     """Reads and changes SLAs; every write bumps the definitions' revision."""
 
@@ -105,72 +154,15 @@ class SLAStore:
         self, wanted: Sequence[SLA], *, prune: bool = False, dry_run: bool = False
     ) -> list[Change]:
         """Create or update by name (with `prune`, delete the ones not given); idempotent."""
-        changes: list[Change] = []
-        now = clock.now()
-        async with self.engine.begin() as conn:
-            existing = {row.name: row for row in (await conn.execute(select(slas))).all()}
-            for sla in wanted:
-                definition, mark = sla.model_dump(mode="json"), fingerprint(sla)
-                row = existing.get(sla.name)
-                if row is None:
-                    changes.append(Change(sla.name, ChangeKind.created))
-                    values = {"id": sla_id(sla.name), "name": sla.name, "created": now}
-                    if not dry_run:
-                        await conn.execute(
-                            slas.insert().values(
-                                **values,
-                                kind=sla.kind,
-                                enabled=sla.enabled,
-                                definition=definition,
-                                fingerprint=mark,
-                                updated=now,
-                            )
-                        )
-                    continue
-                if row.definition == definition:
-                    changes.append(Change(sla.name, ChangeKind.unchanged))
-                    continue
-                resets = [row.id] if row.fingerprint != mark else []
-                changes.append(
-                    Change(sla.name, ChangeKind.updated, resets, await _windows(conn, resets))
-                )
-                if not dry_run:
-                    await _drop_windows(conn, resets)
-                    await conn.execute(
-                        update(slas)
-                        .where(slas.c.id == row.id)
-                        .values(
-                            kind=sla.kind,
-                            enabled=sla.enabled,
-                            definition=definition,
-                            fingerprint=mark,
-                            updated=now,
-                        )
-                    )
-            if prune:
-                names = {s.name for s in wanted}
-                for name, row in sorted(existing.items()):
-                    if name not in names:
-                        gone = [row.id]
-                        changes.append(
-                            Change(name, ChangeKind.deleted, gone, await _windows(conn, gone))
-                        )
-                        if not dry_run:
-                            await _drop_windows(conn, gone)
-                            await conn.execute(delete(slas).where(slas.c.id == row.id))
-            if dry_run:
-                await conn.rollback()
-            elif any(c.kind is not ChangeKind.unchanged for c in changes):
-                await _bump(conn)
-        return changes
+        async with applying(self.engine, dry_run=dry_run) as conn:
+            return await reconcile(conn, SLAS, wanted, prune=prune, dry_run=dry_run)
 
     async def delete(self, ref: str) -> StoredSLA:
         """Delete an SLA and its windows; returns what it was."""
         stored = await self.get(ref)
         async with self.engine.begin() as conn:
-            await _drop_windows(conn, [stored.id])
-            await conn.execute(delete(slas).where(slas.c.id == stored.id))
-            await _bump(conn)
+            await SLAS.delete(conn, stored)
+            await SLAS.bump(conn)
         return stored
 
     async def states(self) -> list[tuple[str, int, int]]:
@@ -189,21 +181,3 @@ class SLAStore:
         async with self.engine.connect() as conn:
             query = select(sla_windows).where(sla_windows.c.sla_id == sla)
             return list((await conn.execute(query.order_by(sla_windows.c.key))).all())
-
-
-async def _windows(conn: AsyncConnection, ids: list[str]) -> int:
-    if not ids:
-        return 0
-    query = select(func.count()).where(sla_windows.c.sla_id.in_(ids))
-    return int(await conn.scalar(query) or 0)
-
-
-async def _drop_windows(conn: AsyncConnection, ids: list[str]) -> None:
-    if ids:
-        await conn.execute(delete(sla_windows).where(sla_windows.c.sla_id.in_(ids)))
-
-
-async def _bump(conn: AsyncConnection) -> None:
-    await conn.execute(
-        update(automation_revision).values(revision=automation_revision.c.revision + 1)
-    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sla.loading import load_paths
+from tripwire.definitions import load_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)$")

@@ -5,7 +5,6 @@ from triggers.automation import Automation
 from triggers.errors import InvalidDefinition, TriggersError
 from triggers.evaluator import Evaluator, Subjects
 from triggers.firing import Firing, Message
-from triggers.loading import DefinitionError, Definitions, load_paths, load_text
 from triggers.matching import (
     arms,
     bucket_key,
@@ -31,8 +30,6 @@ from triggers.repository import (
     AutomationExists,
     AutomationNotFound,
     AutomationStore,
-    Change,
-    ChangeKind,
     StoredAutomation,
 )
 from triggers.results import Decision, Outcome, Result
@@ -42,12 +39,8 @@ __all__ = [
     "AutomationExists",
     "AutomationNotFound",
     "AutomationStore",
-    "Change",
-    "ChangeKind",
     "CompoundTrigger",
     "Decision",
-    "DefinitionError",
-    "Definitions",
     "Evaluator",
     "EventTrigger",
     "Firing",
@@ -70,8 +63,6 @@ __all__ = [
     "expects",
     "glob_matches",
     "label_value",
-    "load_paths",
-    "load_text",
     "related_match",
     "replay",
     "resource_matches",

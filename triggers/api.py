@@ -8,7 +8,7 @@ wherever an id is accepted, `apply` for the CLI and `decisions` for `tripwire ex
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response
@@ -17,18 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.api import json_response, problem
-from events.problems import ReadableErrors, duplicate_name
+from events.errors import ApplyRefused
+from events.problems import ReadableErrors, refused
+from events.reconcile import ChangeKind
 from events.store import EventStore
 from triggers.automation import Automation
 from triggers.decisions import read_decisions
 from triggers.explain import match_report
-from triggers.identity import automation_id
 from triggers.repository import (
     AutomationExists,
     AutomationNotFound,
     AutomationStore,
-    Change,
-    ChangeKind,
     StoredAutomation,
 )
 
@@ -89,16 +88,6 @@ class ApplyRequest(BaseModel):
     automations: list[Automation] = Field(description="Created or updated by name.")
 
 
-def change_json(change: Change) -> dict[str, Any]:
-    """One `apply` change as JSON."""
-    return {
-        "name": change.name,
-        "kind": change.kind.value,
-        "reset_triggers": change.reset_triggers,
-        "open_windows": change.open_windows,
-    }
-
-
 def _not_found(exc: AutomationNotFound) -> Response:
     return problem(404, str(exc))
 
@@ -113,35 +102,6 @@ def _conflict(name: str, exc: IntegrityError) -> Response:
         "`id` from the definition (or give it a new one) and try again",
         "id",
     )
-
-
-async def _id_conflicts(store: AutomationStore, wanted: Sequence[Automation]) -> Response | None:
-    """A 409 when an automation to be created would take the id of one of another name."""
-    stored = {s.automation.name: s for s in await store.all()}
-    by_id = {str(s.id): s.automation.name for s in stored.values()}
-    for index, automation in enumerate(wanted):
-        if automation.name in stored:
-            continue  # updated by name, keeping its stored id
-        given = automation.id is not None
-        wanted_id = str(automation.id if given else automation_id(automation.name))
-        holder = by_id.get(wanted_id)
-        if holder is None:
-            continue
-        field = f"automations[{index}].id" if len(wanted) > 1 else "id"
-        if given:
-            return problem(
-                409,
-                f"{automation.name!r} has the id {wanted_id}, which belongs to {holder!r}; "
-                "apply updates by name, so keep the name, or drop `id` to get a new one",
-                field,
-            )
-        return problem(
-            409,
-            f"{automation.name!r} would get the id {wanted_id}, which {holder!r} kept when it "
-            f"was renamed from {automation.name!r}; give {automation.name!r} an explicit `id`",
-            field,
-        )
-    return None
 
 
 def build_router(
@@ -164,11 +124,10 @@ def build_router(
     async def create_automation(body: AutomationBody) -> Response:
         """A new automation (Prefect's shape); 409 when the name is taken."""
         automation = body.automation()
-        conflict = await _id_conflicts(automations, [automation])
-        if conflict is not None:
-            return conflict
         try:
             stored = await automations.create(automation)
+        except ApplyRefused as exc:
+            return refused(exc)
         except AutomationExists as exc:
             return problem(409, str(exc), "name")
         except IntegrityError as exc:
@@ -206,25 +165,16 @@ def build_router(
         prune: bool = Query(False, description="Delete stored automations not in the body."),
         dry_run: bool = Query(False, description="Report what would change; change nothing."),
     ) -> Response:
-        """Idempotent: applying the same definitions again reports them `unchanged`."""
-        duplicate = duplicate_name([a.name for a in body.automations], "automations")
-        if duplicate is not None:
-            return duplicate
-        conflict = await _id_conflicts(automations, body.automations)
-        if conflict is not None:
-            return conflict
+        """Idempotent: applying the same definitions again reports them `unchanged`.
+        `reset_triggers` names the triggers whose state an update or delete drops, and
+        `open_windows` counts their open windows."""
         try:
             changes = await automations.apply(body.automations, prune=prune, dry_run=dry_run)
-        except IntegrityError as exc:
-            log.info("apply conflicts with a stored automation: %s", exc.orig)
-            return problem(
-                409,
-                "an id or name in the definitions was taken by another automation meanwhile; "
-                "apply again",
-            )
+        except ApplyRefused as exc:
+            return refused(exc)
         if not dry_run and any(c.kind is not ChangeKind.unchanged for c in changes):
             await changed()
-        return json_response([change_json(c) for c in changes])
+        return json_response([c.as_json() for c in changes])
 
     @router.get("/{ref:path}/decisions", summary="Why an automation did or did not fire")
     async def automation_decisions(

@@ -7,10 +7,9 @@ state (windows, counts, child firings); changing only actions or the description
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,6 +17,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import clock
+from events.errors import ApplyConflict
+from events.reconcile import Change, Kind, applying, reconcile
 from triggers.automation import Automation
 from triggers.errors import TriggersError
 from triggers.identity import automation_id, stamped, trigger_fingerprints
@@ -36,23 +37,6 @@ class AutomationNotFound(TriggersError, LookupError):
 
 class AutomationExists(TriggersError, ValueError):
     """An automation of that name exists already."""
-
-
-class ChangeKind(StrEnum):
-    created = "created"
-    updated = "updated"
-    unchanged = "unchanged"
-    deleted = "deleted"
-
-
-@dataclass(frozen=True)
-class Change:
-    """What `apply` did (or, in a dry run, would do) to one automation."""
-
-    name: str
-    kind: ChangeKind
-    reset_triggers: list[str] = field(default_factory=list)  # trigger ids whose state resets
-    open_windows: int = 0  # in-flight windows those resets drop
 
 
 @dataclass(frozen=True)
@@ -135,57 +119,27 @@ class AutomationStore:
 
         Idempotent: applying the same definitions again changes nothing.
         """
-        changes: list[Change] = []
-        async with self.engine.begin() as conn:
-            existing = {row.name: row for row in (await conn.execute(select(automations))).all()}
-            for automation in wanted:
-                row = existing.get(automation.name)
-                if row is None:
-                    changes.append(Change(automation.name, ChangeKind.created))
-                    if not dry_run:
-                        await self._insert(conn, automation)
-                    continue
-                change = await self._replace(conn, row, automation, dry_run=dry_run)
-                changes.append(change)
-            if prune:
-                names = {a.name for a in wanted}
-                for name, row in sorted(existing.items()):
-                    if name not in names:
-                        old = _from_row(row).automation
-                        resets = list(trigger_fingerprints(old))
-                        changes.append(
-                            Change(
-                                name,
-                                ChangeKind.deleted,
-                                resets,
-                                await self._open_windows(conn, resets),
-                            )
-                        )
-                        if not dry_run:
-                            await self._delete(conn, row.id)
-            if dry_run:
-                await conn.rollback()
-            elif any(c.kind is not ChangeKind.unchanged for c in changes):
-                await self._bump(conn)
-        return changes
+        async with applying(self.engine, dry_run=dry_run) as conn:
+            return await reconcile(conn, AUTOMATIONS, wanted, prune=prune, dry_run=dry_run)
 
     async def create(self, automation: Automation) -> StoredAutomation:
-        """A new automation; raises AutomationExists when the name is taken."""
+        """A new automation; raises ApplyConflict when its id is another's, AutomationExists
+        when the name is taken."""
         async with self.engine.begin() as conn:
-            taken = await conn.scalar(
-                select(automations.c.id).where(automations.c.name == automation.name)
-            )
-            if taken is not None:
+            stored = {r.name: r for r in (await conn.execute(select(automations))).all()}
+            AUTOMATIONS.check([automation], stored)
+            if automation.name in stored:
                 raise AutomationExists(
                     f"an automation named {automation.name!r} exists already; update it "
                     "(PUT /api/automations/{id} or tripwire apply) or pick another name"
                 )
-            await self._insert(conn, automation)
-            await self._bump(conn)
+            await AUTOMATIONS.insert(conn, automation, clock.now())
+            await bump_revision(conn)
             return _from_row(await self._row(conn, automation.name))
 
     async def replace(self, ref: str, automation: Automation) -> StoredAutomation:
-        """Replace an automation's definition (its id stays)."""
+        """Replace an automation's definition (its id stays); the state of the triggers
+        that changed is reset."""
         async with self.engine.begin() as conn:
             row = await self._row(conn, ref)
             if automation.name != row.name:
@@ -196,10 +150,10 @@ class AutomationStore:
                     raise AutomationExists(
                         f"an automation named {automation.name!r} exists already"
                     )
-            automation = automation.model_copy(update={"id": UUID(row.id)})
-            change = await self._replace(conn, row, automation, dry_run=False)
-            if change.kind is not ChangeKind.unchanged:
-                await self._bump(conn)
+            if not AUTOMATIONS.same(row, automation):
+                await AUTOMATIONS.drop(conn, AUTOMATIONS.resets(row, automation))
+                await AUTOMATIONS.update(conn, row, automation, clock.now())
+                await bump_revision(conn)
             return _from_row(await self._row(conn, row.id))
 
     async def set_enabled(self, ref: str, enabled: bool) -> StoredAutomation:
@@ -213,7 +167,7 @@ class AutomationStore:
                     .where(automations.c.id == row.id)
                     .values(enabled=enabled, definition=definition, updated=clock.now())
                 )
-                await self._bump(conn)
+                await bump_revision(conn)
             return _from_row(await self._row(conn, row.id))
 
     async def switch(self, ref: str, enabled: bool) -> tuple[str, str]:
@@ -225,81 +179,111 @@ class AutomationStore:
         """Delete an automation with its trigger state and decisions; returns what it was."""
         async with self.engine.begin() as conn:
             row = await self._row(conn, ref)
-            await self._delete(conn, row.id)
-            await self._bump(conn)
+            await AUTOMATIONS.delete(conn, row)
+            await bump_revision(conn)
             return _from_row(row)
 
-    async def _insert(self, conn: AsyncConnection, automation: Automation) -> None:
-        if automation.id is None:
-            derived = automation_id(automation.name)
+
+class AutomationKind(Kind[Automation]):
+    """Automations for `reconcile`: by name, ids derived from it; an update resets the
+    state of the triggers whose fingerprint changed, a delete drops all of it with the
+    decisions."""
+
+    table = automations
+    section = "automations"
+    raced = (
+        "an id or name in the definitions was taken by another automation meanwhile; apply again"
+    )
+
+    def check(self, wanted: Sequence[Automation], stored: Mapping[str, Any]) -> None:
+        """An automation to be created must not take the id of one of another name."""
+        by_id = {row.id: name for name, row in stored.items()}
+        for index, automation in enumerate(wanted):
+            if automation.name in stored:
+                continue  # updated by name, keeping its stored id
+            given = automation.id is not None
+            wanted_id = str(automation.id if given else automation_id(automation.name))
+            holder = by_id.get(wanted_id)
+            if holder is None:
+                continue
+            field = f"automations[{index}].id" if len(wanted) > 1 else "id"
+            name = automation.name
+            if given:
+                raise ApplyConflict(
+                    f"{name!r} has the id {wanted_id}, which belongs to {holder!r}; apply "
+                    "updates by name, so keep the name, or drop `id` to get a new one",
+                    field=field,
+                )
+            raise ApplyConflict(
+                f"{name!r} would get the id {wanted_id}, which {holder!r} kept when it was "
+                f"renamed from {name!r}; give {name!r} an explicit `id`",
+                field=field,
+            )
+
+    async def insert(self, conn: AsyncConnection, item: Automation, now: datetime) -> None:
+        if item.id is None:
+            derived = automation_id(item.name)
             # Taken when an automation was renamed and its old name is used again.
             taken = await conn.scalar(
                 select(automations.c.id).where(automations.c.id == str(derived))
             )
-            automation = automation.model_copy(update={"id": uuid4() if taken else derived})
-        automation = stamped(automation)
-        now = clock.now()
-        await conn.execute(
-            automations.insert().values(
-                id=str(automation.id),
-                name=automation.name,
-                enabled=automation.enabled,
-                definition=_definition(automation),
-                created=now,
-                updated=now,
-            )
-        )
+            item = item.model_copy(update={"id": uuid4() if taken else derived})
+        new = stamped(item)
+        values = {"id": str(new.id), **self.values(new)}
+        await conn.execute(automations.insert().values(**values, created=now, updated=now))
 
-    async def _replace(
-        self, conn: AsyncConnection, row: Any, automation: Automation, *, dry_run: bool
-    ) -> Change:
-        old = _from_row(row).automation
-        new = stamped(automation.model_copy(update={"id": old.id}))
-        if _definition(new) == _definition(old):
-            return Change(new.name, ChangeKind.unchanged)
-        before, after = trigger_fingerprints(old), trigger_fingerprints(new)
-        resets = [tid for tid, mark in before.items() if after.get(tid) != mark]
-        windows = await self._open_windows(conn, resets)
-        if not dry_run:
-            await self._clear_state(conn, resets)
-            await conn.execute(
-                update(automations)
-                .where(automations.c.id == row.id)
-                .values(
-                    name=new.name,
-                    enabled=new.enabled,
-                    definition=_definition(new),
-                    updated=clock.now(),
-                )
-            )
-        return Change(new.name, ChangeKind.updated, resets, windows)
+    def values(self, item: Automation) -> dict[str, Any]:
+        return {"name": item.name, "enabled": item.enabled, "definition": _definition(item)}
 
-    async def _open_windows(self, conn: AsyncConnection, trigger_ids: list[str]) -> int:
-        if not trigger_ids:
+    def same(self, row: Any, item: Automation) -> bool:
+        return _definition(_over(row, item)) == _definition(_from_row(row).automation)
+
+    def resets(self, row: Any, item: Automation) -> list[str]:
+        before = trigger_fingerprints(_from_row(row).automation)
+        after = trigger_fingerprints(_over(row, item))
+        return [tid for tid, mark in before.items() if after.get(tid) != mark]
+
+    async def update(
+        self, conn: AsyncConnection, row: Any, item: Automation, now: datetime
+    ) -> None:
+        values = self.values(_over(row, item))
+        where = automations.c.id == row.id
+        await conn.execute(update(automations).where(where).values(**values, updated=now))
+
+    def state(self, row: Any) -> list[str]:
+        return list(trigger_fingerprints(_from_row(row).automation))
+
+    async def open_windows(self, conn: AsyncConnection, ids: list[str]) -> int:
+        if not ids:
             return 0
-        count = await conn.scalar(
-            select(func.count()).where(trigger_buckets.c.trigger_id.in_(trigger_ids))
-        )
-        firings = await conn.scalar(
-            select(func.count()).where(child_firings.c.parent_id.in_(trigger_ids))
-        )
+        count = await conn.scalar(select(func.count()).where(trigger_buckets.c.trigger_id.in_(ids)))
+        firings = await conn.scalar(select(func.count()).where(child_firings.c.parent_id.in_(ids)))
         return int(count or 0) + int(firings or 0)
 
-    async def _clear_state(self, conn: AsyncConnection, trigger_ids: list[str]) -> None:
-        if trigger_ids:
-            await conn.execute(
-                delete(trigger_buckets).where(trigger_buckets.c.trigger_id.in_(trigger_ids))
-            )
-            await conn.execute(
-                delete(child_firings).where(child_firings.c.parent_id.in_(trigger_ids))
-            )
+    async def drop(self, conn: AsyncConnection, ids: list[str]) -> None:
+        if ids:
+            await conn.execute(delete(trigger_buckets).where(trigger_buckets.c.trigger_id.in_(ids)))
+            await conn.execute(delete(child_firings).where(child_firings.c.parent_id.in_(ids)))
 
-    async def _delete(self, conn: AsyncConnection, automation_id: str) -> None:
+    async def delete(self, conn: AsyncConnection, row: Any) -> None:
         for table in (trigger_buckets, child_firings, decisions):
-            await conn.execute(delete(table).where(table.c.automation_id == automation_id))
-        await conn.execute(delete(automations).where(automations.c.id == automation_id))
+            await conn.execute(delete(table).where(table.c.automation_id == row.id))
+        await conn.execute(delete(automations).where(automations.c.id == row.id))
 
-    async def _bump(self, conn: AsyncConnection) -> None:
-        await conn.execute(
-            update(automation_revision).values(revision=automation_revision.c.revision + 1)
-        )
+    async def bump(self, conn: AsyncConnection) -> None:
+        await bump_revision(conn)
+
+
+AUTOMATIONS = AutomationKind()
+
+
+def _over(row: Any, automation: Automation) -> Automation:
+    """`automation` as it would be stored over `row`: with the row's id, stamped."""
+    return stamped(automation.model_copy(update={"id": UUID(row.id)}))
+
+
+async def bump_revision(conn: AsyncConnection) -> None:
+    """Move the definitions' revision (automations and SLAs): workers reload when it moves."""
+    await conn.execute(
+        update(automation_revision).values(revision=automation_revision.c.revision + 1)
+    )

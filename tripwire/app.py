@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from itertools import chain
 from typing import Any
 
 import nats.js.errors
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 
@@ -19,18 +20,23 @@ from actions import api as actions_api
 from events import api as events_api
 from events import webhooks
 from events import websocket as events_websocket
+from events.errors import ApplyRefused
 from events.metrics import CONSUMER_LAG, SLA_KEYS
+from events.problems import ReadableErrors, refused
+from events.reconcile import ChangeKind
 from events.secrets import Secrets
 from events.templating import Templates
 from sla import api as sla_api
 from triggers import api as triggers_api
-from tripwire import __version__
+from tripwire import __version__, definitions
 from tripwire.auth import ApiAuth, AuthMiddleware
 from tripwire.bus_description import bus_description
+from tripwire.definitions import DefinitionsBody
 from tripwire.engine import Engine, Role
 
 log = logging.getLogger("tripwire.api")
 
+Reload = Callable[[], Awaitable[object]]
 LAG_TIMEOUT = 2.0  # seconds; a scrape must not hang on a reconnecting bus
 
 
@@ -119,6 +125,44 @@ async def refresh_sla_keys(engine: Engine) -> None:
         SLA_KEYS.labels(name, "missed").set(missed)
 
 
+def definitions_router(engine: Engine, reload: Reload | None) -> APIRouter:
+    """`POST /api/definitions/apply`: what `tripwire apply` sends, every kind at once."""
+    router = APIRouter(tags=["definitions"], route_class=ReadableErrors)
+
+    @router.post(
+        "/api/definitions/apply",
+        summary="Create, update (and prune) connections, webhooks, SLAs and automations",
+    )
+    async def apply_definitions(
+        body: DefinitionsBody,
+        prune: bool = Query(
+            False, description="Delete stored definitions not in the body, of each kind it holds."
+        ),
+        dry_run: bool = Query(False, description="Report what would change; change nothing."),
+    ) -> Response:
+        """`{"automations": [...], "slas": [...], ...}` applied in one transaction: all of
+        it or nothing. A kind left out (or empty) is left alone, with `prune` too. The
+        answer has one list per kind, of the changes that each `/api/{kind}/apply`
+        answers with."""
+        wanted = {name: getattr(body, name) for name in DefinitionsBody.model_fields}
+        try:
+            changes = await definitions.apply(engine.db, wanted, prune=prune, dry_run=dry_run)
+        except ApplyRefused as exc:
+            return refused(exc)
+        changed = any(c.kind is not ChangeKind.unchanged for c in chain(*changes.values()))
+        if reload is not None and changed and not dry_run:
+            try:
+                await reload()
+            except Exception:
+                # The change is committed; workers still pick it up on their next poll.
+                log.exception("reloading definitions after a change failed")
+        return events_api.json_response(
+            {name: [c.as_json() for c in found] for name, found in changes.items()}
+        )
+
+    return router
+
+
 def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     """The app for one engine; with `manage_engine` the app's lifespan starts and stops it."""
 
@@ -172,6 +216,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     reload = engine.pipeline.reload if engine.roles & {Role.worker, Role.sla} else None
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     app.include_router(sla_api.build_router(engine.slas, reload))
+    app.include_router(definitions_router(engine, reload))
     app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
     app.include_router(actions_api.build_connections_router(engine.acting.connections))
     # Webhook secrets render here, in the api role, from the same file and environment.

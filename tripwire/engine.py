@@ -11,28 +11,26 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actions.connections import ConnectionDefinition
 from events import clock
 from events.bus import Bus, Names, StreamSettings
 from events.consumer import BatchConsumer, store_consumer
 from events.embedded import EmbeddedNats
 from events.follower import PrefectFollower
-from events.sources import PrefectSource
 from events.store import EventStore
-from events.webhooks import WebhookDefinition, WebhookStore
+from events.webhooks import WebhookStore
 from sla.evaluator import SLAEvaluator
 from sla.leader import Leadership
 from sla.lookback import store_lookback
-from sla.model import SLA
 from sla.store import SLAStore
 from sla.timers import DueTimer
-from triggers.automation import Automation
 from triggers.decisions import trim_decisions
 from triggers.evaluator import Evaluator, Subjects
 from triggers.pipeline import Pipeline
 from triggers.repository import AutomationStore
 from tripwire.acting import Acting
 from tripwire.database import checkpoint_forever, create_engine, migrate, sqlite_path
+from tripwire.definitions import Definitions
+from tripwire.definitions import apply as apply_definitions
 from tripwire.following import build_followers
 from tripwire.settings import Settings
 
@@ -89,11 +87,7 @@ class Engine:
         settings: Settings,
         roles: frozenset[Role] = frozenset(Role),
         *,
-        automations: list[Automation] | None = None,
-        connections: list[ConnectionDefinition] | None = None,
-        sources: list[PrefectSource] | None = None,
-        slas: list[SLA] | None = None,
-        webhooks: list[WebhookDefinition] | None = None,
+        definitions: Definitions | None = None,
     ) -> None:
         # Everything is built here but nothing connects until `start`.
         self.settings = s = settings
@@ -114,11 +108,8 @@ class Engine:
             ),
         )
         self.automations = AutomationStore(self.db)
-        self.initial_automations = automations  # applied at start-up (`up --automations`)
-        self.initial_connections = connections
+        self.definitions = definitions  # applied at start-up (`up --automations`)
         self.webhooks = WebhookStore(self.db)
-        self.initial_webhooks = webhooks
-        self.initial_slas = slas
         self.slas = SLAStore(self.db)
         self.pipeline = build_pipeline(
             s, self.db, self.store, self.bus, self.automations, self.slas
@@ -141,7 +132,9 @@ class Engine:
         # Following is ingestion: the api role follows (two api processes both do; the
         # bus and the store drop the copies).
         self.followers: list[PrefectFollower] = (
-            build_followers(s, sources or [], self.bus, self.store) if Role.api in roles else []
+            build_followers(s, definitions.sources if definitions else [], self.bus, self.store)
+            if Role.api in roles
+            else []
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()
@@ -158,16 +151,11 @@ class Engine:
         await migrate(self.db)
         if self.ledger_db is not self.db:
             await migrate(self.ledger_db)  # one history for both files; the ledger's is used
-        if self.initial_connections:
-            await self.acting.connections.apply(self.initial_connections)
-        if self.initial_webhooks:
-            await self.webhooks.apply(self.initial_webhooks)
-        if self.initial_automations is not None:
-            changes = await self.automations.apply(self.initial_automations)
-            log.info("applied %d automations at start-up", len(changes))
-        if self.initial_slas:
-            changes = await self.slas.apply(self.initial_slas)
-            log.info("applied %d SLAs at start-up", len(changes))
+        if self.definitions is not None:
+            changes = await apply_definitions(self.db, self.definitions.by_section)
+            for section, applied in changes.items():
+                if applied:
+                    log.info("applied %d %s at start-up", len(applied), section)
         await self.bus.connect()
         if self.roles & {Role.worker, Role.sla}:
             await self.pipeline.reload(force=True)

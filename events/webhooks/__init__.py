@@ -13,7 +13,7 @@ from events.webhooks.model import (
 from events.webhooks.rejections import REJECTED_EVENT, Rejection
 from events.webhooks.shaping import Incoming, delivery_uuid, shape
 from events.webhooks.signatures import verify
-from events.webhooks.store import StoredWebhook, WebhookChange, WebhookStore
+from events.webhooks.store import StoredWebhook, WebhookStore
 
 __all__ = [  # noqa: RUF022  (plainly sorted, as tests/test_public_api.py checks)
     "BadSignature",
@@ -26,7 +26,6 @@ __all__ = [  # noqa: RUF022  (plainly sorted, as tests/test_public_api.py checks
     "SecretUnavailable",
     "StandardWebhooksSignature",
     "StoredWebhook",
-    "WebhookChange",
     "WebhookDefinition",
     "WebhookMapping",
     "WebhookRejected",

@@ -15,15 +15,21 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from events import clock
 from events.api import json_response, problem
 from events.bus import Bus
-from events.errors import BusUnavailable, EventTooLarge, InvalidEvent, TemplateError
+from events.errors import (
+    ApplyRefused,
+    BusUnavailable,
+    EventTooLarge,
+    InvalidEvent,
+    TemplateError,
+)
 from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from events.parsing import encode
-from events.problems import ReadableErrors, duplicate_name
+from events.problems import ReadableErrors, refused
 from events.templating import Templates
 from events.webhooks.errors import (
     BadSignature,
@@ -178,15 +184,12 @@ def build_router(
         prune: bool = Query(False, description="Delete stored webhooks not in the body."),
         dry_run: bool = Query(False, description="Report what would change; change nothing."),
     ) -> Response:
-        """`{"webhooks": [...]}` → `[{"slug", "change"}]`, change being created, updated,
-        unchanged or deleted."""
-        duplicate = duplicate_name([w.slug for w in body.webhooks], "webhooks", key="slug")
-        if duplicate is not None:
-            return duplicate
+        """`{"webhooks": [...]}` → one change per webhook, `name` being its slug and `kind`
+        created, updated, unchanged or deleted."""
         try:
             changes = await store.apply(body.webhooks, prune=prune, dry_run=dry_run)
-        except IntegrityError:
-            return problem(409, "a webhook was created meanwhile by another apply; apply again")
+        except ApplyRefused as exc:
+            return refused(exc)
         return json_response([c.as_json() for c in changes])
 
     @router.get("/api/webhooks/{slug}/rejected", summary="Requests a webhook refused, newest first")

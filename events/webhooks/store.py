@@ -14,19 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events import clock
+from events.reconcile import Change, Kind, applying, reconcile
 from events.webhooks.model import WebhookDefinition
 from events.webhooks.rejections import Rejection
 from events.webhooks.tables import webhook_rejections, webhooks
 
 KEEP_REJECTED = 100  # refused requests kept per webhook
-
-ChangeKind = Literal["created", "updated", "unchanged", "deleted"]
 
 
 @dataclass(frozen=True)
@@ -45,17 +43,6 @@ class StoredWebhook:
         return data
 
 
-@dataclass(frozen=True)
-class WebhookChange:
-    """What `apply` did (or, in a dry run, would do) to one webhook."""
-
-    slug: str
-    change: ChangeKind
-
-    def as_json(self) -> dict[str, str]:
-        return {"slug": self.slug, "change": self.change}
-
-
 def _from_row(row: Any) -> StoredWebhook:
     definition = WebhookDefinition.model_validate(row.definition)
     return StoredWebhook(definition, row.created, row.updated)
@@ -66,6 +53,27 @@ def _rejection_json(row: Any) -> dict[str, Any]:
     data = {str(key): value for key, value in row._mapping.items()}
     data["received"] = row.received.isoformat()
     return data
+
+
+class WebhookKind(Kind[WebhookDefinition]):
+    """Webhooks for `reconcile`: a definition by slug; deleting one drops the requests it
+    refused."""
+
+    table = webhooks
+    section = "webhooks"
+    key = "slug"
+    raced = "a webhook was created meanwhile by another apply; apply again"
+
+    def same(self, row: Any, item: WebhookDefinition) -> bool:
+        return WebhookDefinition.model_validate(row.definition) == item
+
+    async def delete(self, conn: AsyncConnection, row: Any) -> None:
+        await super().delete(conn, row)
+        refused = webhook_rejections
+        await conn.execute(delete(refused).where(refused.c.slug == row.slug))
+
+
+WEBHOOKS = WebhookKind()
 
 
 class WebhookStore:
@@ -89,47 +97,13 @@ class WebhookStore:
 
     async def apply(
         self, wanted: Sequence[WebhookDefinition], *, prune: bool = False, dry_run: bool = False
-    ) -> list[WebhookChange]:
+    ) -> list[Change]:
         """Create or update by slug (with `prune`, delete the others and what they refused).
 
         Idempotent: applying the same definitions again reports them `unchanged`.
         """
-        changes: list[WebhookChange] = []
-        async with self.engine.begin() as conn:
-            existing = {row.slug: row for row in (await conn.execute(select(webhooks))).all()}
-            now = clock.now()
-            for definition in wanted:
-                data = definition.model_dump(mode="json")
-                row = existing.get(definition.slug)
-                statement: Any
-                if row is None:
-                    changes.append(WebhookChange(definition.slug, "created"))
-                    statement = webhooks.insert().values(
-                        slug=definition.slug, definition=data, created=now, updated=now
-                    )
-                elif _from_row(row).definition == definition:
-                    changes.append(WebhookChange(definition.slug, "unchanged"))
-                    continue
-                else:
-                    changes.append(WebhookChange(definition.slug, "updated"))
-                    statement = (
-                        update(webhooks)
-                        .where(webhooks.c.slug == definition.slug)
-                        .values(definition=data, updated=now)
-                    )
-                if not dry_run:
-                    await conn.execute(statement)
-            if prune:
-                for slug in sorted(set(existing) - {d.slug for d in wanted}):
-                    changes.append(WebhookChange(slug, "deleted"))
-                    if not dry_run:
-                        await conn.execute(delete(webhooks).where(webhooks.c.slug == slug))
-                        await conn.execute(
-                            delete(webhook_rejections).where(webhook_rejections.c.slug == slug)
-                        )
-            if dry_run:
-                await conn.rollback()
-        return changes
+        async with applying(self.engine, dry_run=dry_run) as conn:
+            return await reconcile(conn, WEBHOOKS, wanted, prune=prune, dry_run=dry_run)
 
     async def reject(self, kept: Rejection) -> None:
         """Keep a refused request, dropping that webhook's oldest past `keep_rejected`."""

@@ -24,6 +24,7 @@ from tests.actions.test_live import ledger_status
 from tests.support import StartEngine
 from tests.tripwire.test_cli_automations import invoke
 from tripwire.database import create_engine, migrate
+from tripwire.definitions import Definitions
 from tripwire.engine import Engine
 
 KEY = "pnu_s3cret-staging-key"
@@ -47,7 +48,7 @@ async def store(database_url: str) -> AsyncIterator[ConnectionStore]:
 
 
 def changes(found: list[Any]) -> list[tuple[str, str]]:
-    return [(c.name, c.change) for c in found]
+    return [(c.name, c.kind) for c in found]
 
 
 async def test_apply_creates_updates_keeps_prunes_and_dry_runs(store: ConnectionStore) -> None:
@@ -253,7 +254,8 @@ async def test_up_with_definitions_applies_their_connections(
 ) -> None:
     # `tripwire up --automations FOLDER` hands the engine both parts of the files.
     staging = ConnectionDefinition(name="staging", api_url="http://prefect.internal:4200/api")
-    engine = Engine(settings_factory(), connections=[staging], automations=[])
+    definitions = Definitions(by_section={"connections": [staging], "automations": []})
+    engine = Engine(settings_factory(), definitions=definitions)
     await engine.start()
     try:
         stored = await engine.acting.connections.get("staging")

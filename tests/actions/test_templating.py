@@ -17,7 +17,7 @@ from events.model import ReceivedEvent
 from events.secrets import Secrets
 from tests.actions.conftest import request_for
 from tests.support import FIXTURES
-from triggers.loading import load_text
+from tripwire.definitions import load_text
 
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 

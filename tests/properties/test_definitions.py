@@ -1,6 +1,6 @@
-"""Properties of the definitions loader (triggers/loading.py, sla/loading.py): whatever the
-file holds, `load_text` never raises; every problem is a DefinitionError naming the file
-and, where there is one, a line of it."""
+"""Properties of the definitions loader (events/loading.py, with the sections of
+tripwire/definitions.py): whatever the file holds, `load_text` never raises; every problem
+is a DefinitionError naming the file and, where there is one, a line of it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sla import loading as sla_loading
+from events.loading import DefinitionError
 from tests.properties import SETTINGS
-from triggers import loading
+from tripwire.definitions import load_text
 
 FILE = "automations.yaml"
 
@@ -123,21 +123,20 @@ TRICKY_LINES = st.sampled_from(
 
 
 def check(text: str) -> None:
-    """Both loaders report problems as DefinitionErrors on lines of the file; no raise."""
+    """The loader reports problems as DefinitionErrors on lines of the file; no raise."""
     lines = text.count("\n") + text.count("\r") + 2
-    for definitions in (loading.load_text(text, FILE), sla_loading.load_text(text, FILE)):
-        assert definitions.files == [FILE]
-        for error in definitions.errors:
-            assert isinstance(error, loading.DefinitionError)
-            assert error.file == FILE
-            assert error.line is None or 1 <= error.line <= lines, (error, text)
-            assert error.message
-            assert str(error).startswith(FILE)
-        origins = definitions.origins + definitions.connection_origins
-        for origin in origins:
-            file, _, line = origin.rpartition(":")
-            assert file == FILE
-            assert 1 <= int(line) <= lines
+    definitions = load_text(text, FILE)
+    assert definitions.files == [FILE]
+    for error in definitions.errors:
+        assert isinstance(error, DefinitionError)
+        assert error.file == FILE
+        assert error.line is None or 1 <= error.line <= lines, (error, text)
+        assert error.message
+        assert str(error).startswith(FILE)
+    for origin in (o for origins in definitions.origins.values() for o in origins):
+        file, _, line = origin.rpartition(":")
+        assert file == FILE
+        assert 1 <= int(line) <= lines
 
 
 @SETTINGS
@@ -206,11 +205,11 @@ def test_valid_automations_load_with_their_lines(
         for name in names
     ]
     text = yaml.safe_dump({"automations": automations}, sort_keys=False)
-    loaded = loading.load_text(text, FILE)
+    loaded = load_text(text, FILE)
     assert loaded.ok, loaded.errors
     assert [a.name for a in loaded.automations] == names
     lines = text.splitlines()
-    for origin, name in zip(loaded.origins, names, strict=True):
+    for origin, name in zip(loaded.origins["automations"], names, strict=True):
         line = int(origin.rpartition(":")[2])
         assert lines[line - 1] == f"- name: {yaml.safe_dump(name).splitlines()[0]}", origin
 
@@ -218,13 +217,13 @@ def test_valid_automations_load_with_their_lines(
 def test_merge_keys_and_deep_nesting_are_reported_not_raised() -> None:
     # Found by the properties above: a top-level merge key raised KeyError, and deep
     # nesting RecursionError.
-    merged = loading.load_text("x: &b {automations: [{name: a}]}\n<<: *b\n", FILE)
+    merged = load_text("x: &b {automations: [{name: a}]}\n<<: *b\n", FILE)
     assert [str(e) for e in merged.errors] == [
         "automations.yaml:1: x: is not a known section; use automations:, connections:, "
-        "sources: or webhooks:",
+        "sources:, webhooks: or slas:",
         "automations.yaml:1: 'trigger' is required",
     ]
-    deep = loading.load_text("[" * 5000, FILE)
+    deep = load_text("[" * 5000, FILE)
     assert [str(e) for e in deep.errors] == [
         "automations.yaml: not valid YAML/JSON: nested too deeply"
     ]

@@ -9,8 +9,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from actions.model import SendSlack
-from sla.loading import load_text
 from sla.model import SLA, DeadlineSLA, DurationSLA, FreshnessSLA
+from tripwire.definitions import load_text
 
 slas: TypeAdapter[Any] = TypeAdapter(SLA)
 
@@ -45,7 +45,7 @@ slas:
 def test_the_issues_example_loads() -> None:
     loaded = load_text(ISSUE, "slas.yaml")
     assert loaded.ok, loaded.errors
-    assert loaded.sla_origins == ["slas.yaml:2", "slas.yaml:13", "slas.yaml:20"]
+    assert loaded.origins["slas"] == ["slas.yaml:2", "slas.yaml:13", "slas.yaml:20"]
     deadline, duration, freshness = loaded.slas
 
     assert isinstance(deadline, DeadlineSLA)

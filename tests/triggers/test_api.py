@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.support import FIXTURES, Running, StartEngine, eventually
-from triggers.loading import load_paths
+from tripwire.definitions import load_paths
 
 
 def exported(name: str) -> dict[str, Any]:

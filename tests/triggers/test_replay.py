@@ -10,8 +10,8 @@ from events.model import ReceivedEvent
 from tests.support import FIXTURES
 from tests.triggers.conftest import Harness, at, flow_run
 from triggers.automation import Automation
-from triggers.loading import load_paths
 from triggers.replay import replay
+from tripwire.definitions import load_paths
 
 
 def recorded() -> list[ReceivedEvent]:

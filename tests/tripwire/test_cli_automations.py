@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from events.embedded import free_port
 from tests.support import FIXTURES, Running, eventually
 from tests.tripwire.test_up import wait_healthy
-from triggers.loading import load_text
 from tripwire.cli import app
+from tripwire.definitions import load_text
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

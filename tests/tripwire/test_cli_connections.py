@@ -149,5 +149,7 @@ async def test_the_api_names_the_field_at_fault(engine: Running) -> None:
         "'connections' is required; connection: is not a known field (check the spelling)"
     )
     assert applied.status_code == 200
-    assert applied.json() == [{"name": "prod", "change": "created"}]
+    assert applied.json() == [
+        {"name": "prod", "kind": "created", "reset_triggers": [], "open_windows": 0}
+    ]
     assert await listed(engine) == []  # a dry run

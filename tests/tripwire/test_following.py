@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from events.embedded import free_port
 from events.filters import EventFilter, EventNameFilter
 from events.sources import PrefectSource
-from sla.loading import load_paths, load_text
 from tests.support import StartEngine, eventually
 from tripwire.cli import app
+from tripwire.definitions import load_paths, load_text
 from tripwire.engine import Role
 from tripwire.following import followed_sources
 from tripwire.settings import Settings
@@ -63,7 +63,7 @@ def test_sources_load_from_definition_files() -> None:
     assert (first.name, first.api_url) == ("prefect", "http://127.0.0.1:4200/api")
     assert first.events == ["prefect.flow-run.*", "prefect.deployment.triggered"]
     assert (staging.name, staging.events) == ("staging", [])
-    assert definitions.source_origins == ["s.yaml:2", "s.yaml:5"]
+    assert definitions.origins["sources"] == ["s.yaml:2", "s.yaml:5"]
 
 
 def test_source_errors_name_file_line_and_field(tmp_path: Path) -> None:

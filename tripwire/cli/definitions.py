@@ -11,30 +11,28 @@ import typer
 from tripwire.cli.output import fail, plural
 
 if TYPE_CHECKING:
-    from sla.loading import Definitions
+    from tripwire.definitions import Definitions
 
 commands = typer.Typer()
 
 
 def summary(definitions: Definitions) -> str:
-    """What the files define: `4 automations, 2 SLAs in 2 file(s)`."""
-    what = plural(len(definitions.automations), "automation")
-    if definitions.connections:
-        what += f", {plural(len(definitions.connections), 'connection')}"
-    if definitions.slas:
-        what += f", {plural(len(definitions.slas), 'SLA')}"
-    if definitions.sources:
-        what += f", {plural(len(definitions.sources), 'source')}"
-    if definitions.webhooks:
-        what += f", {plural(len(definitions.webhooks), 'webhook')}"
-    return f"{what} in {len(definitions.files)} file(s)"
+    """What the files define: `4 automations, 2 SLAs in 2 file(s)` (automations always)."""
+    from tripwire.definitions import SECTIONS
+
+    counts = [
+        plural(len(definitions.of(s.name)), s.noun)
+        for s in sorted(SECTIONS, key=lambda s: not s.default)
+        if s.default or definitions.of(s.name)
+    ]
+    return f"{', '.join(counts)} in {len(definitions.files)} file(s)"
 
 
 def load_definitions(files: list[Path], consequence: str) -> Definitions:
     """Everything the files define; else every error printed (file:line: field) and the
     command ends, saying the `consequence` ("nothing was applied")."""
     # Imported here: the loader checks definitions with every package's models.
-    from sla.loading import load_paths
+    from tripwire.definitions import load_paths
 
     missing = [str(f) for f in files if not f.exists()]
     if missing:

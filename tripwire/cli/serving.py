@@ -24,7 +24,7 @@ from tripwire.settings import Settings
 from tripwire_client.config import DEFAULT_API_URL
 
 if TYPE_CHECKING:
-    from sla.loading import Definitions
+    from tripwire.definitions import Definitions
 
 __all__ = ["Role", "serve"]
 
@@ -39,15 +39,7 @@ def serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # logs every timer run
     _check_port_free(settings)
-    engine = Engine(
-        settings,
-        roles,
-        automations=definitions.automations if definitions else None,
-        connections=definitions.connections if definitions else None,
-        sources=definitions.sources if definitions else None,
-        webhooks=definitions.webhooks if definitions else None,
-        slas=definitions.slas if definitions else None,
-    )
+    engine = Engine(settings, roles, definitions=definitions)
     config = uvicorn.Config(
         create_app(engine),
         host=settings.host,
@@ -88,12 +80,11 @@ def _banner(settings: Settings, engine: Engine) -> str:
     )
     database = settings.resolved_database_url.split("@")[-1]
     applied = ""
-    if engine.initial_automations is not None:
-        count = len(engine.initial_automations)
+    if engine.definitions is not None:
+        count = len(engine.definitions.automations)
         applied = f"  automations  {count} applied at start (tripwire automations ls)\n"
-    if engine.initial_slas:
-        count = len(engine.initial_slas)
-        applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
+        if count := len(engine.definitions.slas):
+            applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
     for follower in engine.followers:
         applied += f"  following    {follower.source.api_url} (state in /api/health)\n"
     export = "" if api == DEFAULT_API_URL else f"  export TRIPWIRE_API_URL={api}\n"

@@ -8,11 +8,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from actions.connections import ConnectionDefinition
-from events.sources import PrefectSource
-from events.webhooks.model import WebhookDefinition
-from sla.model import SLA
-from triggers.automation import Automation
+from events.loading import Section
+from tripwire.definitions import SECTIONS
 
 from .schema import (
     anchor,
@@ -27,21 +24,6 @@ from .schema import (
 
 LARGE_UNION = 6  # kinds; a union this large gets a heading of its own
 
-# Each top-level section of a definitions file and the model of one of its items.
-SECTIONS: dict[str, tuple[Any, str]] = {
-    "automations": (Automation, "Triggers and the actions they run."),
-    "slas": (SLA, "Deadlines, durations and freshness that events must meet."),
-    "webhooks": (
-        WebhookDefinition,
-        "Endpoints at `POST /hooks/<slug>` that turn requests into events.",
-    ),
-    "sources": (PrefectSource, "Prefect servers whose event stream the api role follows."),
-    "connections": (
-        ConnectionDefinition,
-        "Named Prefect servers that actions pick with `connection:`.",
-    ),
-}
-
 INTRO = """\
 # Definitions file
 
@@ -51,11 +33,7 @@ and field; `tripwire apply -f PATH` sends them to a running engine; `tripwire up
 --automations PATH` applies them at start-up. A file holds any of these top-level sections:
 
 ```text
-automations: [...]
-slas: [...]
-webhooks: [...]
-sources: [...]
-connections: [...]
+{sections}
 ```
 
 A file may also be a list of automations, or one automation, as
@@ -78,27 +56,32 @@ def _root_name(schema: dict[str, Any]) -> str:
     return str(schema.get("title") or ref_name(schema) or "Item")
 
 
+def _sections() -> list[Section]:
+    """The sections as the loader reads them: automations (the default) first."""
+    return sorted(SECTIONS, key=lambda s: not s.default)
+
+
 def page() -> str:
     """The whole page as Markdown."""
     return "\n".join(_lines()) + "\n"
 
 
 def _lines() -> Iterator[str]:
-    yield INTRO
+    yield INTRO.replace("{sections}", "\n".join(f"{s.name}: [...]" for s in _sections()))
     yield "| section | one item | what |"
     yield "|---|---|---|"
     defs: dict[str, Any] = {}
     roots: list[str] = []
-    for section, (model, what) in SECTIONS.items():
-        schema = _schema(model)
+    for section in _sections():
+        schema = _schema(section.model)
         for name, definition in schema.pop("$defs", {}).items():
             if defs.setdefault(name, definition) != definition:
                 raise ValueError(f"two different models are both named {name}")
-        name = _root_name(schema) if "properties" in schema else f"{section}-item"
+        name = _root_name(schema) if "properties" in schema else f"{section.name}-item"
         defs.setdefault(name, schema)
         roots.append(name)
         item = f"[{name}](#{anchor(name)})" if "properties" in schema else type_text(schema)
-        yield f"| `{section}` | {item} | {what} |"
+        yield f"| `{section.name}` | {item} | {section.description} |"
     selectors: dict[str, str] = {}
     for definition in defs.values():
         selectors.update(discriminated(definition))

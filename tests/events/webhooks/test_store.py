@@ -30,12 +30,12 @@ async def store(database_url: str) -> AsyncIterator[WebhookStore]:
 async def test_apply_creates_keeps_updates_and_prunes_by_slug(store: WebhookStore) -> None:
     open_hook = WebhookDefinition(slug="open")
     changes = await store.apply([GITHUB, open_hook])
-    assert [(c.slug, c.change) for c in changes] == [("github", "created"), ("open", "created")]
+    assert [(c.name, c.kind) for c in changes] == [("github", "created"), ("open", "created")]
     again = await store.apply([GITHUB, open_hook])
-    assert {c.change for c in again} == {"unchanged"}
+    assert {c.kind for c in again} == {"unchanged"}
     described = open_hook.model_copy(update={"description": "anyone"})
     dry = await store.apply([described], prune=True, dry_run=True)
-    assert [(c.slug, c.change) for c in dry] == [("open", "updated"), ("github", "deleted")]
+    assert [(c.name, c.kind) for c in dry] == [("open", "updated"), ("github", "deleted")]
     assert await store.get("github") == GITHUB  # a dry run changed nothing
     await store.apply([described], prune=True)
     assert [w.definition for w in await store.all()] == [described]

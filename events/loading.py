@@ -1,47 +1,59 @@
-"""Automations (and connections) from YAML or JSON files, with every error reported by
-file, line and field.
+"""Definition files (YAML or JSON), with every error reported by file, line and field.
 
-A file may hold `automations: [...]` and `connections: [...]` (named Prefect servers
-actions pick with `connection:`), `sources:` and `webhooks:` (both defined in events, below
-this package, so read here directly), a list of automations (as `prefect automation inspect`
-prints them) or a single automation. JSON is read as YAML, so Prefect's `--output json`
-files load the same way.
+Usage::
 
-Packages that build on triggers add their own top-level sections through `sections=`
-(sla adds `slas:`), so their items get the same file:line: field errors without this
-package importing them.
+    sections = [Section("webhooks", WebhookDefinition, "webhook", key="slug"), ...]
+    loaded = load_paths([Path("definitions/")], sections)
+    for error in loaded.errors:
+        print(error)              # definitions/hooks.yaml:7: webhooks[0].slug: ...
+    hooks = loaded.of("webhooks")
+
+A file is a mapping of sections (`automations: [...]`, `webhooks: [...]`), or, for the
+`default` section, a list of its items or a single one: Prefect's exports are a list of
+automations (or one), and JSON is read as YAML, so `--output json` files load the same
+way. This module knows no section of its own: the composition root says which there are
+(tripwire.definitions), so each package's models stay in their package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from actions.connections import ConnectionDefinition
-from events.sources import PrefectSource
-from events.webhooks.model import WebhookDefinition
-from triggers.automation import Automation
+from events.reconcile import Kind
 
 SUFFIXES = (".yaml", ".yml", ".json")
-SECTIONS = ("automations", "connections", "sources", "webhooks")
 DISCRIMINATORS = ("type", "kind")  # fields whose value pydantic puts in an error's loc
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Section(Generic[T]):
-    """A further top-level section: how to validate one item (raising pydantic's
-    ValidationError), and what to do with each valid one and its file:line."""
+class Section:
+    """One top-level section of a definitions file: what one item validates as, and the
+    kind `apply` stores it as (None: not applied, read at start-up)."""
 
-    validate: Callable[[Any], T]
-    add: Callable[[T, str], None]
+    name: str  # the top-level key: "webhooks"
+    model: Any  # one item: a pydantic model or an annotated union of them
+    noun: str  # one item in messages: "webhook"
+    description: str = ""  # for the reference page
+    key: str = "name"  # the field that names an item: unique across the files
+    kind: Kind[Any] | None = None
+    default: bool = False  # a file that is a list of items, or one item, holds these
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and (self.kind.section, self.kind.key) != (self.name, self.key):
+            raise ValueError(f"section {self.name!r} is stored as {self.kind.section!r}")
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Any]:
+        """Validates one item (raising pydantic's ValidationError)."""
+        return TypeAdapter(self.model)
 
 
 @dataclass(frozen=True)
@@ -60,16 +72,10 @@ class DefinitionError:
 
 @dataclass
 class Definitions:
-    """What a set of files defines, and what is wrong with them."""
+    """What a set of files defines, by section, and what is wrong with them."""
 
-    automations: list[Automation] = field(default_factory=list)
-    origins: list[str] = field(default_factory=list)  # file:line of each automation
-    connections: list[ConnectionDefinition] = field(default_factory=list)
-    connection_origins: list[str] = field(default_factory=list)  # file:line of each
-    sources: list[PrefectSource] = field(default_factory=list)  # Prefect servers to follow
-    source_origins: list[str] = field(default_factory=list)  # file:line of each
-    webhooks: list[WebhookDefinition] = field(default_factory=list)  # POST /hooks/<slug>
-    webhook_origins: list[str] = field(default_factory=list)  # file:line of each
+    by_section: dict[str, list[Any]] = field(default_factory=dict)  # the valid items
+    origins: dict[str, list[str]] = field(default_factory=dict)  # file:line of each
     errors: list[DefinitionError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
@@ -77,25 +83,14 @@ class Definitions:
     def ok(self) -> bool:
         return not self.errors
 
-    def add_automation(self, automation: Automation, origin: str) -> None:
-        """Keep a valid automation and where it is defined."""
-        self.automations.append(automation)
-        self.origins.append(origin)
+    def of(self, section: str) -> list[Any]:
+        """The valid items of a section, in the order the files hold them."""
+        return self.by_section.setdefault(section, [])
 
-    def add_connection(self, connection: ConnectionDefinition, origin: str) -> None:
-        """Keep a valid connection and where it is defined."""
-        self.connections.append(connection)
-        self.connection_origins.append(origin)
-
-    def add_source(self, source: PrefectSource, origin: str) -> None:
-        """Keep a valid source and where it is defined."""
-        self.sources.append(source)
-        self.source_origins.append(origin)
-
-    def add_webhook(self, webhook: WebhookDefinition, origin: str) -> None:
-        """Keep a valid webhook and where it is defined."""
-        self.webhooks.append(webhook)
-        self.webhook_origins.append(origin)
+    def add(self, section: str, item: Any, origin: str) -> None:
+        """Keep a valid item and where it is defined."""
+        self.of(section).append(item)
+        self.origins.setdefault(section, []).append(origin)
 
 
 def _follow(node: Node, loc: Sequence[int | str]) -> tuple[int, str]:
@@ -133,6 +128,14 @@ def _message(error: Any) -> str:
     return message
 
 
+def _ordered(sections: Sequence[Section]) -> list[Section]:
+    """The default section first (it is read and named first), then the others."""
+    ordered = sorted(sections, key=lambda s: not s.default)
+    if not ordered or not ordered[0].default:
+        raise ValueError("one section must be the default")
+    return ordered
+
+
 def _section(
     data: Any, node: Node, name: str, file: str, out: Definitions
 ) -> list[tuple[Any, Node]]:
@@ -148,45 +151,41 @@ def _section(
 
 
 def _documents(
-    data: Any, node: Node, file: str, known: Sequence[str], out: Definitions
+    data: Any, node: Node, file: str, sections: Sequence[Section], out: Definitions
 ) -> list[tuple[Any, Node]]:
+    """The default section's items: the file's list, its one item, or its section."""
+    default, known = sections[0], [s.name for s in sections]
     if isinstance(data, list) and isinstance(node, SequenceNode):
         return list(zip(data, node.value, strict=True))
     if isinstance(data, dict) and isinstance(node, MappingNode):
-        sections = {k.value: (k, v) for k, v in node.value}
         if not any(s in data for s in known) and "name" in data:
-            return [(data, node)]  # a single automation
+            return [(data, node)]  # a single item
         use = ", ".join(f"{s}:" for s in known[:-1]) + f" or {known[-1]}:"
-        for name, (key, _value) in sections.items():
+        for name, key in {k.value: k for k, _v in node.value}.items():
             if name not in known:
                 out.errors.append(
                     DefinitionError(
                         file, key.start_mark.line + 1, name, f"is not a known section; use {use}"
                     )
                 )
-        return _section(data, node, "automations", file, out)
+        return _section(data, node, default.name, file, out)
     out.errors.append(
         DefinitionError(
             file,
             node.start_mark.line + 1,
             "",
-            "expected automations: [...], a list of automations, or one automation",
+            f"expected {default.name}: [...], a list of {default.name}, or one {default.noun}",
         )
     )
     return []
 
 
 def load_text(
-    text: str,
-    file: str,
-    into: Definitions | None = None,
-    *,
-    sections: Mapping[str, Section[Any]] | None = None,
+    text: str, file: str, sections: Sequence[Section], into: Definitions | None = None
 ) -> Definitions:
-    """Automations, connections and any further `sections` in one document's text; errors
-    name `file`."""
+    """Every section's items in one document's text; errors name `file`."""
     out = into if into is not None else Definitions()
-    sections = sections or {}
+    ordered = _ordered(sections)
     out.files.append(file)
     # One parse for both: building the data resolves merge keys (`<<: *base`) in the node
     # too, so the node's keys are the data's keys.
@@ -208,42 +207,30 @@ def load_text(
         return out
     if node is None:
         return out  # an empty file defines nothing
-    documents = _documents(data, node, file, (*SECTIONS, *sections), out)
-    _items(documents, "", Section(Automation.model_validate, out.add_automation), file, out)
-    connections = _section(data, node, "connections", file, out)
-    _items(
-        connections,
-        "connections",
-        Section(ConnectionDefinition.model_validate, out.add_connection),
-        file,
-        out,
-    )
-    sources = _section(data, node, "sources", file, out)
-    _items(sources, "sources", Section(PrefectSource.model_validate, out.add_source), file, out)
-    webhooks = _section(data, node, "webhooks", file, out)
-    _items(
-        webhooks, "webhooks", Section(WebhookDefinition.model_validate, out.add_webhook), file, out
-    )
-    for name, section in sections.items():
-        _items(_section(data, node, name, file, out), name, section, file, out)
+    # The default section's errors carry no section name (`trigger.within`), as in a file
+    # that is a list of automations.
+    _items(_documents(data, node, file, ordered, out), ordered[0], "", file, out)
+    for section in ordered[1:]:
+        found = _section(data, node, section.name, file, out)
+        _items(found, section, section.name, file, out)
     return out
 
 
 def _items(
-    items: list[tuple[Any, Node]], name: str, section: Section[Any], file: str, out: Definitions
+    items: list[tuple[Any, Node]], section: Section, path: str, file: str, out: Definitions
 ) -> None:
-    """Validate each item, adding the valid ones; errors are named `name[i].field`."""
+    """Validate each item, keeping the valid ones; errors are named `path[i].field`."""
     for index, (item, item_node) in enumerate(items):
         try:
-            value = section.validate(item)
+            value = section.adapter.validate_python(item)
         except ValidationError as exc:
             for error in exc.errors():
-                line, path = _follow(item_node, error["loc"])
-                if name:
-                    path = f"{name}[{index}]" + (f".{path}" if path else "")
-                out.errors.append(DefinitionError(file, line, path, _message(error)))
+                line, where = _follow(item_node, error["loc"])
+                if path:
+                    where = f"{path}[{index}]" + (f".{where}" if where else "")
+                out.errors.append(DefinitionError(file, line, where, _message(error)))
         else:
-            section.add(value, f"{file}:{item_node.start_mark.line + 1}")
+            out.add(section.name, value, f"{file}:{item_node.start_mark.line + 1}")
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -257,14 +244,10 @@ def _files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_paths(
-    paths: Iterable[Path],
-    into: Definitions | None = None,
-    *,
-    sections: Mapping[str, Section[Any]] | None = None,
+    paths: Iterable[Path], sections: Sequence[Section], into: Definitions | None = None
 ) -> Definitions:
-    """Automations, connections and any further `sections` from files and folders (*.yaml,
-    *.yml, *.json, recursively); an automation or connection name defined twice is an error
-    naming both places (`duplicates` does the same for further sections)."""
+    """Every section's items from files and folders (*.yaml, *.yml, *.json, recursively);
+    a name defined twice in one section is an error naming both places."""
     out = into if into is not None else Definitions()
     for path in _files(paths):
         try:
@@ -272,16 +255,15 @@ def load_paths(
         except OSError as exc:
             out.errors.append(DefinitionError(str(path), None, "", f"cannot read: {exc.strerror}"))
             continue
-        load_text(text, str(path), out, sections=sections)
-    duplicates([a.name for a in out.automations], out.origins, "name", "", out)
-    names = [c.name for c in out.connections]
-    duplicates(names, out.connection_origins, "name", "connection ", out)
-    duplicates([s.name for s in out.sources], out.source_origins, "name", "source ", out)
-    duplicates([w.slug for w in out.webhooks], out.webhook_origins, "slug", "webhook ", out)
+        load_text(text, str(path), sections, out)
+    for section in _ordered(sections):
+        names = [str(getattr(item, section.key)) for item in out.of(section.name)]
+        what = "" if section.default else f"{section.noun} "  # "'x' is also" for the default
+        _duplicates(names, out.origins.get(section.name, []), section.key, what, out)
     return out
 
 
-def duplicates(
+def _duplicates(
     names: list[str], origins: list[str], field: str, what: str, out: Definitions
 ) -> None:
     """An error at the second (and later) place a name is defined, naming the others."""

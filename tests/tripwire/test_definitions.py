@@ -1,4 +1,5 @@
-"""Automation files: Prefect's exports load unchanged; every error has file, line, field."""
+"""Definition files: every section the registry names loads with file:line: field errors;
+Prefect's exports load unchanged; `validate` and `apply` read the same registry."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sla import loading as sla_loading
 from tests.sla.test_model import ISSUE
 from tests.support import FIXTURES, Running
-from triggers.loading import load_paths, load_text
 from triggers.model import CompoundTrigger, EventTrigger
 from tripwire.cli import app
+from tripwire.definitions import (
+    APPLIED,
+    SECTIONS,
+    Definitions,
+    DefinitionsBody,
+    load_paths,
+    load_text,
+)
 
 EXPORTS = ["etl-orders-keeps-failing", "compound-both-etls-done", "sales-refresh-expected-hourly"]
 
@@ -128,7 +135,7 @@ def test_connections_load_beside_automations_keeping_their_templates() -> None:
     assert staging.api_key == "{{ secret('STAGING_PREFECT_API_KEY') }}"  # not rendered
     assert onprem.type == "prefect"
     assert onprem.auth_string == "{{ secret('ONPREM_AUTH') }}"
-    assert loaded.connection_origins == ["c.yaml:2", "c.yaml:6"]
+    assert loaded.origins["connections"] == ["c.yaml:2", "c.yaml:6"]
     only = load_text("connections:\n  - {name: a, api_url: 'http://p/api'}\n", "only.yaml")
     assert only.ok, only.errors
     assert (len(only.automations), len(only.connections)) == (0, 1)
@@ -210,7 +217,7 @@ slas:
 
 
 def test_sla_errors_name_the_line_and_field() -> None:
-    loaded = sla_loading.load_text(BAD_SLAS, "s.yaml")
+    loaded = load_text(BAD_SLAS, "s.yaml")
     errors = {(e.line, e.field): e.message for e in loaded.errors}
     assert 'Invalid weekday name "FRX"' in errors[(9, "slas[0].deadline.cron")]
     assert "not a known IANA time zone" in errors[(10, "slas[0].deadline.timezone")]
@@ -219,28 +226,22 @@ def test_sla_errors_name_the_line_and_field() -> None:
     assert errors[(19, "slas[2]")] == "'kind' is required"
     assert len(errors) == 5
     assert [a.name for a in loaded.automations] == ["etl"]  # the rest still loads
-    shown = [str(e) for e in sla_loading.load_text("slas: {name: x}\n", "d.yaml").errors]
+    shown = [str(e) for e in load_text("slas: {name: x}\n", "d.yaml").errors]
     assert shown == ["d.yaml:1: slas: must be a list"]
 
 
 def test_a_grace_error_is_not_mistaken_for_the_kinds_tag() -> None:
     # `kind: deadline` puts the tag "deadline" in pydantic's error path, as a field is named.
     text = "slas:\n  - {name: a, kind: deadline, expect: [x],\n     deadline: {cron: 0 9 * * *}}\n"
-    assert [str(e) for e in sla_loading.load_text(text, "g.yaml").errors] == []
+    assert [str(e) for e in load_text(text, "g.yaml").errors] == []
     text = text.replace("expect: [x],", "expect: [x], grace: -60,")
-    assert [str(e) for e in sla_loading.load_text(text, "g.yaml").errors] == [
+    assert [str(e) for e in load_text(text, "g.yaml").errors] == [
         "g.yaml:2: slas[0].grace: must not be negative"
     ]
 
 
-def test_slas_need_the_sla_loader() -> None:
-    # triggers cannot import sla, so its own loader does not know the section.
-    errors = [str(e) for e in load_text("slas: []\n", "s.yaml").errors]
-    assert errors == [
-        "s.yaml:1: slas: is not a known section; "
-        "use automations:, connections:, sources: or webhooks:"
-    ]
-    errors = [str(e) for e in sla_loading.load_text("slos: []\n", "s.yaml").errors]
+def test_an_unknown_section_lists_the_known_ones_automations_first() -> None:
+    errors = [str(e) for e in load_text("slos: []\n", "s.yaml").errors]
     assert errors == [
         "s.yaml:1: slos: is not a known section; "
         "use automations:, connections:, sources:, webhooks: or slas:"
@@ -252,13 +253,13 @@ def test_an_sla_name_defined_twice_names_both_places(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(
         "slas:\n  - {name: worker-heartbeat, kind: freshness, expect: [x], every: 1m}\n"
     )
-    both = sla_loading.load_paths([tmp_path])
+    both = load_paths([tmp_path])
     assert [str(e) for e in both.errors] == [
         f"{tmp_path / 'b.yaml'}:2: name: SLA 'worker-heartbeat' is also defined at "
         f"{tmp_path / 'a.yaml'}:20; names must be unique"
     ]
     (tmp_path / "b.yaml").write_text("name: worker-heartbeat\ntrigger: {type: event}\n")
-    assert sla_loading.load_paths([tmp_path]).ok  # automations and SLAs are named apart
+    assert load_paths([tmp_path]).ok  # automations and SLAs are named apart
 
 
 def test_validate_counts_slas(tmp_path: Path) -> None:
@@ -289,3 +290,76 @@ async def test_apply_applies_slas_beside_automations(engine: Running, tmp_path: 
         "created a",
     ]
     assert result.stderr == ""
+
+
+def test_the_body_the_typed_views_and_the_kinds_follow_the_registry() -> None:
+    assert list(DefinitionsBody.model_fields) == [s.name for s in APPLIED]
+    loaded = Definitions()
+    for section in SECTIONS:
+        assert getattr(loaded, section.name) is loaded.of(section.name)
+        if section.kind is not None:
+            assert (section.kind.section, section.kind.key) == (section.name, section.key)
+    assert [s.name for s in SECTIONS if s.default] == ["automations"]
+
+
+CONNECTION = {"name": "prod", "api_url": "http://prod/api"}
+HOOK = {"slug": "orders"}
+AUTOMATION = {"name": "a", "trigger": {"type": "event"}}
+
+
+async def test_one_apply_stores_every_kind_or_none(engine: Running) -> None:
+    async with engine.client() as http:
+        twice = await http.post(
+            "/api/definitions/apply",
+            json={"connections": [CONNECTION], "automations": [AUTOMATION, AUTOMATION]},
+        )
+        assert twice.status_code == 422
+        assert twice.json()["field"] == "automations[1].name"
+        assert (await http.get("/api/connections")).json() == []  # refused whole
+
+        plan = await http.post(
+            "/api/definitions/apply",
+            params={"dry_run": "true"},
+            json={"connections": [CONNECTION], "webhooks": [HOOK], "automations": [AUTOMATION]},
+        )
+        assert plan.status_code == 200
+        created = {"kind": "created", "reset_triggers": [], "open_windows": 0}
+        assert plan.json() == {
+            "connections": [{"name": "prod", **created}],
+            "webhooks": [{"name": "orders", **created}],
+            "slas": [],
+            "automations": [{"name": "a", **created}],
+        }
+        assert (await http.get("/api/connections")).json() == []  # a dry run
+
+        applied = await http.post(
+            "/api/definitions/apply",
+            json={"connections": [CONNECTION], "webhooks": [HOOK], "automations": [AUTOMATION]},
+        )
+        assert applied.json() == plan.json()
+        again = await http.post(
+            "/api/definitions/apply", json={"automations": [AUTOMATION], "webhooks": [HOOK]}
+        )
+        assert [c["kind"] for c in again.json()["automations"]] == ["unchanged"]
+
+
+async def test_prune_leaves_the_kinds_the_body_does_not_hold(engine: Running) -> None:
+    async with engine.client() as http:
+        body = {"connections": [CONNECTION], "webhooks": [HOOK], "automations": [AUTOMATION]}
+        await http.post("/api/definitions/apply", json=body)
+        other = {"slug": "payments"}
+        pruned = await http.post(
+            "/api/definitions/apply",
+            params={"prune": "true"},
+            json={"webhooks": [other], "automations": [], "slas": []},
+        )
+        assert pruned.status_code == 200
+        assert pruned.json()["webhooks"] == [
+            {"name": "payments", "kind": "created", "reset_triggers": [], "open_windows": 0},
+            {"name": "orders", "kind": "deleted", "reset_triggers": [], "open_windows": 0},
+        ]
+        assert pruned.json()["automations"] == []  # empty: left alone
+        assert [c["name"] for c in (await http.get("/api/connections")).json()] == ["prod"]
+        assert [a["name"] for a in (await http.get("/api/automations")).json()] == ["a"]
+        sources = await http.post("/api/definitions/apply", json={"sources": []})
+        assert sources.status_code == 422  # not applied: read at start-up
