@@ -28,11 +28,11 @@ Item = TypeVar("Item")
 MAX_PARAMETERS = 30_000  # under SQLite's 32,766 and PostgreSQL's 32,767 per statement
 
 
-# Formatting a datetime costs about 2 µs here, parsing one about 1 µs, and a window
-# upsert has three or four of them (an event touches about nine windows). The same
-# instants recur: a batch's `now`, an event's time in its own row and its related rows,
-# a window's start and end read and written back. So both directions are remembered,
-# for a bounded number of distinct instants (a dict lookup on a datetime is ~50 ns).
+# Formatting and parsing datetimes is a visible share of a window upsert, which has three
+# or four of them (and an event touches about nine windows). The same instants recur: a
+# batch's `now`, an event's time in its own row and its related rows, a window's start and
+# end read and written back. So both directions are remembered, for a bounded number of
+# distinct instants: a dict lookup costs far less than either conversion.
 _TEXTS: dict[datetime, str] = {}
 _TIMES: dict[str, datetime] = {}
 REMEMBERED = 16_384
@@ -217,7 +217,7 @@ async def execute(
     """Run hand-written SQL on the caller's transaction and return its rows (tuples, in
     the order of the columns selected). On SQLite this is one trip to aiosqlite's thread;
     through SQLAlchemy's adapter a statement makes three or four (cursor, execute, fetch,
-    close), and each trip is a thread hand-off of about 0.1 ms on a busy machine."""
+    close), and each trip is a thread hand-off."""
     driver = await _aiosqlite(conn)
     if driver is not None:
         return list(await driver.execute_fetchall(sql, parameters))
@@ -255,8 +255,8 @@ async def _aiosqlite(conn: AsyncConnection) -> aiosqlite.Connection | None:
         return None
     sync = conn.sync_connection
     if sync is not None and not sync.closed and not sync.invalidated:
-        # Checked out already: read it without `get_raw_connection`'s greenlet hop
-        # (about 10 µs, and every hot statement asks).
+        # Checked out already: read it without `get_raw_connection`'s greenlet hop, which
+        # every hot statement would pay.
         driver = sync.connection.driver_connection
     else:
         driver = (await conn.get_raw_connection()).driver_connection

@@ -62,8 +62,8 @@ class Windows:
         self._id_text = ""
 
     def event_id(self, event: ReceivedEvent) -> str:
-        """The event's id as text, made once for its run of candidates (formatting a
-        UUID costs about 1 µs, and an event touches about nine windows)."""
+        """The event's id as text, made once for its run of candidates (an event touches
+        about nine windows)."""
         if event is not self._id_of:
             self._id_of, self._id_text = event, str(event.id)
         return self._id_text

@@ -41,9 +41,9 @@ def settle_heap() -> None:
     """Put what start-up (or a reload) built out of the garbage collector's sight.
 
     The loaded automations, their compiled screens and the libraries are a million or so
-    long-lived objects; a full collection walked all of them, stopping the process for
-    100-200 ms every few seconds under load, which was the worker's worst latency. They
-    live until the next reload, which collects once and settles again.
+    long-lived objects; a full collection walked all of them and paused the process every
+    few seconds under load, the worker's worst latency (docs/architecture.md has the
+    figures). They live until the next reload, which collects once and settles again.
     """
     gc.unfreeze()
     gc.collect()
