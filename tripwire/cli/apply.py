@@ -53,8 +53,8 @@ def apply(
     ),
     api: str = ApiOption,
 ) -> None:
-    """Create or update automations, connections (by name) and webhooks (by slug) from files;
-    the same files again change nothing."""
+    """Create or update automations, SLAs, connections (by name) and webhooks (by slug) from
+    files, all in one transaction; the same files again change nothing."""
     from tripwire.definitions import APPLIED
 
     definitions = load_definitions(files, "nothing was applied")
