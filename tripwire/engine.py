@@ -35,6 +35,7 @@ from tripwire.following import build_followers
 from tripwire.settings import Settings
 
 log = logging.getLogger("tripwire.engine")
+STOP_GRACE = 30.0  # seconds a database pass under way may take to finish when stopping
 
 
 def settle_heap() -> None:
@@ -136,7 +137,9 @@ class Engine:
             if Role.api in roles
             else []
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # cancelled on stop
+        self._loops: list[asyncio.Task[None]] = []  # database passes: told to stop, not cut
+        self._stopping = asyncio.Event()
         self._notices: set[asyncio.Task[None]] = set()
         self._started = False
 
@@ -169,19 +172,28 @@ class Engine:
         for path in {p for p in map(sqlite_path, self._database_urls()) if p is not None}:
             self._tasks.append(asyncio.create_task(checkpoint_forever(path), name="checkpoint"))
         if Role.worker in self.roles:
-            self._tasks.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
+            self._loops.append(asyncio.create_task(self._sweep_forever(), name="retention-sweep"))
         if self.roles & {Role.worker, Role.sla}:
-            self._tasks.append(asyncio.create_task(self._follow_automations(), name="automations"))
+            self._loops.append(asyncio.create_task(self._follow_automations(), name="automations"))
         settle_heap()
         log.info("engine started (roles: %s)", ", ".join(sorted(r.value for r in self.roles)))
 
-    async def stop(self) -> None:
-        """Stop in reverse order; safe to call twice."""
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop in reverse order; safe to call twice. A database pass under way (a sweep,
+        a reload) finishes first, up to `grace` seconds: one cancelled inside a statement
+        leaves its connection to the garbage collector instead of the pool."""
+        self._stopping.set()
+        if self._loops:
+            _, late = await asyncio.wait(self._loops, timeout=grace)
+            for task in late:
+                log.warning("%s did not finish within %gs of stopping; cancelled", task, grace)
+                task.cancel()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._loops, *self._tasks]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._loops.clear()
         self._tasks.clear()
         for follower in self.followers:
             await follower.stop()
@@ -209,15 +221,21 @@ class Engine:
             )
         return removed
 
+    async def _running_after(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when the engine stops; whether it is still running."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
+
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.sweep_once()
                 await trim_decisions(self.db, self.settings.decisions_per_automation)
                 await self.acting.ledger.sweep(clock.now() - self.settings.event_retention)
             except Exception:
                 log.exception("retention sweep failed; trying again at the next interval")
-            await asyncio.sleep(self.settings.retention_sweep_every.total_seconds())
+            await self._running_after(self.settings.retention_sweep_every.total_seconds())
 
     async def _due(self, now: datetime) -> datetime | None:
         if not await self.leadership.held():
@@ -239,8 +257,7 @@ class Engine:
     async def _follow_automations(self) -> None:
         """Reload changed automations within a poll; republish what a crash left unsent."""
         polls = 0
-        while True:
-            await asyncio.sleep(self.settings.automations_poll.total_seconds())
+        while await self._running_after(self.settings.automations_poll.total_seconds()):
             polls += 1
             try:
                 if await self.pipeline.reload():
