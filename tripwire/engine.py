@@ -29,7 +29,7 @@ from triggers.pipeline import Pipeline
 from triggers.repository import AutomationStore
 from tripwire.acting import Acting
 from tripwire.database import checkpoint_forever, create_engine, migrate, sqlite_path
-from tripwire.definitions import Definitions
+from tripwire.definitions import SECTIONS, Definitions
 from tripwire.definitions import apply as apply_definitions
 from tripwire.following import build_followers
 from tripwire.settings import Settings
@@ -156,9 +156,11 @@ class Engine:
             await migrate(self.ledger_db)  # one history for both files; the ledger's is used
         if self.definitions is not None:
             changes = await apply_definitions(self.db, self.definitions.by_section)
-            for section, applied in changes.items():
+            nouns = {section.name: section.noun for section in SECTIONS}
+            for name, applied in changes.items():
                 if applied:
-                    log.info("applied %d %s at start-up", len(applied), section)
+                    plural = "" if len(applied) == 1 else "s"
+                    log.info("applied %d %s%s at start-up", len(applied), nouns[name], plural)
         await self.bus.connect()
         if self.roles & {Role.worker, Role.sla}:
             await self.pipeline.reload(force=True)
