@@ -311,6 +311,7 @@ async def test_a_restarted_engine_resumes_from_the_newest_stored_event(
     # Flows run while tripwire is down; the next engine (same store, same bus) resumes.
     [meanwhile] = await run_flows(restartable_prefect, tmp_path, ["fail"])
     newest = max(e.occurred for e in (await stored(first)).values())
+    await first.engine.db.dispose()  # reading the stopped engine's store connected again
     second = await follow(start_engine, restartable_prefect)
     expected = {before["flow_run_id"], meanwhile["flow_run_id"]}
     theirs, ours = await wait_until_all_arrived(second, restartable_prefect, since, expected)
