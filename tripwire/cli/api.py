@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
 import urllib.request
 from http import HTTPStatus
 from typing import Any
@@ -21,6 +20,7 @@ import typer
 
 from tripwire.cli.output import fail
 from tripwire_client.config import DEFAULT_API_URL, api_auth_headers, resolve_api_url
+from tripwire_client.exchange import exchange
 from tripwire_client.retry import Answer, Retry
 
 TIMEOUT = 30.0  # seconds; applying many definitions can take a while
@@ -63,15 +63,7 @@ def request(
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     sent = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(sent, timeout=TIMEOUT) as response:
-            return Answer(response.status, text=response.read().decode())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            text = exc.read().decode(errors="replace")
-        return Answer(exc.code, exc.headers.get("Retry-After"), text)
-    except (OSError, ValueError) as exc:  # URLError, timeouts, resets; a malformed URL
-        return Answer(None, text=str(getattr(exc, "reason", exc)))
+    return exchange(sent, TIMEOUT)
 
 
 def call(

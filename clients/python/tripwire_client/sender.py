@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tripwire_client.config import retry_delay
 from tripwire_client.event import Event
+from tripwire_client.exchange import exchange
 from tripwire_client.retry import Answer, Backoff, Retry
 
 log = logging.getLogger("tripwire_client")
@@ -50,15 +50,7 @@ def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> 
         headers={**headers, "Content-Type": "application/json"},
         method="POST",
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Answer(response.status)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            text = exc.read(2000).decode(errors="replace")
-        return Answer(exc.code, exc.headers.get("Retry-After"), text)
-    except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a malformed URL
-        return Answer(None, text=str(getattr(exc, "reason", exc)))
+    return exchange(request, timeout, read_answer=False, error_bytes=2000)
 
 
 def send_batch(
