@@ -1,0 +1,71 @@
+"""Events as they arrive, for a live view (the `out` websocket, the dashboard's feed):
+an ordered JetStream consumer starting just past what the store has committed, so that
+a view showing stored events first and live ones after misses none in between."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats.js.errors
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from events.bus import Bus
+
+LIVE_QUEUE_LIMIT = 10_000  # a subscriber this far behind is dropped, not buffered forever
+OVERFLOW = b""  # what `LiveEvents.next` answers once the subscriber fell that far behind
+
+
+async def _start(bus: Bus) -> dict[str, Any]:
+    """Where live streaming starts: just past what the store has committed."""
+    try:
+        info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
+        start = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=info.ack_floor.stream_seq + 1,
+        )
+    except nats.js.errors.NotFoundError:  # no store consumer yet: nothing stored, start new
+        start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    return {"config": start}
+
+
+class LiveEvents:
+    """A queue of encoded events fed by the subscription; see `live_events`."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def on_message(self, msg: Any) -> None:
+        size = self.queue.qsize()
+        if size < LIVE_QUEUE_LIMIT:
+            self.queue.put_nowait(msg.data if size < LIVE_QUEUE_LIMIT - 1 else OVERFLOW)
+
+    async def next(self) -> bytes | None:
+        """The next event's JSON; OVERFLOW when the reader fell too far behind; None after
+        `end`."""
+        return await self.queue.get()
+
+    def end(self) -> None:
+        """Wake the reader with None (its client left)."""
+        self.queue.put_nowait(None)
+
+
+@contextlib.asynccontextmanager
+async def live_events(bus: Bus) -> AsyncIterator[LiveEvents]:
+    """Subscribed on entry (read stored events after entering, so nothing falls between
+    the two), unsubscribed on exit."""
+    live = LiveEvents()
+    sub = await bus.js.subscribe(
+        bus.names.events_wildcard,
+        stream=bus.names.events_stream,
+        cb=live.on_message,
+        ordered_consumer=True,
+        **await _start(bus),
+    )
+    try:
+        yield live
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

@@ -1,0 +1,202 @@
+"""What the dashboard changes (form POSTs): sign in and out, pause and resume an
+automation, retry a failed action, replay an automation over stored events.
+
+Each change checks that the visitor may change things and that the form carries this
+visitor's CSRF token, then answers with a redirect back (303), so a reload does not post
+again; a replay answers with its result instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from actions.api import retry
+from events import clock
+from triggers.replay import replay
+from triggers.repository import AutomationNotFound
+from tripwire.auth import Access
+from tripwire.replaying import stored_events
+from tripwire.ui.access import COOKIE, SESSION_SECONDS, Visitor
+from tripwire.ui.automation_view import show_automation
+from tripwire.ui.context import Dashboard
+
+log = logging.getLogger("tripwire.ui")
+
+REPLAY_MAX_HOURS = 168
+REPLAY_MAX_EVENTS = 200_000  # a replay runs in the api process: bounded
+
+
+def _back(target: str | None, default: str) -> str:
+    """A redirect target that stays on the dashboard (never another site)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ui/"):
+        return default
+    return target
+
+
+def build_changes(board: Dashboard) -> APIRouter:
+    router = APIRouter(prefix="/ui", include_in_schema=False)
+    engine = board.engine
+
+    def refused(request: Request, visitor: Visitor | None, csrf: str) -> Response | None:
+        """Why this change may not happen, as a page; None when it may."""
+        if visitor is None:
+            return board.sign_in(request)
+        if not visitor.may_change:
+            return board.message(
+                request,
+                visitor,
+                403,
+                "Read-only",
+                "You signed in with a read-only key: you can look, not change. Sign in with "
+                "the API key or auth string to pause, retry or replay.",
+            )
+        if not board.sessions.csrf_ok(visitor, csrf):
+            return board.message(
+                request,
+                visitor,
+                403,
+                "Form expired",
+                "This form did not come from this dashboard session (its CSRF token does not "
+                "match). Reload the page and try again.",
+            )
+        return None
+
+    @router.get("/login")
+    async def login_form(request: Request, next: str = "/ui/") -> Response:
+        visitor = board.sessions.visitor(request)
+        return board.pages.render(
+            request, visitor, "login.html", next=_back(next, "/ui/"), error=None
+        )
+
+    @router.post("/login")
+    async def login(request: Request, secret: str = Form(""), next: str = Form("/ui/")) -> Response:
+        access = board.sessions.auth.secret_access(secret.strip())
+        if access is Access.none:
+            return board.pages.render(
+                request,
+                Visitor(Access.none),
+                "login.html",
+                status=401,
+                next=_back(next, "/ui/"),
+                error="That key is not the API key, the auth string or a read-only key.",
+            )
+        answer = RedirectResponse(_back(next, "/ui/"), status_code=303)
+        answer.set_cookie(
+            COOKIE,
+            board.sessions.issue(access),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return answer
+
+    @router.post("/logout")
+    async def logout(request: Request, csrf: str = Form("")) -> Response:
+        visitor = board.visitor(request)
+        if visitor is not None and not board.sessions.csrf_ok(visitor, csrf):
+            return board.message(request, visitor, 403, "Form expired", "Reload and try again.")
+        answer = RedirectResponse("/ui/login", status_code=303)
+        answer.delete_cookie(COOKIE, path="/")
+        return answer
+
+    @router.post("/automations/{name:path}/enabled")
+    async def set_enabled(
+        request: Request,
+        name: str,
+        enabled: str = Form(...),
+        csrf: str = Form(""),
+        back: str = Form(""),
+    ) -> Response:
+        visitor = board.visitor(request)
+        if (answer := refused(request, visitor, csrf)) is not None:
+            return answer
+        assert visitor is not None
+        wanted = enabled.lower() in ("true", "1", "on", "yes")
+        try:
+            await engine.automations.set_enabled(name, wanted)
+        except AutomationNotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        await _told(board)
+        log.info("dashboard: %s %r", "resumed" if wanted else "paused", name)
+        return RedirectResponse(_back(back, "/ui/automations"), status_code=303)
+
+    @router.post("/actions/{action_id}/retry")
+    async def retry_action(
+        request: Request, action_id: str, csrf: str = Form(""), back: str = Form("")
+    ) -> Response:
+        visitor = board.visitor(request)
+        if (answer := refused(request, visitor, csrf)) is not None:
+            return answer
+        assert visitor is not None
+        try:
+            await retry(engine.acting.ledger, engine.acting.resubmit, action_id)
+        except LookupError as exc:
+            return board.not_found(request, visitor, str(exc))
+        except ValueError as exc:
+            return board.message(request, visitor, 409, "Not retried", str(exc))
+        return RedirectResponse(_back(back, "/ui/actions?status=failed"), status_code=303)
+
+    @router.post("/automations/{name:path}/replay")
+    async def replay_automation(
+        request: Request, name: str, hours: str = Form("24"), csrf: str = Form("")
+    ) -> Response:
+        visitor = board.visitor(request)
+        if (answer := refused(request, visitor, csrf)) is not None:
+            return answer
+        assert visitor is not None
+        try:
+            stored = await engine.automations.get(name)
+        except AutomationNotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        if not hours.strip().isdigit() or not 1 <= int(hours) <= REPLAY_MAX_HOURS:
+            return await show_automation(
+                board,
+                request,
+                visitor,
+                stored,
+                replay_error=f"hours: give a whole number from 1 to {REPLAY_MAX_HOURS}",
+                replay_hours=hours,
+            )
+        window = timedelta(hours=int(hours))
+        now = clock.now()
+        recorded = await stored_events(engine.store, window, limit=REPLAY_MAX_EVENTS + 1)
+        capped = len(recorded) > REPLAY_MAX_EVENTS
+        recorded = recorded[:REPLAY_MAX_EVENTS]
+        # As if applied at the start of the range: enabled, whatever its switch says now.
+        automation = stored.automation.model_copy(update={"enabled": True})
+        report = await replay(
+            [automation],
+            recorded,
+            start=now - window,
+            until=recorded[-1].occurred if capped and recorded else now,
+            max_depth=engine.settings.max_cascade_depth,
+        )
+        return await show_automation(
+            board,
+            request,
+            visitor,
+            stored,
+            replayed=report,
+            replay_hours=hours,
+            replay_capped=REPLAY_MAX_EVENTS if capped else None,
+        )
+
+    return router
+
+
+async def _told(board: Dashboard) -> None:
+    try:
+        await board.reloaded()
+    except Exception:
+        # The change is committed; workers still pick it up on their next poll.
+        log.exception("reloading automations after a dashboard change failed")

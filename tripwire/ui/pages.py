@@ -1,0 +1,351 @@
+"""The dashboard's pages (GET): overview, events, automations, SLAs, actions, webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from actions.ledger import Status
+from events import clock
+from events.conditions import matching
+from events.timestamps import as_utc
+from sla.api import window_json
+from sla.errors import SLANotFound
+from triggers.repository import AutomationNotFound
+from tripwire.health import health
+from tripwire.ui import readings
+from tripwire.ui.automation_view import show_automation
+from tripwire.ui.charts import Buckets, sparkline, stacked_bars, strip
+from tripwire.ui.context import Dashboard
+from tripwire.ui.event_query import EventQuery, QueryError
+from tripwire.ui.rendering import definition_yaml, query
+from tripwire.ui.words import trigger_words
+
+DAY = timedelta(hours=24)
+EVENT_STEP = timedelta(minutes=15)
+EVENTS_PER_PAGE = 50
+ACTIONS_PER_PAGE = 50
+BOARD_KEYS = 12  # keys per SLA on the board; its own page shows more
+SLA_PAGE_KEYS = 500
+HISTORY_DAYS = 30
+STATUSES = [s.value for s in Status]
+
+
+def _after(text: str) -> tuple[str, str] | None:
+    """A keyset cursor "occurred|id" from a "next page" link."""
+    occurred, sep, key = text.partition("|")
+    return (occurred, key) if sep and occurred and key else None
+
+
+def _histogram_step(since: datetime, until: datetime) -> timedelta:
+    """About 60 bars whatever the range, in whole minutes."""
+    minutes = max(int((until - since).total_seconds() / 60 / 60), 1)
+    return timedelta(minutes=minutes)
+
+
+def build_pages(board: Dashboard) -> APIRouter:
+    router = APIRouter(prefix="/ui", include_in_schema=False)
+    engine = board.engine
+
+    @router.get("/")
+    async def overview(request: Request) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        now = clock.now()
+        ok, report = await health(engine)
+        since = now - DAY
+        rate = await readings.event_rate(engine.db, now - DAY, now, EVENT_STEP)
+        fired = await readings.firings(engine.ledger_db, since, now)
+        actions = await readings.action_counts(engine.ledger_db, since)
+        stored = await engine.slas.all()
+        warned = [s.id for s in stored if s.sla.warn_before is not None]
+        counts = await readings.sla_counts(engine.db, warned)
+        rejected = await readings.rejected_since(engine.db, since)
+        # Per minute, the 15-minute buckets read as a rate.
+        per_minute = Buckets(
+            rate.buckets.starts,
+            rate.buckets.series,
+            unit=f"events in {int(EVENT_STEP.total_seconds() // 60)} min",
+        )
+        return board.pages.render(
+            request,
+            visitor,
+            "overview.html",
+            ok=ok,
+            health=report,
+            events_chart=stacked_bars(
+                per_minute, label="events over the last 24 hours", link="/ui/events"
+            ),
+            series=list(rate.buckets.series),
+            events_total=rate.total,
+            events_per_minute=rate.total / (DAY.total_seconds() / 60),
+            firings_chart=stacked_bars(fired.overall, label="firings per hour", height=80),
+            firings_total=sum(fired.overall.series["firings"]),
+            missed=sum(c.missed for c in counts.values()),
+            at_risk=sum(c.at_risk for c in counts.values()),
+            failed=actions.get(Status.failed.value, 0),
+            retrying=actions.get(Status.retrying.value, 0),
+            succeeded=actions.get(Status.succeeded.value, 0),
+            rejected=rejected,
+        )
+
+    @router.get("/events")
+    async def events_page(request: Request) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        asked = EventQuery.from_params(request.query_params)
+        error = None
+        found: list[Any] = []
+        next_after = None
+        chart = None
+        try:
+            flt = asked.to_filter()
+        except QueryError as exc:
+            error = exc
+        else:
+            after = _after(request.query_params.get("after", ""))
+            page = await engine.store.read(flt, EVENTS_PER_PAGE, after, count=False)
+            found = page.events
+            if page.next_token and found:
+                next_after = f"{found[-1].occurred.isoformat()}|{found[-1].id}"
+            since, until = asked.window()
+            rate = await readings.event_rate(
+                engine.db, since, until, _histogram_step(since, until), matching(flt)
+            )
+            chart = stacked_bars(
+                rate.buckets,
+                label="matching events over the range",
+                height=90,
+                link="/ui/events?" + query(asked.params(), since=None, until=None),
+            )
+        return board.pages.render(
+            request,
+            visitor,
+            "events.html",
+            status=400 if error else 200,
+            asked=asked,
+            params=asked.params(),
+            error=error,
+            events=found,
+            next_after=next_after,
+            chart=chart,
+            live=not request.query_params.get("after") and not asked.until,
+        )
+
+    @router.get("/events/{event_id}")
+    async def event_page(request: Request, event_id: str) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        event = await engine.store.get(event_id)
+        if event is None:
+            return board.not_found(
+                request,
+                visitor,
+                f"No stored event has the id {event_id}. It may not be stored yet, or "
+                "retention swept it.",
+            )
+        document = orjson.loads(event.model_dump_json())
+        decisions = await readings.event_decisions(engine.db, event_id)
+        return board.pages.render(
+            request,
+            visitor,
+            "event.html",
+            event=event,
+            payload=document.get("payload") or {},
+            document=document,
+            decisions=decisions,
+        )
+
+    @router.get("/automations")
+    async def automations_page(request: Request) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        now = clock.now()
+        stored = await engine.automations.all()
+        fired = await readings.firings(engine.ledger_db, now - DAY, now)
+        last = await readings.last_fired(engine.ledger_db)
+        rows = []
+        for item in stored:
+            key = str(item.id)
+            hourly = fired.per_automation.get(key, [0] * len(fired.starts))
+            rows.append(
+                {
+                    "name": item.automation.name,
+                    "description": item.automation.description,
+                    "enabled": item.automation.enabled,
+                    "trigger": trigger_words(item.automation.trigger),
+                    "last_fired": last.get(key),
+                    "fired_24h": sum(hourly),
+                    "spark": sparkline(hourly, label="firings per hour, last 24 hours"),
+                    "failed": fired.failed.get(key, 0),
+                }
+            )
+        return board.pages.render(request, visitor, "automations.html", automations=rows)
+
+    @router.get("/automations/{name:path}")
+    async def automation_page(request: Request, name: str) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        try:
+            stored = await engine.automations.get(name)
+        except AutomationNotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        return await show_automation(board, request, visitor, stored)
+
+    @router.get("/slas")
+    async def slas_page(request: Request) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        now = clock.now()
+        since = _day_start(now - timedelta(days=HISTORY_DAYS - 1))
+        stored = await engine.slas.all()
+        warned = [s.id for s in stored if s.sla.warn_before is not None]
+        counts = await readings.sla_counts(engine.db, warned)
+        slas = []
+        for item in stored:
+            windows = await readings.sla_windows_first(engine.db, item.id, BOARD_KEYS)
+            history = await readings.sla_history(engine.db, item.sla.name, item.sla.for_each, since)
+            slas.append(
+                {
+                    "stored": item,
+                    "counts": counts.get(item.id, readings.SLACounts()),
+                    "keys": _keys(item, windows, history, since),
+                }
+            )
+        return board.pages.render(request, visitor, "slas.html", slas=slas, days=HISTORY_DAYS)
+
+    @router.get("/slas/{name}")
+    async def sla_page(request: Request, name: str) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        try:
+            item = await engine.slas.get(name)
+        except SLANotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        now = clock.now()
+        since = _day_start(now - timedelta(days=HISTORY_DAYS - 1))
+        warned = [item.id] if item.sla.warn_before is not None else []
+        counts = (await readings.sla_counts(engine.db, warned)).get(item.id, readings.SLACounts())
+        windows = await readings.sla_windows_first(engine.db, item.id, SLA_PAGE_KEYS)
+        history = await readings.sla_history(engine.db, item.sla.name, item.sla.for_each, since)
+        definition = definition_yaml(item.sla)
+        return board.pages.render(
+            request,
+            visitor,
+            "sla.html",
+            item=item,
+            counts=counts,
+            keys=_keys(item, windows, history, since),
+            definition=definition,
+            days=HISTORY_DAYS,
+        )
+
+    @router.get("/actions")
+    async def actions_page(request: Request) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        status = request.query_params.get("status", "")
+        automation = request.query_params.get("automation", "").strip()
+        if status and status not in STATUSES:
+            return board.pages.render(
+                request,
+                visitor,
+                "actions.html",
+                status=400,
+                error=f"status: {status!r} is not one of {', '.join(STATUSES)}",
+                entries=[],
+                chosen="",
+                automation=automation,
+                statuses=STATUSES,
+                next_before=None,
+            )
+        before = None
+        cursor = _after(request.query_params.get("before", ""))
+        if cursor is not None:
+            try:
+                before = (as_utc(datetime.fromisoformat(cursor[0])), cursor[1])
+            except ValueError:
+                before = None
+        entries = await readings.actions_page(
+            engine.ledger_db,
+            status=status or None,
+            automation=automation or None,
+            before=before,
+            limit=ACTIONS_PER_PAGE + 1,
+        )
+        next_before = None
+        if len(entries) > ACTIONS_PER_PAGE:
+            entries = entries[:ACTIONS_PER_PAGE]
+            last = entries[-1]
+            next_before = f"{as_utc(last['created']).isoformat()}|{last['id']}"
+        return board.pages.render(
+            request,
+            visitor,
+            "actions.html",
+            error=None,
+            entries=entries,
+            chosen=status,
+            automation=automation,
+            statuses=STATUSES,
+            next_before=next_before,
+        )
+
+    @router.get("/webhooks")
+    async def webhooks_page(request: Request) -> Response:
+        visitor = board.visitor(request)
+        if visitor is None:
+            return board.sign_in(request)
+        stored = await engine.webhooks.all()
+        slugs = [w.definition.slug for w in stored]
+        last = await readings.last_deliveries(engine.db, slugs)
+        hooks = []
+        for item in stored:
+            slug = item.definition.slug
+            hooks.append(
+                {
+                    "slug": slug,
+                    "description": item.definition.description,
+                    "signed": item.definition.signature is not None,
+                    "last_delivery": last.get(slug),
+                    "rejected": await engine.webhooks.rejected(slug, limit=5),
+                }
+            )
+        sources = [follower.report() for follower in engine.followers]
+        return board.pages.render(request, visitor, "webhooks.html", hooks=hooks, sources=sources)
+
+    return router
+
+
+def _day_start(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _keys(
+    item: Any,
+    windows: list[Any],
+    history: dict[tuple[str, ...], readings.KeyHistory],
+    since: datetime,
+) -> list[dict[str, Any]]:
+    keys = []
+    for window in windows:
+        shown = window_json(window, item.sla)
+        values = tuple(str(v) for v in shown["key"])
+        shown["label"] = ", ".join(values) or item.sla.name
+        shown["strip"] = strip(
+            readings.day_cells(history.get(values), since, HISTORY_DAYS),
+            label=f"misses and recoveries of the last {HISTORY_DAYS} days",
+        )
+        keys.append(shown)
+    return keys

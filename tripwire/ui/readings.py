@@ -1,0 +1,364 @@
+"""What the dashboard reads beyond the stores' own calls: counts over time, firings per
+automation, SLA history, webhook deliveries. Every query is bounded by time or a limit
+and served by an index (see the indexes named beside each)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Integer, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actions.ledger import Status
+from actions.tables import action_ledger
+from events.tables import event_resources, events
+from events.timestamps import as_utc
+from events.webhooks.tables import webhook_rejections
+from sla.tables import sla_windows
+from triggers.tables import automations, decisions
+from tripwire.ui.charts import Buckets
+
+OTHER = "other"
+TOP_PREFIXES = 5  # the chart's series: the busiest prefixes, the rest as "other"
+SLA_EVENTS = ("tripwire.sla.missed", "tripwire.sla.recovered", "tripwire.sla.at-risk")
+SLA_HISTORY_LIMIT = 5000
+
+
+def prefix(name: str) -> str:
+    """The family an event name belongs to: its first two dotted parts
+    (`prefect.flow-run.Failed` → `prefect.flow-run`)."""
+    return ".".join(name.split(".")[:2])
+
+
+def _bucket(column: Any, dialect: str, start: datetime, step: timedelta) -> ColumnElement[Any]:
+    """The index of `column`'s bucket, counted in `step`s from `start`."""
+    seconds = int(step.total_seconds())
+    origin = int(start.timestamp())
+    if dialect == "postgresql":
+        epoch = func.extract("epoch", column)
+        return cast(func.floor((epoch - origin) / seconds), Integer)
+    # SQLite keeps UTC text; strftime('%s') reads it as seconds since the epoch, and
+    # integers divide to integers.
+    return (cast(func.strftime("%s", column), Integer) - origin) // seconds
+
+
+def _starts(since: datetime, until: datetime, step: timedelta) -> list[datetime]:
+    count = max(int((until - since) / step), 1)
+    return [since + step * i for i in range(count)]
+
+
+@dataclass
+class EventRate:
+    """Events over a range, one series per name prefix."""
+
+    buckets: Buckets
+    total: int
+
+
+async def event_rate(
+    db: AsyncEngine,
+    since: datetime,
+    until: datetime,
+    step: timedelta,
+    conditions: Sequence[ColumnElement[bool]] = (),
+) -> EventRate:
+    """Counts per bucket and event name (ix_events_occurred_id), folded into prefixes."""
+    starts = _starts(since, until, step)
+    bucket = _bucket(events.c.occurred, db.dialect.name, since, step).label("bucket")
+    query = (
+        select(bucket, events.c.event, func.count().label("n"))
+        .where(events.c.occurred >= since, events.c.occurred < until, *conditions)
+        .group_by(bucket, events.c.event)
+    )
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    per_prefix: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
+    for row in rows:
+        if 0 <= row.bucket < len(starts):
+            per_prefix[prefix(row.event)][row.bucket] += int(row.n)
+    ranked = sorted(per_prefix, key=lambda p: -sum(per_prefix[p]))
+    series = {name: per_prefix[name] for name in ranked[:TOP_PREFIXES]}
+    if len(ranked) > TOP_PREFIXES:
+        rest = [0] * len(starts)
+        for name in ranked[TOP_PREFIXES:]:
+            rest = [a + b for a, b in zip(rest, per_prefix[name], strict=True)]
+        series[OTHER] = rest
+    total = sum(sum(values) for values in per_prefix.values())
+    return EventRate(Buckets(starts, series), total)
+
+
+@dataclass
+class Firings:
+    """Firings (with actions) over a range, overall and per automation."""
+
+    starts: list[datetime]
+    per_automation: dict[str, list[int]] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> Buckets:
+        totals = [0] * len(self.starts)
+        for values in self.per_automation.values():
+            totals = [a + b for a, b in zip(totals, values, strict=True)]
+        return Buckets(self.starts, {"firings": totals}, unit="firings")
+
+
+async def firings(ledger_db: AsyncEngine, since: datetime, until: datetime) -> Firings:
+    """Firings per hour and automation, from the action ledger (ix_action_ledger_created):
+    a firing is counted once whatever its number of actions. Failed actions are counted
+    per automation too."""
+    step = timedelta(hours=1)
+    result = Firings(_starts(since, until, step))
+    table = action_ledger
+    bucket = _bucket(table.c.created, ledger_db.dialect.name, since, step).label("bucket")
+    failed = func.sum(cast(table.c.status == Status.failed.value, Integer)).label("failed")
+    query = (
+        select(
+            table.c.automation_id,
+            bucket,
+            func.count(func.distinct(table.c.firing_id)).label("n"),
+            failed,
+        )
+        .where(table.c.created >= since, table.c.created < until)
+        .group_by(table.c.automation_id, bucket)
+    )
+    async with ledger_db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    for row in rows:
+        values = result.per_automation.setdefault(row.automation_id, [0] * len(result.starts))
+        if 0 <= row.bucket < len(values):
+            values[row.bucket] += int(row.n)
+        result.failed[row.automation_id] = result.failed.get(row.automation_id, 0) + int(
+            row.failed or 0
+        )
+    return result
+
+
+async def last_fired(ledger_db: AsyncEngine) -> dict[str, datetime]:
+    """When each automation last fired (ix_action_ledger_automation_id_created)."""
+    table = action_ledger
+    query = select(table.c.automation_id, func.max(table.c.created).label("last")).group_by(
+        table.c.automation_id
+    )
+    async with ledger_db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {row.automation_id: _time(row.last) for row in rows if row.last is not None}
+
+
+def _time(value: datetime | str) -> datetime:
+    # An aggregate bypasses the column type: SQLite hands back its text.
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+async def action_counts(ledger_db: AsyncEngine, since: datetime) -> dict[str, int]:
+    """Actions by status created since `since` (ix_action_ledger_status_created)."""
+    table = action_ledger
+    query = (
+        select(table.c.status, func.count().label("n"))
+        .where(table.c.created >= since)
+        .group_by(table.c.status)
+    )
+    async with ledger_db.connect() as conn:
+        return {row.status: int(row.n) for row in (await conn.execute(query)).all()}
+
+
+async def firing_actions(
+    ledger_db: AsyncEngine, automation_id: str, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The newest action requests of one automation (ix_action_ledger_automation_id_created)."""
+    table = action_ledger
+    columns = [c for c in table.c if c.name != "request"]
+    query = (
+        select(*columns)
+        .where(table.c.automation_id == automation_id)
+        .order_by(table.c.created.desc())
+        .limit(limit)
+    )
+    async with ledger_db.connect() as conn:
+        return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+
+async def actions_page(
+    ledger_db: AsyncEngine,
+    *,
+    status: str | None,
+    automation: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A page of the ledger, newest first, continuing before (created, id)."""
+    table = action_ledger
+    columns = [c for c in table.c if c.name != "request"]
+    query = select(*columns).order_by(table.c.created.desc(), table.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(table.c.status == status)
+    if automation:
+        query = query.where(
+            (table.c.automation_name == automation) | (table.c.automation_id == automation)
+        )
+    if before is not None:
+        created, key = before
+        query = query.where(
+            (table.c.created < created) | ((table.c.created == created) & (table.c.id < key))
+        )
+    async with ledger_db.connect() as conn:
+        return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+
+@dataclass(frozen=True)
+class EventDecision:
+    """What one automation made of one event."""
+
+    automation: str
+    outcome: str
+    reason: str
+    decided: datetime
+
+
+async def event_decisions(db: AsyncEngine, event_id: str) -> list[EventDecision]:
+    """Every decision recorded about one event (ix_decisions_event_id), oldest first."""
+    query = (
+        select(automations.c.name, decisions.c.outcome, decisions.c.reason, decisions.c.decided)
+        .join(automations, automations.c.id == decisions.c.automation_id)
+        .where(decisions.c.event_id == event_id)
+        .order_by(decisions.c.id)
+    )
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [EventDecision(r.name, r.outcome, r.reason, r.decided) for r in rows]
+
+
+@dataclass
+class KeyHistory:
+    """One SLA key's misses and recoveries, per day."""
+
+    days: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+async def sla_history(
+    db: AsyncEngine, sla: str, for_each: Sequence[str], since: datetime
+) -> dict[tuple[str, ...], KeyHistory]:
+    """`tripwire.sla.*` events of one SLA since `since` (ix_events_resource_id_occurred),
+    per key (its for_each values, in order) and day: what happened, in order."""
+    query = (
+        select(events.c.event, events.c.occurred, events.c.body)
+        .where(
+            events.c.resource_id == f"tripwire.sla.{sla}",
+            events.c.occurred >= since,
+            events.c.event.in_(SLA_EVENTS),
+        )
+        .order_by(events.c.occurred)
+        .limit(SLA_HISTORY_LIMIT)
+    )
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    history: dict[tuple[str, ...], KeyHistory] = defaultdict(KeyHistory)
+    for row in rows:
+        labels = (orjson.loads(row.body).get("payload") or {}).get("key") or {}
+        key = tuple(str(labels.get(label)) for label in for_each)
+        state = row.event.removeprefix("tripwire.sla.")
+        history[key].days[_day(row.occurred)].append(f"{state} at {row.occurred:%H:%M}")
+    return history
+
+
+def day_cells(history: KeyHistory | None, since: datetime, days: int) -> list[tuple[str, str]]:
+    """(state, title) per day for a strip: missed when a miss happened that day, recovered
+    when only a recovery did, ok otherwise."""
+    cells = []
+    for n in range(days):
+        day = _day(since + timedelta(days=n))
+        happened = history.days.get(day, []) if history else []
+        if any(h.startswith("missed") for h in happened):
+            state = "missed"
+        elif any(h.startswith("at-risk") for h in happened):
+            state = "at-risk"
+        elif happened:
+            state = "recovered"
+        else:
+            state = "ok"
+        cells.append((state, f"{day}: {', '.join(happened) or 'no miss'}"))
+    return cells
+
+
+async def last_deliveries(db: AsyncEngine, slugs: Iterable[str]) -> dict[str, datetime]:
+    """When each webhook's last event occurred (ix_event_resources_resource_id_occurred)."""
+    found = {}
+    async with db.connect() as conn:
+        for slug in slugs:
+            query = select(func.max(event_resources.c.occurred)).where(
+                event_resources.c.resource_id == f"tripwire.webhook.{slug}"
+            )
+            last = await conn.scalar(query)
+            if last is not None:
+                found[slug] = _time(last)
+    return found
+
+
+async def rejected_since(db: AsyncEngine, since: datetime) -> int:
+    """Webhook requests refused since `since`, of every slug."""
+    table = webhook_rejections
+    async with db.connect() as conn:
+        value = await conn.scalar(
+            select(func.count()).select_from(table).where(table.c.received >= since)
+        )
+    return int(value or 0)
+
+
+@dataclass(frozen=True)
+class SLACounts:
+    """How many keys of one SLA are watched, missed and at risk now."""
+
+    keys: int = 0
+    missed: int = 0
+    at_risk: int = 0
+
+
+def _at_risk() -> ColumnElement[bool]:
+    # The early warning went out (warn_at cleared) on an armed window neither met nor
+    # missed: the same rule as the API's window state (sla/api.py).
+    w = sla_windows.c
+    return w.armed.is_(True) & w.warn_at.is_(None) & w.met.is_(None) & w.missed.is_(None)
+
+
+async def sla_counts(db: AsyncEngine, warned: Iterable[str]) -> dict[str, SLACounts]:
+    """Per SLA id: keys, missed keys, and at-risk keys of the SLAs in `warned` (those with
+    an early warning; the others are never at risk)."""
+    w = sla_windows.c
+    query = select(
+        w.sla_id,
+        func.count().label("keys"),
+        func.count(w.missed).label("missed"),
+        func.sum(cast(_at_risk(), Integer)).label("at_risk"),
+    ).group_by(w.sla_id)
+    warned = set(warned)
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {
+        r.sla_id: SLACounts(
+            int(r.keys), int(r.missed), int(r.at_risk or 0) if r.sla_id in warned else 0
+        )
+        for r in rows
+    }
+
+
+async def sla_windows_first(db: AsyncEngine, sla_id: str, limit: int) -> list[Any]:
+    """One SLA's windows, the ones that need a look first: missed, then at risk, then by
+    the next due time (ix_sla_windows primary key, then sorted; bounded by `limit`)."""
+    w = sla_windows.c
+    query = (
+        select(sla_windows)
+        .where(w.sla_id == sla_id)
+        .order_by(w.missed.is_(None), ~_at_risk(), w.due, w.key)
+        .limit(limit)
+    )
+    async with db.connect() as conn:
+        return list((await conn.execute(query)).all())
