@@ -54,6 +54,16 @@ def entry_json(entry: dict[str, Any], *, with_request: bool = False) -> dict[str
     return data
 
 
+async def retry(ledger: Ledger, resubmit: Resubmit, action_id: str) -> int:
+    """Give a failed (dead-lettered) request a new round of attempts; returns the round.
+    LookupError: no such request; ValueError: it has not failed."""
+    request = await ledger.rerun(action_id)
+    entry = await ledger.get(action_id)
+    assert entry is not None
+    await resubmit(request, entry["round"])
+    return int(entry["round"])
+
+
 def build_router(ledger: Ledger, resubmit: Resubmit) -> APIRouter:
     """Routes under /api/actions."""
     router = APIRouter(prefix="/api/actions", tags=["actions"])
@@ -78,15 +88,12 @@ def build_router(ledger: Ledger, resubmit: Resubmit) -> APIRouter:
     async def retry_action(action_id: str) -> Response:
         """A failed (dead-lettered) request gets a new round of attempts."""
         try:
-            request = await ledger.rerun(action_id)
+            round_ = await retry(ledger, resubmit, action_id)
         except LookupError as exc:
             return problem(404, f"{exc}; see GET /api/actions?status=failed")
         except ValueError as exc:
             return problem(409, str(exc))
-        entry = await ledger.get(action_id)
-        assert entry is not None
-        await resubmit(request, entry["round"])
-        return json_response({"id": action_id, "round": entry["round"], "status": "pending"}, 202)
+        return json_response({"id": action_id, "round": round_, "status": "pending"}, 202)
 
     return router
 

@@ -122,7 +122,7 @@ def build_router(bus: Bus, store: EventStore) -> APIRouter:
             b'{"events":['
             + b",".join(e.model_dump_json().encode() for e in page.events)
             + b'],"total":'
-            + str(page.total).encode()
+            + orjson.dumps(page.total)
             + b',"next_page":'
             + orjson.dumps(next_page)
             + b"}",

@@ -47,7 +47,7 @@ class Page:
     """One page of a query, with the token for the next one (None at the end)."""
 
     events: list[ReceivedEvent]
-    total: int
+    total: int | None  # of all matching events; None when not asked for
     next_token: str | None
 
 
@@ -156,9 +156,15 @@ class EventStore:
         return None if body is None else ReceivedEvent.model_validate_json(body)
 
     async def read(
-        self, flt: EventFilter, limit: int = 50, after: tuple[str, str] | None = None
+        self,
+        flt: EventFilter,
+        limit: int = 50,
+        after: tuple[str, str] | None = None,
+        *,
+        count: bool = True,
     ) -> Page:
-        """A page of matching events; `after` continues from a previous page's last event."""
+        """A page of matching events; `after` continues from a previous page's last event.
+        `count=False` skips counting every match, which reads them all."""
         limit = max(1, min(limit, MAX_PAGE))
         conditions = matching(flt)
         query = select(events.c.body, events.c.occurred, events.c.id).where(*conditions)
@@ -167,13 +173,16 @@ class EventStore:
         query = paging.ordered(query, flt.order).limit(limit + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-            total = await conn.scalar(select(func.count()).select_from(events).where(*conditions))
+            total = None
+            if count:
+                matches = select(func.count()).select_from(events).where(*conditions)
+                total = int(await conn.scalar(matches) or 0)
         page = [ReceivedEvent.model_validate_json(row.body) for row in rows[:limit]]
         token = None
         if len(rows) > limit:
             last = page[-1]
             token = paging.encode_token(flt, limit, (last.occurred.isoformat(), str(last.id)))
-        return Page(events=page, total=int(total or 0), next_token=token)
+        return Page(events=page, total=total, next_token=token)
 
     async def count(self, flt: EventFilter | None = None) -> int:
         """How many events match."""

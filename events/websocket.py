@@ -13,18 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
-import nats.js.errors
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from events.bus import Bus
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
 from events.filters import EventFilter, EventOrder
+from events.live import LIVE_QUEUE_LIMIT, OVERFLOW, live_events
 from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from events.model import ReceivedEvent
 from events.parsing import describe, encode, receive_events_json
@@ -37,9 +35,6 @@ PROTOCOL_ERROR = 1002
 TRY_AGAIN_LATER = 1013
 BACKFILL_LIMIT = 1000
 AUTH_TIMEOUT = 10.0  # seconds for a `prefect` client's first (auth) message
-LIVE_QUEUE_LIMIT = 10_000  # a subscriber this far behind is closed, not buffered forever
-GONE = None
-OVERFLOW = b""
 
 # Checks a token (the auth message's) or an Authorization header; True = allowed.
 TokenCheck = Callable[[str | None], bool]
@@ -100,19 +95,6 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state != WebSocketState.DISCONNECTED:
         with contextlib.suppress(RuntimeError):
             await websocket.close(code, reason=_reason(reason))
-
-
-async def _live_start(bus: Bus) -> dict[str, Any]:
-    """Where live streaming starts: just past what the store has committed."""
-    try:
-        info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
-        start = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=info.ack_floor.stream_seq + 1,
-        )
-    except nats.js.errors.NotFoundError:  # no store consumer yet: nothing stored, start new
-        start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-    return {"config": start}
 
 
 def build_router(
@@ -176,55 +158,40 @@ def build_router(
 async def _stream(
     websocket: WebSocket, bus: Bus, store: EventStore, flt: EventFilter, *, backfill: bool
 ) -> None:
-    # bytes: a live event; GONE: the client left; OVERFLOW: the client cannot keep up.
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    async with live_events(bus) as live:
 
-    async def on_message(msg: Any) -> None:
-        if queue.qsize() < LIVE_QUEUE_LIMIT:
-            queue.put_nowait(msg.data if queue.qsize() < LIVE_QUEUE_LIMIT - 1 else OVERFLOW)
+        async def watch_disconnect() -> None:
+            # Nothing is expected from the client now; reading is how we learn it left.
+            with contextlib.suppress(Exception):
+                while (await websocket.receive())["type"] != "websocket.disconnect":
+                    pass
+            live.end()
 
-    async def watch_disconnect() -> None:
-        # Nothing is expected from the client now; reading is how we learn it left.
-        with contextlib.suppress(Exception):
-            while (await websocket.receive())["type"] != "websocket.disconnect":
-                pass
-        queue.put_nowait(GONE)
-
-    # Subscribe before reading the backfill so nothing falls between the two.
-    sub = await bus.js.subscribe(
-        bus.names.events_wildcard,
-        stream=bus.names.events_stream,
-        cb=on_message,
-        ordered_consumer=True,
-        **await _live_start(bus),
-    )
-    watcher = asyncio.create_task(watch_disconnect())
-    sent: set[str] = set()
-    try:
-        if backfill:
-            page = await store.read(
-                flt.model_copy(update={"order": EventOrder.DESC}), BACKFILL_LIMIT
-            )
-            for event in reversed(page.events):
-                sent.add(str(event.id))
-                await websocket.send_text(
-                    '{"type":"event","event":' + event.model_dump_json() + "}"
+        watcher = asyncio.create_task(watch_disconnect())
+        sent: set[str] = set()
+        try:
+            if backfill:
+                page = await store.read(
+                    flt.model_copy(update={"order": EventOrder.DESC}), BACKFILL_LIMIT, count=False
                 )
-        while (data := await queue.get()) is not GONE:
-            if data == OVERFLOW:
-                log.warning(
-                    "a live events subscriber fell %d events behind; closing it", LIVE_QUEUE_LIMIT
-                )
-                await _close(websocket, TRY_AGAIN_LATER, "too slow to keep up; reconnect")
-                return
-            assert data is not None
-            event = ReceivedEvent.model_validate_json(data)
-            if str(event.id) in sent or not flt.includes(event):
-                continue
-            await websocket.send_text('{"type":"event","event":' + data.decode() + "}")
-    except (WebSocketDisconnect, RuntimeError):
-        return
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+                for event in reversed(page.events):
+                    sent.add(str(event.id))
+                    await websocket.send_text(
+                        '{"type":"event","event":' + event.model_dump_json() + "}"
+                    )
+            while (data := await live.next()) is not None:
+                if data == OVERFLOW:
+                    log.warning(
+                        "a live events subscriber fell %d events behind; closing it",
+                        LIVE_QUEUE_LIMIT,
+                    )
+                    await _close(websocket, TRY_AGAIN_LATER, "too slow to keep up; reconnect")
+                    return
+                event = ReceivedEvent.model_validate_json(data)
+                if str(event.id) in sent or not flt.includes(event):
+                    continue
+                await websocket.send_text('{"type":"event","event":' + data.decode() + "}")
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            watcher.cancel()

@@ -8,9 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from itertools import chain
-from typing import Any
 
-import nats.js.errors
 import orjson
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -33,46 +31,14 @@ from tripwire.auth import ApiAuth, AuthMiddleware
 from tripwire.bus_description import bus_description
 from tripwire.definitions import DefinitionsBody
 from tripwire.engine import Engine, Role
+from tripwire.health import health
+from tripwire.server_timing import ServerTiming
+from tripwire.ui import mount_dashboard
 
 log = logging.getLogger("tripwire.api")
 
 Reload = Callable[[], Awaitable[object]]
 LAG_TIMEOUT = 2.0  # seconds; a scrape must not hang on a reconnecting bus
-
-
-async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
-    """Bus, database and store-consumer lag; ok only when every part answers."""
-    bus_ok = engine.bus.is_connected
-    report: dict[str, Any] = {
-        "version": __version__,
-        "roles": sorted(r.value for r in engine.roles),
-    }
-    report["bus"] = {"connected": bus_ok, "embedded": engine.embedded is not None}
-    try:
-        await engine.store.ping()
-        report["database"] = {"ok": True, "dialect": engine.store.dialect}
-    except Exception as exc:
-        report["database"] = {"ok": False, "error": type(exc).__name__}
-    lag: int | None = None
-    if bus_ok:
-        try:
-            lag = await engine.bus.pending(
-                engine.bus.names.events_stream, engine.bus.names.store_consumer
-            )
-        except nats.js.errors.NotFoundError:
-            lag = None  # no worker has created the store consumer yet
-    report["store_consumer"] = {"lag": lag}
-    if Role.sla in engine.roles:
-        upcoming = engine.timer.next
-        report["timers"] = {
-            "leader": engine.leadership.leading,
-            "next_due": upcoming.isoformat() if upcoming else None,
-        }
-    # A source that is down is reported, not "degraded": this process still ingests.
-    report["sources"] = [follower.report() for follower in engine.followers]
-    ok = bus_ok and report["database"]["ok"]
-    report["status"] = "ok" if ok else "degraded"
-    return ok, report
 
 
 async def refresh_lag(engine: Engine) -> None:
@@ -185,6 +151,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     )
     auth = ApiAuth(engine.settings)
     app.add_middleware(AuthMiddleware, auth=auth)
+    app.add_middleware(ServerTiming)
     app.add_exception_handler(DBAPIError, unstorable_text)
 
     @app.get("/api/health", tags=["health"], summary="Bus, database and consumer lag")
@@ -224,4 +191,5 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     app.include_router(
         webhooks.build_router(engine.bus, engine.webhooks, templates, auth.header_ok)
     )
+    mount_dashboard(app, engine, auth, reload)
     return app

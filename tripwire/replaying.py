@@ -54,22 +54,29 @@ def read_events_file(path: Path) -> list[ReceivedEvent]:
     return events
 
 
-async def events_from_store(database_url: str, since: timedelta) -> list[ReceivedEvent]:
-    """Stored events of the last `since`, oldest first."""
+async def events_from_database(database_url: str, since: timedelta) -> list[ReceivedEvent]:
+    """Stored events of the last `since`, oldest first, from the database at this URL."""
     engine = create_engine(database_url)
-    store = EventStore(engine)
+    try:
+        return await stored_events(EventStore(engine), since)
+    finally:
+        await engine.dispose()
+
+
+async def stored_events(
+    store: EventStore, since: timedelta, limit: int | None = None
+) -> list[ReceivedEvent]:
+    """Stored events of the last `since`, oldest first; the oldest `limit` when given."""
     flt = EventFilter.model_validate(
         {"occurred": {"since": (clock.now() - since).isoformat()}, "order": "ASC"}
     )
     events: list[ReceivedEvent] = []
     after = None
-    try:
-        while True:
-            page = await store.read(flt, limit=1000, after=after)
-            events += page.events
-            if page.next_token is None or not page.events:
-                return events
-            last = page.events[-1]
-            after = (last.occurred.isoformat(), str(last.id))
-    finally:
-        await engine.dispose()
+    while limit is None or len(events) < limit:
+        page = await store.read(flt, limit=1000, after=after, count=False)
+        events += page.events
+        if page.next_token is None or not page.events:
+            break
+        last = page.events[-1]
+        after = (last.occurred.isoformat(), str(last.id))
+    return events if limit is None else events[:limit]

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         default=None,
         description="Require Basic auth 'user:pass' on every route but /api/health and /metrics.",
     )
+    api_read_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys that may read but not change: 'Authorization: "
+        "Bearer <key>' on any GET of the API, and a dashboard login that can look but not "
+        "pause, retry or replay. Needs api_key or api_auth_string for changes.",
+    )
     event_retention: Duration = Field(
         default=timedelta(days=7),
         description="Stored events older than this are swept, with their related rows.",
@@ -174,6 +180,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [glob.strip() for glob in value.split(",") if glob.strip()]
         return value
+
+    @field_validator("api_read_keys", mode="before")
+    @classmethod
+    def _read_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _read_keys_need_a_writer(self) -> Settings:
+        if self.api_read_keys and not (self.api_key or self.api_auth_string):
+            raise ValueError(
+                "TRIPWIRE_API_READ_KEYS needs TRIPWIRE_API_KEY or TRIPWIRE_API_AUTH_STRING: "
+                "without one, the API is open to anyone and read-only keys restrict nothing"
+            )
+        return self
 
     @model_validator(mode="after")
     def _follow_needs_url(self) -> Settings:

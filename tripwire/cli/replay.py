@@ -25,11 +25,13 @@ commands = typer.Typer()
 
 def _recorded(events_file: Path | None, home: Path | None, window: str) -> list[ReceivedEvent]:
     """The events of --events FILE, else of this engine's store within --since."""
-    from tripwire.replaying import RecordedEventsError, events_from_store, read_events_file
+    from tripwire.replaying import RecordedEventsError, events_from_database, read_events_file
 
     if events_file is None:
         settings = load_settings(home)
-        return asyncio.run(events_from_store(settings.resolved_database_url, since_window(window)))
+        return asyncio.run(
+            events_from_database(settings.resolved_database_url, since_window(window))
+        )
     if not events_file.exists():
         fail(f"no such file: {events_file}")
     try:

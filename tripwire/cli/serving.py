@@ -90,6 +90,7 @@ def _banner(settings: Settings, engine: Engine) -> str:
     export = "" if api == DEFAULT_API_URL else f"  export TRIPWIRE_API_URL={api}\n"
     return (
         f"\ntripwire is up\n"
+        f"  dashboard {api}/ui/\n"
         f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
         f"  NATS      {nats}\n"
         f"  database  {database}\n"

@@ -117,7 +117,7 @@ async def wait_for_events(
 
     async def read() -> list[ReceivedEvent] | None:
         page = await running.engine.store.read(flt, limit=100)
-        return page.events if page.total >= count else None
+        return page.events if (page.total or 0) >= count else None
 
     return await eventually(read, timeout, f"{count} {prefix}* events")
 
