@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
 from fastapi import Request
 
+from events import clock
 from tripwire.auth import Access, ApiAuth
 
 COOKIE = "tripwire_session"
@@ -58,7 +58,7 @@ class Sessions:
 
     def issue(self, access: Access) -> str:
         """A cookie value for a person who signed in with `access`."""
-        body = f"{access.value}.{int(time.time()) + SESSION_SECONDS}"
+        body = f"{access.value}.{int(clock.now().timestamp()) + SESSION_SECONDS}"
         return f"{body}.{self._sign(body)}"
 
     def _session_access(self, value: str | None) -> Access:
@@ -67,7 +67,7 @@ class Sessions:
         level, expires, mac = value.split(".")
         if not hmac.compare_digest(mac, self._sign(f"{level}.{expires}")):
             return Access.none
-        if not expires.isdigit() or int(expires) < time.time():
+        if not expires.isdigit() or int(expires) < clock.now().timestamp():
             return Access.none
         try:
             return Access(int(level))

@@ -1,0 +1,230 @@
+"""The dashboard over real HTTP against a real engine: what each page shows, escaping,
+sign-in, CSRF, read-only keys, and bad input answered with a 4xx naming the cause."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import Running, StartEngine, eventually
+
+HOSTILE = '<script>alert(1)</script>"onmouseover=alert(2)'
+
+AUTOMATION = {
+    "name": "loads-keep-failing",
+    "description": "three failed loads in ten minutes",
+    "trigger": {
+        "type": "event",
+        "match": {"prefect.resource.id": "load.*"},
+        "expect": ["load.failed"],
+        "for_each": ["prefect.resource.id"],
+        "posture": "Reactive",
+        "threshold": 3,
+        "within": 600,
+    },
+    # Posting to a closed port fails at once: a failed action for the ledger.
+    "actions": [{"type": "call-webhook", "url": "http://127.0.0.1:9/hook", "payload": "{}"}],
+}
+
+SLA = {
+    "name": "orders-hourly",
+    "kind": "duration",
+    "start": ["orders.started"],
+    "expect": ["orders.finished"],
+    "within": "1h",
+    "for_each": ["prefect.resource.id"],
+}
+
+
+def event(name: str, resource: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": name,
+        "resource": {"prefect.resource.id": resource},
+        **extra,
+    }
+
+
+async def apply(http: httpx.AsyncClient, **definitions: Any) -> None:
+    answer = await http.post("/api/definitions/apply", json=definitions)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_pages_show_what_fired_and_why(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(http, automations=[AUTOMATION], slas=[SLA])
+        failures = [event("load.failed", "load.sales") for _ in range(3)]
+        started = event("orders.started", "orders.eu")
+        assert (await http.post("/api/events", json=[*failures, started])).status_code == 202
+
+        async def failed_action() -> bool:
+            listed = (await http.get("/api/actions", params={"status": "failed"})).json()
+            return bool(listed)
+
+        await eventually(failed_action, 30, "the webhook action failed for good")
+
+        overview = await http.get("/ui/")
+        assert overview.status_code == 200
+        assert "Healthy" in overview.text
+        assert re.search(r'href="/ui/actions\?status=failed"><span class="value">1<', overview.text)
+
+        listing = await http.get("/ui/automations")
+        assert "3 load.failed within 10m, per resource" in listing.text
+        assert 'aria-pressed="true"' in listing.text
+
+        page = await http.get("/ui/automations/loads-keep-failing")
+        assert page.status_code == 200
+        assert "fired: 3 of 3 events within 10m" in page.text
+        assert "call-webhook" in page.text  # the firing's action, and its outcome
+        assert "failed" in page.text
+
+        third = await http.get(f"/ui/events/{failures[2]['id']}")
+        assert third.status_code == 200
+        assert "loads-keep-failing" in third.text
+        assert "fired: 3 of 3" in third.text
+
+        slas = await http.get("/ui/slas")
+        assert "orders-hourly" in slas.text and "orders.eu" in slas.text
+        assert "data-countdown=" in slas.text  # the next deadline counts down
+
+        actions = await http.get("/ui/actions", params={"status": "failed"})
+        assert "loads-keep-failing" in actions.text
+        assert "/retry" in actions.text
+
+        events = await http.get("/ui/events", params={"event": "load."})
+        assert events.text.count('id="event-') == 3
+        assert "orders.started" not in events.text
+
+
+async def test_what_events_carry_is_escaped(engine: Running) -> None:
+    hostile = event(
+        "x." + HOSTILE,
+        "res." + HOSTILE,
+        related=[{"prefect.resource.id": "rel." + HOSTILE, "prefect.resource.role": HOSTILE}],
+        payload={"note": HOSTILE},
+    )
+    async with engine.client() as http:
+        assert (await http.post("/api/events", json=hostile)).status_code == 202
+        await engine.wait_stored(1)
+        for path in ("/ui/events", f"/ui/events/{hostile['id']}"):
+            html = (await http.get(path)).text
+            assert "<script>alert(1)" not in html
+            assert '"onmouseover=alert' not in html
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+async def test_bad_filters_and_unknown_names_are_4xx(engine: Running) -> None:
+    async with engine.client() as http:
+        bad = await http.get("/ui/events", params={"since": "yesterday-ish"})
+        assert bad.status_code == 400
+        assert "since: &#39;yesterday-ish&#39; is neither a time" in bad.text
+        backwards = await http.get("/ui/events", params={"since": "1h", "until": "2h"})
+        assert backwards.status_code == 400 and "until: must be later than since" in backwards.text
+        labels = await http.get("/ui/events", params={"labels": "no-equals-sign"})
+        assert labels.status_code == 400 and "labels: write labels as name=value" in labels.text
+        status = await http.get("/ui/actions", params={"status": "exploded"})
+        assert (
+            status.status_code == 400 and "status: &#39;exploded&#39; is not one of" in status.text
+        )
+        for path in ("/ui/automations/nope", "/ui/slas/nope", f"/ui/events/{uuid.uuid4()}"):
+            assert (await http.get(path)).status_code == 404
+
+
+async def test_changes_need_the_pages_csrf_token(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(http, automations=[AUTOMATION])
+        forged = await http.post(
+            "/ui/automations/loads-keep-failing/enabled", data={"enabled": "false"}
+        )
+        assert forged.status_code == 403
+        assert "CSRF" in forged.text
+        assert (await http.get("/api/automations/loads-keep-failing")).json()["enabled"] is True
+
+        page = await http.get("/ui/automations")
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert token is not None
+        paused = await http.post(
+            "/ui/automations/loads-keep-failing/enabled",
+            data={"enabled": "false", "csrf": token.group(1), "back": "https://elsewhere.example/"},
+        )
+        assert paused.status_code == 303
+        assert paused.headers["location"] == "/ui/automations"  # never off the dashboard
+        assert (await http.get("/api/automations/loads-keep-failing")).json()["enabled"] is False
+
+
+async def test_replay_shows_what_would_have_fired(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(http, automations=[{**AUTOMATION, "actions": []}])
+        failures = [event("load.failed", "load.eu") for _ in range(3)]
+        await http.post("/api/events", json=failures)
+        await engine.wait_stored(3)
+        page = await http.get("/ui/automations/loads-keep-failing")
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert token is not None
+        wrong = await http.post(
+            "/ui/automations/loads-keep-failing/replay",
+            data={"hours": "a lot", "csrf": token.group(1)},
+        )
+        assert "hours: give a whole number from 1 to 168" in wrong.text
+        replayed = await http.post(
+            "/ui/automations/loads-keep-failing/replay",
+            data={"hours": "168", "csrf": token.group(1)},
+        )
+    assert replayed.status_code == 200
+    assert "Replay of the last 168 hours: 1 firing over" in replayed.text
+
+
+@pytest.fixture
+async def guarded(start_engine: StartEngine) -> Running:
+    return await start_engine(api_key="write-key", api_read_keys=["look-key"])
+
+
+async def test_signing_in_and_read_only_keys(guarded: Running) -> None:
+    async with guarded.client() as http:
+        first = await http.get("/ui/automations")
+        assert first.status_code == 303
+        assert first.headers["location"] == "/ui/login?next=/ui/automations"
+        wrong = await http.post("/ui/login", data={"secret": "guess", "next": "/ui/"})
+        assert wrong.status_code == 401 and "not the API key" in wrong.text
+
+        looked = await http.post("/ui/login", data={"secret": "look-key", "next": "/ui/slas"})
+        assert looked.status_code == 303 and looked.headers["location"] == "/ui/slas"
+        cookie = looked.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        page = await http.get("/ui/automations")
+        assert page.status_code == 200 and "read-only" in page.text
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert token is not None
+        refused = await http.post(
+            "/ui/automations/anything/enabled", data={"enabled": "false", "csrf": token.group(1)}
+        )
+        assert refused.status_code == 403 and "read-only key" in refused.text
+
+    # The API itself: a read-only key may GET, not change.
+    read = {"Authorization": "Bearer look-key"}
+    async with guarded.client(headers=read) as http:
+        assert (await http.get("/api/automations")).status_code == 200
+        assert (await http.get("/ui/")).status_code == 200
+        refused_api = await http.post("/api/events", json=event("x.y", "z"))
+        assert refused_api.status_code == 403
+        assert "read only" in refused_api.json()["detail"]
+    async with guarded.client() as http:
+        assert (await http.get("/api/automations")).status_code == 401
+        assert (await http.get("/ui/events/live")).status_code == 401
+    async with guarded.client(headers={"Authorization": "Bearer write-key"}) as http:
+        assert (await http.post("/api/events", json=event("x.y", "z"))).status_code == 202
+
+
+async def test_root_redirects_to_the_dashboard(engine: Running) -> None:
+    async with engine.client() as http:
+        answer = await http.get("/")
+        assert answer.status_code == 307 and answer.headers["location"] == "/ui/"
+        assert "app;dur=" in answer.headers["server-timing"]
+        css = await http.get("/ui/static/ui.css")
+        assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
