@@ -47,7 +47,7 @@ def test_a_session_says_what_its_key_allows_until_it_ends() -> None:
 
 def test_a_tampered_or_foreign_session_is_nobody() -> None:
     board = sessions(api_key=SecretStr("w"), api_read_keys=[SecretStr("r")])
-    level, expires, mac = board.issue(Access.read).split(".")
+    _, expires, mac = board.issue(Access.read).split(".")
     assert board.visitor(request_with(f"2.{expires}.{mac}")).access is Access.none
     assert board.visitor(request_with("garbage")).access is Access.none
     # Another key, another signing key: a session of one deployment is void at another.
@@ -148,13 +148,15 @@ def test_charts_escape_names_and_scale_to_the_tallest_bucket() -> None:
         label="l",
         link="/ui/events?event=a",
     )
-    assert '<b>"x"</b>' not in chart and "&lt;b&gt;&quot;x&quot;&lt;/b&gt;: 4 events" in chart
+    assert '<b>"x"</b>' not in chart
+    assert "&lt;b&gt;&quot;x&quot;&lt;/b&gt;: 4 events" in chart
     assert 'height="138.00"' not in chart  # no single series fills the tallest bucket
     assert chart.count("<rect") == 3  # empty buckets draw nothing
     assert "/ui/events?event=a&amp;since=2026-12-06T09:15:00+00:00&amp;until=" in chart
     assert "<rect" not in sparkline([0, 0, 0], label="none")
     cells = strip([("missed", "<x>"), ("ok", "fine")], label="s")
-    assert 'class="state-missed"' in cells and "&lt;x&gt;" in cells
+    assert 'class="state-missed"' in cells
+    assert "&lt;x&gt;" in cells
 
 
 def test_event_filters_from_the_query_string() -> None:
@@ -166,15 +168,20 @@ def test_event_filters_from_the_query_string() -> None:
             "related": "prefect.flow.x",
             "role": "flow",
             "since": "2h",
-        }  # fmt: skip
+        }
     )
     flt = asked.to_filter(now=T0)
-    assert flt.occurred.since == T0 - timedelta(hours=2) and flt.occurred.until == T0
-    assert flt.event is not None and flt.event.prefix == ["prefect."]
-    assert flt.resource is not None and flt.resource.id_prefix == ["prefect.flow-run."]
+    assert flt.occurred.since == T0 - timedelta(hours=2)
+    assert flt.occurred.until == T0
+    assert flt.event is not None
+    assert flt.event.prefix == ["prefect."]
+    assert flt.resource is not None
+    assert flt.resource.id_prefix == ["prefect.flow-run."]
     assert flt.resource.labels == {"a": ["1"], "b": ["!2"]}
-    assert flt.related is not None and flt.related.id == ["prefect.flow.x"]
-    assert asked.params()["since"] == "2h" and "until" not in asked.params()
+    assert flt.related is not None
+    assert flt.related.id == ["prefect.flow.x"]
+    assert asked.params()["since"] == "2h"
+    assert "until" not in asked.params()
     with pytest.raises(QueryError) as bad:
         EventQuery(since="400d").to_filter(now=T0)
     assert bad.value.field == "since"
@@ -190,5 +197,7 @@ def test_definitions_read_without_defaults_but_with_their_types() -> None:
             }
         )
     )
-    assert "type: event" in shown and "type: do-nothing" in shown
-    assert "threshold" not in shown and "id:" not in shown
+    assert "type: event" in shown
+    assert "type: do-nothing" in shown
+    assert "threshold" not in shown
+    assert "id:" not in shown
