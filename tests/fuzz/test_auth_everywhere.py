@@ -26,6 +26,9 @@ from tests.support import Running, StartEngine
 # a webhook's signature is its auth (an unsigned one asks for the key itself, see
 # tests/tripwire/test_webhooks.py).
 OPEN = {"/api/health", "/metrics", "/hooks/{slug}"}
+# The dashboard signs people in with a form: its sign-in and sign-out, and the redirects
+# to it, are open; every other page sends a visitor without credentials to sign in.
+DASHBOARD_OPEN = {"/", "/ui", "/ui/login", "/ui/logout"}
 KEY = "k3y-for-tests"
 AUTH_STRING = "admin:pw-for-tests"
 
@@ -59,8 +62,15 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x", path)
 
 
+def dashboard(path: str) -> bool:
+    return path == "/" or path.startswith("/ui")
+
+
 async def _refused(http: httpx.AsyncClient, method: str, url: str, **options: Any) -> bool:
     response = await http.request(method, url, **options)
+    if dashboard(url):
+        signing_in = response.headers.get("location", "").startswith("/ui/login?next=")
+        return (response.status_code == 303 and signing_in) or response.status_code == 401
     return response.status_code == 401 and "www-authenticate" in response.headers
 
 
@@ -90,8 +100,9 @@ async def test_every_http_route_but_the_open_ones_needs_the_credentials(
     paths = {path for _, path in routes}
     assert paths >= OPEN
     assert {"/api/events", "/api/automations/{ref}", "/docs", "/openapi.json"} <= paths
-    guarded = [(m, p) for m, p in routes if p not in OPEN]
+    guarded = [(m, p) for m, p in routes if p not in OPEN | DASHBOARD_OPEN]
     assert len(guarded) >= 30
+    assert {"/ui/", "/ui/events/{event_id}", "/ui/actions/{action_id}/retry"} <= paths
     let_through = []
     async with running.client() as http:
         for method, path in guarded:
@@ -101,12 +112,14 @@ async def test_every_http_route_but_the_open_ones_needs_the_credentials(
             for header in wrong:
                 if not await _refused(http, method, url, headers={"Authorization": header}):
                     let_through.append(f"{method} {path} with {header!r}")
-            answered = await http.request(method, url, headers={"Authorization": good})
-            assert answered.status_code != 401, (method, path)
+            # Read the head only: the dashboard's live feed streams until it is closed.
+            async with http.stream(method, url, headers={"Authorization": good}) as answered:
+                assert answered.status_code != 401, (method, path)
+                assert "/ui/login" not in answered.headers.get("location", ""), (method, path)
         # A path no route serves says nothing about what exists without credentials.
         assert await _refused(http, "GET", "/api/no-such-route")
         for method, path in routes:
-            if path in OPEN and path != "/hooks/{slug}":
+            if path in OPEN and path != "/hooks/{slug}" or path == "/ui/login" and method == "GET":
                 assert (await http.request(method, concrete(path))).status_code == 200, path
     assert not let_through
 

@@ -113,7 +113,7 @@ def build_changes(board: Dashboard) -> APIRouter:
     async def set_enabled(
         request: Request,
         name: str,
-        enabled: str = Form(...),
+        enabled: str = Form(""),
         csrf: str = Form(""),
         back: str = Form(""),
     ) -> Response:
@@ -121,7 +121,12 @@ def build_changes(board: Dashboard) -> APIRouter:
         if (answer := refused(request, visitor, csrf)) is not None:
             return answer
         assert visitor is not None
-        wanted = enabled.lower() in ("true", "1", "on", "yes")
+        choice = enabled.strip().lower()
+        if choice not in ("true", "false"):
+            return board.message(
+                request, visitor, 400, "Not changed", "enabled: send true (resume) or false (pause)"
+            )
+        wanted = choice == "true"
         try:
             await engine.automations.set_enabled(name, wanted)
         except AutomationNotFound as exc:
