@@ -3,15 +3,15 @@ the api role's own FastAPI app (no second server, no JavaScript build)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tripwire.auth import ApiAuth
 from tripwire.engine import Engine
 from tripwire.ui.access import Sessions
 from tripwire.ui.changes import build_changes
-from tripwire.ui.context import Dashboard, Reload
+from tripwire.ui.context import Dashboard, Refused, Reload
 from tripwire.ui.live import build_live
 from tripwire.ui.pages import build_pages
 
@@ -21,6 +21,12 @@ __all__ = ["mount_dashboard"]
 def mount_dashboard(app: FastAPI, engine: Engine, auth: ApiAuth, reload: Reload | None) -> None:
     """Serve the dashboard at /ui/ of `app`, with / and /ui redirecting there."""
     board = Dashboard(engine, Sessions(auth), reload)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        return exc.answer
+
+    app.add_exception_handler(Refused, refused)
     app.mount("/ui/static", StaticFiles(packages=[("tripwire.ui", "static")]), name="ui-static")
     app.include_router(build_live(board))  # before /ui/events/{id}
     app.include_router(build_changes(board))

@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from actions.api import retry
@@ -44,30 +44,6 @@ def _back(target: str | None, default: str) -> str:
 def build_changes(board: Dashboard) -> APIRouter:
     router = APIRouter(prefix="/ui", include_in_schema=False)
     engine = board.engine
-
-    def refused(request: Request, visitor: Visitor | None, csrf: str) -> Response | None:
-        """Why this change may not happen, as a page; None when it may."""
-        if visitor is None:
-            return board.sign_in(request)
-        if not visitor.may_change:
-            return board.message(
-                request,
-                visitor,
-                403,
-                "Read-only",
-                "You signed in with a read-only key: you can look, not change. Sign in with "
-                "the API key or auth string to pause, retry or replay.",
-            )
-        if not board.sessions.csrf_ok(visitor, csrf):
-            return board.message(
-                request,
-                visitor,
-                403,
-                "Form expired",
-                "This form did not come from this dashboard session (its CSRF token does not "
-                "match). Reload the page and try again.",
-            )
-        return None
 
     @router.get("/login")
     async def login_form(request: Request, next: str = "/ui/") -> Response:
@@ -113,14 +89,10 @@ def build_changes(board: Dashboard) -> APIRouter:
     async def set_enabled(
         request: Request,
         name: str,
+        visitor: Visitor = Depends(board.changing),
         enabled: str = Form(""),
-        csrf: str = Form(""),
         back: str = Form(""),
     ) -> Response:
-        visitor = board.visitor(request)
-        if (answer := refused(request, visitor, csrf)) is not None:
-            return answer
-        assert visitor is not None
         choice = enabled.strip().lower()
         if choice not in ("true", "false"):
             return board.message(
@@ -137,12 +109,11 @@ def build_changes(board: Dashboard) -> APIRouter:
 
     @router.post("/actions/{action_id}/retry")
     async def retry_action(
-        request: Request, action_id: str, csrf: str = Form(""), back: str = Form("")
+        request: Request,
+        action_id: str,
+        visitor: Visitor = Depends(board.changing),
+        back: str = Form(""),
     ) -> Response:
-        visitor = board.visitor(request)
-        if (answer := refused(request, visitor, csrf)) is not None:
-            return answer
-        assert visitor is not None
         try:
             await retry(engine.acting.ledger, engine.acting.resubmit, action_id)
         except LookupError as exc:
@@ -153,12 +124,11 @@ def build_changes(board: Dashboard) -> APIRouter:
 
     @router.post("/automations/{name:path}/replay")
     async def replay_automation(
-        request: Request, name: str, hours: str = Form("24"), csrf: str = Form("")
+        request: Request,
+        name: str,
+        visitor: Visitor = Depends(board.changing),
+        hours: str = Form("24"),
     ) -> Response:
-        visitor = board.visitor(request)
-        if (answer := refused(request, visitor, csrf)) is not None:
-            return answer
-        assert visitor is not None
         try:
             stored = await engine.automations.get(name)
         except AutomationNotFound as exc:

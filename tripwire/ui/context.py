@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tripwire.auth import Access
@@ -15,6 +15,15 @@ from tripwire.ui.access import Sessions, Visitor
 from tripwire.ui.rendering import Pages
 
 Reload = Callable[[], Awaitable[object]]
+
+
+class Refused(Exception):
+    """Raised by a route's dependency with the answer to give instead (sign in first, not
+    allowed); `mount_dashboard` turns it into that answer."""
+
+    def __init__(self, answer: Response) -> None:
+        super().__init__(answer.status_code)
+        self.answer = answer
 
 
 class Dashboard:
@@ -50,3 +59,38 @@ class Dashboard:
         """Tell a worker in this process about a change at once (others poll for it)."""
         if self.reload is not None:
             await self.reload()
+
+    def looking(self, request: Request) -> Visitor:
+        """A route dependency: the visitor, or off to sign in."""
+        visitor = self.visitor(request)
+        if visitor is None:
+            raise Refused(self.sign_in(request))
+        return visitor
+
+    def changing(self, request: Request, csrf: str = Form("")) -> Visitor:
+        """A route dependency for a change: a visitor who may change things, posting a
+        form of this session (its CSRF token); otherwise the page that says why not."""
+        visitor = self.looking(request)
+        if not visitor.may_change:
+            raise Refused(
+                self.message(
+                    request,
+                    visitor,
+                    403,
+                    "Read-only",
+                    "You signed in with a read-only key: you can look, not change. Sign in "
+                    "with the API key or auth string to pause, retry or replay.",
+                )
+            )
+        if not self.sessions.csrf_ok(visitor, csrf):
+            raise Refused(
+                self.message(
+                    request,
+                    visitor,
+                    403,
+                    "Form expired",
+                    "This form did not come from this dashboard session (its CSRF token does "
+                    "not match). Reload the page and try again.",
+                )
+            )
+        return visitor

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from actions.ledger import Status
@@ -18,6 +18,7 @@ from sla.errors import SLANotFound
 from triggers.repository import AutomationNotFound
 from tripwire.health import health
 from tripwire.ui import readings
+from tripwire.ui.access import Visitor
 from tripwire.ui.automation_view import show_automation
 from tripwire.ui.charts import Buckets, sparkline, stacked_bars, strip
 from tripwire.ui.context import Dashboard
@@ -52,10 +53,7 @@ def build_pages(board: Dashboard) -> APIRouter:
     engine = board.engine
 
     @router.get("/")
-    async def overview(request: Request) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def overview(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
         now = clock.now()
         ok, report = await health(engine)
         since = now - DAY
@@ -95,10 +93,7 @@ def build_pages(board: Dashboard) -> APIRouter:
         )
 
     @router.get("/events")
-    async def events_page(request: Request) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def events_page(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
         asked = EventQuery.from_params(request.query_params)
         error = None
         found: list[Any] = []
@@ -139,10 +134,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         )
 
     @router.get("/events/{event_id}")
-    async def event_page(request: Request, event_id: str) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def event_page(
+        request: Request, event_id: str, visitor: Visitor = Depends(board.looking)
+    ) -> Response:
         event = await engine.store.get(event_id)
         if event is None:
             return board.not_found(
@@ -164,10 +158,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         )
 
     @router.get("/automations")
-    async def automations_page(request: Request) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def automations_page(
+        request: Request, visitor: Visitor = Depends(board.looking)
+    ) -> Response:
         now = clock.now()
         stored = await engine.automations.all()
         fired = await readings.firings(engine.ledger_db, now - DAY, now)
@@ -191,10 +184,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         return board.pages.render(request, visitor, "automations.html", automations=rows)
 
     @router.get("/automations/{name:path}")
-    async def automation_page(request: Request, name: str) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def automation_page(
+        request: Request, name: str, visitor: Visitor = Depends(board.looking)
+    ) -> Response:
         try:
             stored = await engine.automations.get(name)
         except AutomationNotFound as exc:
@@ -202,10 +194,7 @@ def build_pages(board: Dashboard) -> APIRouter:
         return await show_automation(board, request, visitor, stored)
 
     @router.get("/slas")
-    async def slas_page(request: Request) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def slas_page(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
         now = clock.now()
         since = _day_start(now - timedelta(days=HISTORY_DAYS - 1))
         stored = await engine.slas.all()
@@ -225,10 +214,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         return board.pages.render(request, visitor, "slas.html", slas=slas, days=HISTORY_DAYS)
 
     @router.get("/slas/{name}")
-    async def sla_page(request: Request, name: str) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def sla_page(
+        request: Request, name: str, visitor: Visitor = Depends(board.looking)
+    ) -> Response:
         try:
             item = await engine.slas.get(name)
         except SLANotFound as exc:
@@ -252,10 +240,7 @@ def build_pages(board: Dashboard) -> APIRouter:
         )
 
     @router.get("/actions")
-    async def actions_page(request: Request) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def actions_page(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
         status = request.query_params.get("status", "")
         automation = request.query_params.get("automation", "").strip()
         if status and status not in STATUSES:
@@ -303,10 +288,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         )
 
     @router.get("/webhooks")
-    async def webhooks_page(request: Request) -> Response:
-        visitor = board.visitor(request)
-        if visitor is None:
-            return board.sign_in(request)
+    async def webhooks_page(
+        request: Request, visitor: Visitor = Depends(board.looking)
+    ) -> Response:
         stored = await engine.webhooks.all()
         slugs = [w.definition.slug for w in stored]
         last = await readings.last_deliveries(engine.db, slugs)
@@ -322,10 +306,18 @@ def build_pages(board: Dashboard) -> APIRouter:
                     "rejected": await engine.webhooks.rejected(slug, limit=5),
                 }
             )
-        sources = [follower.report() for follower in engine.followers]
+        sources = [_with_lag(follower.report()) for follower in engine.followers]
         return board.pages.render(request, visitor, "webhooks.html", hooks=hooks, sources=sources)
 
     return router
+
+
+def _with_lag(report: dict[str, Any]) -> dict[str, Any]:
+    """A follower's report with its lag: how long ago the newest event it forwarded
+    occurred (None before the first)."""
+    last = report.get("last_event")
+    occurred = as_utc(datetime.fromisoformat(last["occurred"])) if last else None
+    return {**report, "last_occurred": occurred}
 
 
 def _day_start(moment: datetime) -> datetime:
