@@ -54,7 +54,7 @@ format: $(BIN)/tripwire
 
 # Benchmarks (bench/, not part of the engine). `make bench-sla ARGS="--keys 1000"` passes
 # options on; `python -m bench.sla --help` lists them.
-.PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale
+.PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale bench-ui
 
 bench: bench-ingest
 
@@ -75,6 +75,11 @@ bench-sla: $(BIN)/tripwire
 
 bench-scale: $(BIN)/tripwire
 	$(BIN)/python -m bench.scale $(ARGS)
+
+# Seeding 1,000,000 events takes minutes: `make bench-ui ARGS="--reuse .tripwire/bench-ui.db"`
+# seeds that file once and reuses it.
+bench-ui: $(BIN)/tripwire
+	$(BIN)/python -m bench.ui $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(PREFECT_VENV) $(AIRFLOW_VENV) .tripwire site
