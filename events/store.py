@@ -3,6 +3,8 @@ in `events.conditions`, a page at a time as in `events.paging`)."""
 
 from __future__ import annotations
 
+import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,14 +12,14 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import bulk, clock, paging
 from events.conditions import matching
 from events.filters import EventFilter
 from events.model import RESOURCE_ID, RESOURCE_ROLE, ReceivedEvent
-from events.tables import event_resources, events
+from events.tables import event_counts, event_resources, events
 from events.timestamps import as_utc
 
 MAX_PAGE = 1000
@@ -86,12 +88,33 @@ def _row(raw: dict[str, Any], body: bytes, recorded: datetime) -> tuple[Any, ...
     )
 
 
+@dataclass(frozen=True)
+class MinuteCount:
+    """How many events of one name occurred in one minute."""
+
+    minute: datetime
+    event: str
+    count: int
+
+
+COUNT_COLUMNS = ("minute", "event", "shard", "count")
+ADD_COUNTS = (
+    "ON CONFLICT (minute, event, shard) DO UPDATE SET count = event_counts.count + excluded.count"
+)
+
+
+def _minute(moment: datetime) -> int:
+    return int(moment.timestamp()) // 60
+
+
 class EventStore:
     """Reads and writes events through one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # This process's rows of `event_counts` (see events/tables.py).
+        self.shard = secrets.randbelow(2**31)
 
     async def write(self, bodies: Sequence[bytes]) -> None:
         """Store encoded ReceivedEvents in one transaction; ids already stored are skipped."""
@@ -147,7 +170,36 @@ class EventStore:
                 "ON CONFLICT DO NOTHING",
                 repeatable=True,
             )
+        await self._count(conn, [(row[1], row[2]) for row in rows if row[0] in fresh])
         return [doc for event_id, doc in documents.items() if event_id in fresh]
+
+    async def _count(self, conn: AsyncConnection, stored: list[tuple[datetime, str]]) -> None:
+        """Add the events just stored to the per-minute counts, in one upsert whose rows
+        are sorted, so two transactions of this shard lock them in one order."""
+        counted = Counter((_minute(occurred), name) for occurred, name in stored)
+        rows = [(minute, name, self.shard, n) for (minute, name), n in sorted(counted.items())]
+        if rows:
+            await bulk.insert(conn, event_counts, COUNT_COLUMNS, rows, ADD_COUNTS)
+
+    async def minute_counts(
+        self, since: datetime, until: datetime, prefixes: Sequence[str] = ()
+    ) -> list[MinuteCount]:
+        """Events per minute and name that occurred in [since, until), of names starting
+        with one of `prefixes` (all when none); read from the counts, not the events."""
+        c = event_counts.c
+        query = (
+            select(c.minute, c.event, func.sum(c.count).label("n"))
+            .where(c.minute >= _minute(since), c.minute < _minute(until))
+            .group_by(c.minute, c.event)
+        )
+        if prefixes:
+            query = query.where(or_(*(c.event.startswith(p, autoescape=True) for p in prefixes)))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            MinuteCount(datetime.fromtimestamp(row.minute * 60, UTC), row.event, int(row.n))
+            for row in rows
+        ]
 
     async def get(self, event_id: str) -> ReceivedEvent | None:
         """One event by id."""
@@ -235,7 +287,13 @@ class EventStore:
                 result = await conn.execute(delete(events).where(events.c.id.in_(ids)))
             removed += result.rowcount or 0
             if (result.rowcount or 0) < batch:
-                return removed
+                break
+        # Whole minutes only: the counts of the minute the cut falls in stay until the next.
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(event_counts).where(event_counts.c.minute < _minute(older_than))
+            )
+        return removed
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""

@@ -58,3 +58,15 @@ event_resources = Table(
     Index(None, "resource_id", "occurred"),
     Index(None, "resource_role", "occurred"),
 )
+
+# Events per minute and name, kept up in the transaction that stores them, so counts over
+# a day are read from at most a few thousand rows. Each store process writes rows of its
+# own `shard`: workers storing at once never wait for one another's counters.
+event_counts = Table(
+    "event_counts",
+    metadata,
+    Column("minute", Integer, primary_key=True),  # minutes since 1970-01-01 UTC (occurred)
+    Column("event", String(1024), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
+)

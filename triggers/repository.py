@@ -94,6 +94,22 @@ class AutomationStore:
             rows = (await conn.execute(select(automations).order_by(automations.c.name))).all()
         return [_from_row(row) for row in rows]
 
+    async def page(
+        self, *, after: str = "", limit: int = 100, search: str = ""
+    ) -> tuple[list[StoredAutomation], int]:
+        """Up to `limit` automations by name, after the name `after`, whose name contains
+        `search` (any case); and how many there are in all with that search."""
+        named = automations.c.name
+        found = select(automations).where(named > after).order_by(named).limit(limit)
+        counted = select(func.count()).select_from(automations)
+        if search:
+            contains = func.lower(named).contains(search.lower(), autoescape=True)
+            found, counted = found.where(contains), counted.where(contains)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(found)).all()
+            total = int(await conn.scalar(counted) or 0)
+        return [_from_row(row) for row in rows], total
+
     async def get(self, ref: str) -> StoredAutomation:
         """By id or name; raises AutomationNotFound."""
         async with self.engine.connect() as conn:

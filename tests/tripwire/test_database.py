@@ -1,12 +1,22 @@
-"""The SQLite file behind a URL, and checkpoints taken off the writer."""
+"""The SQLite file behind a URL, checkpoints taken off the writer, and upgrades."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 
-from tripwire.database import FALLBACK_CHECKPOINT_PAGES, checkpoint, create_engine, sqlite_path
+from events.store import EventStore
+from events.tables import events
+from tripwire.database import (
+    FALLBACK_CHECKPOINT_PAGES,
+    checkpoint,
+    create_engine,
+    migrate,
+    sqlite_path,
+)
 
 
 def test_the_file_of_a_sqlite_url() -> None:
@@ -53,5 +63,37 @@ async def test_commits_leave_checkpointing_to_the_checkpoint_thread(tmp_path: Pa
         async with engine.connect() as conn:
             limit = await conn.scalar(text("PRAGMA wal_autocheckpoint"))
         assert limit == FALLBACK_CHECKPOINT_PAGES
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_counts_the_events_stored_before(database_url: str) -> None:
+    engine = create_engine(database_url)
+    t0 = datetime(2026, 12, 6, 9, 0, 5, tzinfo=UTC)
+    try:
+        await migrate(engine, "0005_webhooks")
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "occurred": t0 + timedelta(seconds=20 * n),
+                "event": "x.happened",
+                "resource_id": "r",
+                "resource": {"prefect.resource.id": "r"},
+                "received": t0,
+                "recorded": t0,
+                "body": "{}",
+            }
+            for n in range(4)  # 09:00:05, :25, :45 and 09:01:05
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(events.insert(), rows)
+        await migrate(engine)
+        counted = await EventStore(engine).minute_counts(
+            t0 - timedelta(hours=1), t0 + timedelta(hours=1)
+        )
+        assert sorted((c.minute.strftime("%H:%M"), c.count) for c in counted) == [
+            ("09:00", 3),
+            ("09:01", 1),
+        ]
     finally:
         await engine.dispose()

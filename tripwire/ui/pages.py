@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from actions.ledger import Status
 from events import clock
-from events.conditions import matching
+from events.filters import EventFilter
 from events.timestamps import as_utc
 from sla.api import window_json
 from sla.errors import SLANotFound
@@ -30,7 +30,8 @@ DAY = timedelta(hours=24)
 EVENT_STEP = timedelta(minutes=15)
 EVENTS_PER_PAGE = 50
 ACTIONS_PER_PAGE = 50
-BOARD_KEYS = 12  # keys per SLA on the board; its own page shows more
+AUTOMATIONS_PER_PAGE = 100
+BOARD_KEYS = 5  # keys per SLA on the board, the ones that need a look first
 SLA_PAGE_KEYS = 500
 HISTORY_DAYS = 30
 STATUSES = [s.value for s in Status]
@@ -57,7 +58,7 @@ def build_pages(board: Dashboard) -> APIRouter:
         now = clock.now()
         ok, report = await health(engine)
         since = now - DAY
-        rate = await readings.event_rate(engine.db, now - DAY, now, EVENT_STEP)
+        rate = await readings.event_rate(engine.store, since, now, EVENT_STEP, EventFilter())
         fired = await readings.firings(engine.ledger_db, since, now)
         actions = await readings.action_counts(engine.ledger_db, since)
         stored = await engine.slas.all()
@@ -111,7 +112,7 @@ def build_pages(board: Dashboard) -> APIRouter:
                 next_after = f"{found[-1].occurred.isoformat()}|{found[-1].id}"
             since, until = asked.window()
             rate = await readings.event_rate(
-                engine.db, since, until, _histogram_step(since, until), matching(flt)
+                engine.store, since, until, _histogram_step(since, until), flt
             )
             chart = stacked_bars(
                 rate.buckets,
@@ -162,7 +163,15 @@ def build_pages(board: Dashboard) -> APIRouter:
         request: Request, visitor: Visitor = Depends(board.looking)
     ) -> Response:
         now = clock.now()
-        stored = await engine.automations.all()
+        search = request.query_params.get("q", "").strip()
+        after = request.query_params.get("after", "")
+        stored, total = await engine.automations.page(
+            after=after, limit=AUTOMATIONS_PER_PAGE + 1, search=search
+        )
+        next_after = None
+        if len(stored) > AUTOMATIONS_PER_PAGE:
+            stored = stored[:AUTOMATIONS_PER_PAGE]
+            next_after = stored[-1].automation.name
         fired = await readings.firings(engine.ledger_db, now - DAY, now)
         last = await readings.last_fired(engine.ledger_db)
         rows = []
@@ -181,7 +190,16 @@ def build_pages(board: Dashboard) -> APIRouter:
                     "failed": fired.failed.get(key, 0),
                 }
             )
-        return board.pages.render(request, visitor, "automations.html", automations=rows)
+        return board.pages.render(
+            request,
+            visitor,
+            "automations.html",
+            automations=rows,
+            total=total,
+            search=search,
+            first=not after,
+            next_after=next_after,
+        )
 
     @router.get("/automations/{name:path}")
     async def automation_page(
@@ -200,17 +218,16 @@ def build_pages(board: Dashboard) -> APIRouter:
         stored = await engine.slas.all()
         warned = [s.id for s in stored if s.sla.warn_before is not None]
         counts = await readings.sla_counts(engine.db, warned)
-        slas = []
-        for item in stored:
-            windows = await readings.sla_windows_first(engine.db, item.id, BOARD_KEYS)
-            history = await readings.sla_history(engine.db, item.sla.name, item.sla.for_each, since)
-            slas.append(
-                {
-                    "stored": item,
-                    "counts": counts.get(item.id, readings.SLACounts()),
-                    "keys": _keys(item, windows, history, since),
-                }
-            )
+        windows = await readings.sla_windows_first(engine.db, [s.id for s in stored], BOARD_KEYS)
+        history = await readings.sla_history(engine.db, [s.sla for s in stored], since)
+        slas = [
+            {
+                "stored": item,
+                "counts": counts.get(item.id, readings.SLACounts()),
+                "keys": _keys(item, windows.get(item.id, []), history, since),
+            }
+            for item in stored
+        ]
         return board.pages.render(request, visitor, "slas.html", slas=slas, days=HISTORY_DAYS)
 
     @router.get("/slas/{name}")
@@ -225,8 +242,8 @@ def build_pages(board: Dashboard) -> APIRouter:
         since = _day_start(now - timedelta(days=HISTORY_DAYS - 1))
         warned = [item.id] if item.sla.warn_before is not None else []
         counts = (await readings.sla_counts(engine.db, warned)).get(item.id, readings.SLACounts())
-        windows = await readings.sla_windows_first(engine.db, item.id, SLA_PAGE_KEYS)
-        history = await readings.sla_history(engine.db, item.sla.name, item.sla.for_each, since)
+        windows = await readings.sla_windows_first(engine.db, [item.id], SLA_PAGE_KEYS)
+        history = await readings.sla_history(engine.db, [item.sla], since)
         definition = definition_yaml(item.sla)
         return board.pages.render(
             request,
@@ -234,7 +251,7 @@ def build_pages(board: Dashboard) -> APIRouter:
             "sla.html",
             item=item,
             counts=counts,
-            keys=_keys(item, windows, history, since),
+            keys=_keys(item, windows.get(item.id, []), history, since),
             definition=definition,
             days=HISTORY_DAYS,
         )
@@ -327,7 +344,7 @@ def _day_start(moment: datetime) -> datetime:
 def _keys(
     item: Any,
     windows: list[Any],
-    history: dict[tuple[str, ...], readings.KeyHistory],
+    history: dict[tuple[str, tuple[str, ...]], readings.KeyHistory],
     since: datetime,
 ) -> list[dict[str, Any]]:
     keys = []
@@ -336,7 +353,7 @@ def _keys(
         values = tuple(str(v) for v in shown["key"])
         shown["label"] = ", ".join(values) or item.sla.name
         shown["strip"] = strip(
-            readings.day_cells(history.get(values), since, HISTORY_DAYS),
+            readings.day_cells(history.get((item.sla.name, values)), since, HISTORY_DAYS),
             label=f"misses and recoveries of the last {HISTORY_DAYS} days",
         )
         keys.append(shown)

@@ -16,9 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions.ledger import Status
 from actions.tables import action_ledger
+from events.conditions import matching
+from events.filters import EventFilter
+from events.store import EventStore
 from events.tables import event_resources, events
 from events.timestamps import as_utc
 from events.webhooks.tables import webhook_rejections
+from sla.model import SLA
 from sla.tables import sla_windows
 from triggers.tables import automations, decisions
 from tripwire.ui.charts import Buckets
@@ -60,27 +64,35 @@ class EventRate:
     total: int
 
 
+def _counted_prefixes(flt: EventFilter) -> list[str] | None:
+    """The name prefixes to read from the per-minute counts when `flt` asks for nothing
+    else than a time range and name prefixes; None when the events must be read."""
+    named = flt.event
+    if named is not None and (named.exclude_prefix or named.name or named.exclude_name):
+        return None
+    if flt.resource or flt.any_resource or flt.related or flt.id:
+        return None
+    return list(named.prefix or []) if named else []
+
+
 async def event_rate(
-    db: AsyncEngine,
-    since: datetime,
-    until: datetime,
-    step: timedelta,
-    conditions: Sequence[ColumnElement[bool]] = (),
+    store: EventStore, since: datetime, until: datetime, step: timedelta, flt: EventFilter
 ) -> EventRate:
-    """Counts per bucket and event name (ix_events_occurred_id), folded into prefixes."""
+    """Counts per bucket, one series per name prefix (the busiest few, the rest as
+    "other"): from the per-minute counts when the filter allows it (time and name
+    prefixes), else grouped from the matching events (ix_events_occurred_id)."""
     starts = _starts(since, until, step)
-    bucket = _bucket(events.c.occurred, db.dialect.name, since, step).label("bucket")
-    query = (
-        select(bucket, events.c.event, func.count().label("n"))
-        .where(events.c.occurred >= since, events.c.occurred < until, *conditions)
-        .group_by(bucket, events.c.event)
-    )
-    async with db.connect() as conn:
-        rows = (await conn.execute(query)).all()
     per_prefix: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
-    for row in rows:
-        if 0 <= row.bucket < len(starts):
-            per_prefix[prefix(row.event)][row.bucket] += int(row.n)
+    prefixes = _counted_prefixes(flt)
+    if prefixes is not None:
+        for counted in await store.minute_counts(since, until, prefixes):
+            index = int((counted.minute - since) / step)
+            if 0 <= index < len(starts):
+                per_prefix[prefix(counted.event)][index] += counted.count
+    else:
+        for index, name, count in await _grouped(store.engine, since, until, step, flt):
+            if 0 <= index < len(starts):
+                per_prefix[prefix(name)][index] += count
     ranked = sorted(per_prefix, key=lambda p: -sum(per_prefix[p]))
     series = {name: per_prefix[name] for name in ranked[:TOP_PREFIXES]}
     if len(ranked) > TOP_PREFIXES:
@@ -90,6 +102,20 @@ async def event_rate(
         series[OTHER] = rest
     total = sum(sum(values) for values in per_prefix.values())
     return EventRate(Buckets(starts, series), total)
+
+
+async def _grouped(
+    db: AsyncEngine, since: datetime, until: datetime, step: timedelta, flt: EventFilter
+) -> list[tuple[int, str, int]]:
+    """(bucket, name, count) of the events matching `flt` in [since, until)."""
+    bucket = _bucket(events.c.occurred, db.dialect.name, since, step).label("bucket")
+    query = (
+        select(bucket, events.c.event, func.count().label("n"))
+        .where(events.c.occurred >= since, events.c.occurred < until, *matching(flt))
+        .group_by(bucket, events.c.event)
+    )
+    async with db.connect() as conn:
+        return [(int(r.bucket), r.event, int(r.n)) for r in (await conn.execute(query)).all()]
 
 
 @dataclass
@@ -245,28 +271,33 @@ def _day(moment: datetime) -> str:
 
 
 async def sla_history(
-    db: AsyncEngine, sla: str, for_each: Sequence[str], since: datetime
-) -> dict[tuple[str, ...], KeyHistory]:
-    """`tripwire.sla.*` events of one SLA since `since` (ix_events_resource_id_occurred),
-    per key (its for_each values, in order) and day: what happened, in order."""
+    db: AsyncEngine, slas: Sequence[SLA], since: datetime
+) -> dict[tuple[str, tuple[str, ...]], KeyHistory]:
+    """`tripwire.sla.*` events of these SLAs since `since` (ix_events_resource_id_occurred),
+    per SLA name and key (its for_each values, in order) and day: what happened, in order.
+    At most SLA_HISTORY_LIMIT events are read, the newest first."""
+    by_resource = {f"tripwire.sla.{sla.name}": sla for sla in slas}
+    if not by_resource:
+        return {}
     query = (
-        select(events.c.event, events.c.occurred, events.c.body)
+        select(events.c.resource_id, events.c.event, events.c.occurred, events.c.body)
         .where(
-            events.c.resource_id == f"tripwire.sla.{sla}",
+            events.c.resource_id.in_(list(by_resource)),
             events.c.occurred >= since,
             events.c.event.in_(SLA_EVENTS),
         )
-        .order_by(events.c.occurred)
+        .order_by(events.c.occurred.desc())
         .limit(SLA_HISTORY_LIMIT)
     )
     async with db.connect() as conn:
         rows = (await conn.execute(query)).all()
-    history: dict[tuple[str, ...], KeyHistory] = defaultdict(KeyHistory)
-    for row in rows:
+    history: dict[tuple[str, tuple[str, ...]], KeyHistory] = defaultdict(KeyHistory)
+    for row in reversed(rows):
+        sla = by_resource[row.resource_id]
         labels = (orjson.loads(row.body).get("payload") or {}).get("key") or {}
-        key = tuple(str(labels.get(label)) for label in for_each)
+        key = tuple(str(labels.get(label)) for label in sla.for_each)
         state = row.event.removeprefix("tripwire.sla.")
-        history[key].days[_day(row.occurred)].append(f"{state} at {row.occurred:%H:%M}")
+        history[(sla.name, key)].days[_day(row.occurred)].append(f"{state} at {row.occurred:%H:%M}")
     return history
 
 
@@ -350,15 +381,23 @@ async def sla_counts(db: AsyncEngine, warned: Iterable[str]) -> dict[str, SLACou
     }
 
 
-async def sla_windows_first(db: AsyncEngine, sla_id: str, limit: int) -> list[Any]:
-    """One SLA's windows, the ones that need a look first: missed, then at risk, then by
-    the next due time (ix_sla_windows primary key, then sorted; bounded by `limit`)."""
+async def sla_windows_first(
+    db: AsyncEngine, sla_ids: Sequence[str], limit: int
+) -> dict[str, list[Any]]:
+    """Per SLA id, its windows that need a look first: missed, then at risk, then by the
+    next due time; at most `limit` of each, in one query (a window function)."""
+    if not sla_ids:
+        return {}
     w = sla_windows.c
-    query = (
-        select(sla_windows)
-        .where(w.sla_id == sla_id)
-        .order_by(w.missed.is_(None), ~_at_risk(), w.due, w.key)
-        .limit(limit)
+    rank = (
+        func.row_number()
+        .over(partition_by=w.sla_id, order_by=(w.missed.is_(None), ~_at_risk(), w.due, w.key))
+        .label("rank")
     )
+    ranked = select(sla_windows, rank).where(w.sla_id.in_(list(sla_ids))).subquery()
+    query = select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.sla_id, ranked.c.rank)
+    found: dict[str, list[Any]] = defaultdict(list)
     async with db.connect() as conn:
-        return list((await conn.execute(query)).all())
+        for row in (await conn.execute(query)).all():
+            found[row.sla_id].append(row)
+    return found
