@@ -18,16 +18,24 @@ LIVE_QUEUE_LIMIT = 10_000  # a subscriber this far behind is dropped, not buffer
 OVERFLOW = b""  # what `LiveEvents.next` answers once the subscriber fell that far behind
 
 
-async def _start(bus: Bus) -> dict[str, Any]:
-    """Where live streaming starts: just past what the store has committed."""
+async def stored_up_to(bus: Bus) -> int | None:
+    """The stream sequence up to which the store has committed every event (its consumer's
+    ack floor); None before the store consumer exists."""
     try:
         info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
-        start = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=info.ack_floor.stream_seq + 1,
-        )
-    except nats.js.errors.NotFoundError:  # no store consumer yet: nothing stored, start new
-        start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    except nats.js.errors.NotFoundError:
+        return None
+    return int(info.ack_floor.stream_seq)
+
+
+async def _start(bus: Bus, after: int | None) -> dict[str, Any]:
+    """Where live streaming starts: just past `after`, else past what the store has
+    committed now."""
+    if after is None:
+        after = await stored_up_to(bus)
+    if after is None:  # no store consumer yet: nothing stored, start new
+        return {"config": ConsumerConfig(deliver_policy=DeliverPolicy.NEW)}
+    start = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1)
     return {"config": start}
 
 
@@ -53,16 +61,17 @@ class LiveEvents:
 
 
 @contextlib.asynccontextmanager
-async def live_events(bus: Bus) -> AsyncIterator[LiveEvents]:
+async def live_events(bus: Bus, after: int | None = None) -> AsyncIterator[LiveEvents]:
     """Subscribed on entry (read stored events after entering, so nothing falls between
-    the two), unsubscribed on exit."""
+    the two), unsubscribed on exit. A view that read stored events earlier passes `after`,
+    what `stored_up_to` said before it read them: events stored since come live."""
     live = LiveEvents()
     sub = await bus.js.subscribe(
         bus.names.events_wildcard,
         stream=bus.names.events_stream,
         cb=live.on_message,
         ordered_consumer=True,
-        **await _start(bus),
+        **await _start(bus, after),
     )
     try:
         yield live

@@ -25,6 +25,14 @@ class Buckets:
     series: Mapping[str, Sequence[int]]
     unit: str = "events"
 
+    @property
+    def peak(self) -> int:
+        """The tallest bucket, which the chart's height stands for."""
+        totals = [
+            sum(values[i] for values in self.series.values()) for i in range(len(self.starts))
+        ]
+        return max(totals, default=0)
+
 
 def _attr(value: object) -> str:
     return escape(str(value), quote=True)

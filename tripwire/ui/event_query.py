@@ -68,6 +68,7 @@ class EventQuery:
     labels: str = ""  # resource labels, name=value, comma-separated
     related: str = ""  # a related resource's id, or a prefix ending in *
     role: str = ""  # the related resource's role
+    about: str = ""  # the resource or a related one: an id, or a prefix ending in *
     since: str = ""  # a time or a duration back from now; default 24h
     until: str = ""
 
@@ -108,6 +109,8 @@ class EventQuery:
             related["role"] = [self.role]
         if related:
             spec["related"] = related
+        if self.about:
+            spec["any_resource"] = _id_or_prefix(self.about)
         try:
             return EventFilter.model_validate(spec)
         except ValidationError as exc:

@@ -40,9 +40,11 @@ def build_live(board: Dashboard) -> APIRouter:
             return Response(str(exc), 400, media_type="text/plain")
         # Live events are newer than any range the page shows: the other filters apply.
         flt = flt.model_copy(update={"occurred": EventOccurredFilter()})
+        after = request.query_params.get("stored", "")
+        position = int(after) if after.isdigit() else None
         row = board.pages.env.get_template("_event_row.html")
         return StreamingResponse(
-            _feed(request, board, flt, row),
+            _feed(request, board, flt, row, position),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -51,10 +53,12 @@ def build_live(board: Dashboard) -> APIRouter:
 
 
 async def _feed(
-    request: Request, board: Dashboard, flt: EventFilter, row: Template
+    request: Request, board: Dashboard, flt: EventFilter, row: Template, after: int | None
 ) -> AsyncIterator[bytes]:
+    """From just past `after` (the store's position when the page read its events), so
+    events stored while the page loaded come too; the page skips any it already shows."""
     yield b": connected\n\n"
-    async with live_events(board.engine.bus) as live:
+    async with live_events(board.engine.bus, after) as live:
         while not await request.is_disconnected():
             try:
                 data = await asyncio.wait_for(live.next(), HEARTBEAT)

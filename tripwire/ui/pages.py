@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,12 @@ from fastapi.responses import Response
 from actions.ledger import Status
 from events import clock
 from events.filters import EventFilter
+from events.live import stored_up_to
 from events.timestamps import as_utc
 from sla.api import window_json
 from sla.errors import SLANotFound
 from triggers.repository import AutomationNotFound
+from tripwire.engine import Engine
 from tripwire.health import health
 from tripwire.ui import readings
 from tripwire.ui.access import Visitor
@@ -25,6 +28,8 @@ from tripwire.ui.context import Dashboard
 from tripwire.ui.event_query import EventQuery, QueryError
 from tripwire.ui.rendering import definition_yaml, query
 from tripwire.ui.words import trigger_words
+
+log = logging.getLogger("tripwire.ui")
 
 DAY = timedelta(hours=24)
 EVENT_STEP = timedelta(minutes=15)
@@ -81,6 +86,8 @@ def build_pages(board: Dashboard) -> APIRouter:
                 per_minute, label="events over the last 24 hours", link="/ui/events"
             ),
             series=list(rate.buckets.series),
+            events_peak=rate.buckets.peak,
+            firings_peak=fired.overall.peak,
             events_total=rate.total,
             events_per_minute=rate.total / (DAY.total_seconds() / 60),
             firings_chart=stacked_bars(fired.overall, label="firings per hour", height=80),
@@ -97,23 +104,31 @@ def build_pages(board: Dashboard) -> APIRouter:
     async def events_page(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
         asked = EventQuery.from_params(request.query_params)
         error = None
+        stored = None
         found: list[Any] = []
         next_after = None
         chart = None
+        series: list[str] = []
+        peak = 0
+        window = None
         try:
             flt = asked.to_filter()
         except QueryError as exc:
             error = exc
         else:
             after = _after(request.query_params.get("after", ""))
+            # Before reading: the live feed continues from here, missing nothing between.
+            stored = await _stored_up_to(engine)
             page = await engine.store.read(flt, EVENTS_PER_PAGE, after, count=False)
             found = page.events
             if page.next_token and found:
                 next_after = f"{found[-1].occurred.isoformat()}|{found[-1].id}"
-            since, until = asked.window()
+            since, until = window = asked.window()
             rate = await readings.event_rate(
                 engine.store, since, until, _histogram_step(since, until), flt
             )
+            series = list(rate.buckets.series)
+            peak = rate.buckets.peak
             chart = stacked_bars(
                 rate.buckets,
                 label="matching events over the range",
@@ -131,7 +146,11 @@ def build_pages(board: Dashboard) -> APIRouter:
             events=found,
             next_after=next_after,
             chart=chart,
+            series=series,
+            peak=peak,
+            window=window,
             live=not request.query_params.get("after") and not asked.until,
+            live_query=query(asked.params(), stored=stored),
         )
 
     @router.get("/events/{event_id}")
@@ -329,6 +348,16 @@ def build_pages(board: Dashboard) -> APIRouter:
     return router
 
 
+async def _stored_up_to(engine: Engine) -> int | None:
+    """Where the store is on the bus; None when the bus cannot say (the page still
+    renders, and its live feed starts from what is stored when it connects)."""
+    try:
+        return await stored_up_to(engine.bus)
+    except Exception as exc:
+        log.debug("reading the store's position failed: %r", exc)
+        return None
+
+
 def _with_lag(report: dict[str, Any]) -> dict[str, Any]:
     """A follower's report with its lag: how long ago the newest event it forwarded
     occurred (None before the first)."""
@@ -353,7 +382,9 @@ def _keys(
         values = tuple(str(v) for v in shown["key"])
         shown["label"] = ", ".join(values) or item.sla.name
         shown["strip"] = strip(
-            readings.day_cells(history.get((item.sla.name, values)), since, HISTORY_DAYS),
+            readings.day_cells(
+                history.get((item.sla.name, values)), since, HISTORY_DAYS, item.created
+            ),
             label=f"misses and recoveries of the last {HISTORY_DAYS} days",
         )
         keys.append(shown)

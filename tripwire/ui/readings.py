@@ -21,6 +21,7 @@ from events.filters import EventFilter
 from events.store import EventStore
 from events.tables import event_resources, events
 from events.timestamps import as_utc
+from events.webhooks.rejections import REJECTED_EVENT
 from events.webhooks.tables import webhook_rejections
 from sla.model import SLA
 from sla.tables import sla_windows
@@ -301,13 +302,18 @@ async def sla_history(
     return history
 
 
-def day_cells(history: KeyHistory | None, since: datetime, days: int) -> list[tuple[str, str]]:
+def day_cells(
+    history: KeyHistory | None, since: datetime, days: int, created: datetime
+) -> list[tuple[str, str]]:
     """(state, title) per day for a strip: missed when a miss happened that day, recovered
-    when only a recovery did, ok otherwise."""
+    when only a recovery did, ok otherwise; none before the SLA existed."""
     cells = []
     for n in range(days):
         day = _day(since + timedelta(days=n))
         happened = history.days.get(day, []) if history else []
+        if day < _day(created):
+            cells.append(("none", f"{day}: before this SLA existed"))
+            continue
         if any(h.startswith("missed") for h in happened):
             state = "missed"
         elif any(h.startswith("at-risk") for h in happened):
@@ -321,16 +327,24 @@ def day_cells(history: KeyHistory | None, since: datetime, days: int) -> list[tu
 
 
 async def last_deliveries(db: AsyncEngine, slugs: Iterable[str]) -> dict[str, datetime]:
-    """When each webhook's last event occurred (ix_event_resources_resource_id_occurred)."""
+    """When each webhook's last event occurred: events about the webhook itself, or with it
+    as a related resource (both by resource id and occurred); its refusals do not count."""
     found = {}
     async with db.connect() as conn:
         for slug in slugs:
-            query = select(func.max(event_resources.c.occurred)).where(
-                event_resources.c.resource_id == f"tripwire.webhook.{slug}"
+            webhook = f"tripwire.webhook.{slug}"
+            related = select(func.max(event_resources.c.occurred)).where(
+                event_resources.c.resource_id == webhook
             )
-            last = await conn.scalar(query)
-            if last is not None:
-                found[slug] = _time(last)
+            own = (
+                select(events.c.occurred)
+                .where(events.c.resource_id == webhook, events.c.event != REJECTED_EVENT)
+                .order_by(events.c.occurred.desc())
+                .limit(1)
+            )
+            seen = [_time(t) for t in (await conn.scalar(related), await conn.scalar(own)) if t]
+            if seen:
+                found[slug] = max(seen)
     return found
 
 

@@ -3,9 +3,11 @@ written by outsiders, so no value reaches the page unescaped."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from enum import Enum
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 import orjson
 import yaml
@@ -17,7 +19,7 @@ from pydantic import BaseModel
 from events import clock
 from tripwire import __version__
 from tripwire.ui.access import Sessions, Visitor
-from tripwire.ui.words import ago, duration
+from tripwire.ui.words import ago, duration, duration_text
 
 # One word per state, and the CSS class that colours it everywhere.
 STATES = {
@@ -35,6 +37,7 @@ STATES = {
     "failed": "failed",
     "paused": "paused",
     "connected": "ok",
+    "none": "none",
 }
 
 
@@ -53,26 +56,62 @@ def plural(count: int, noun: str) -> str:
 
 
 def definition_yaml(model: BaseModel) -> str:
-    """A definition as YAML to read: fields left at their defaults and ids left out, but
-    every `type` kept, since it says what a trigger or an action is."""
-    return yaml.safe_dump(
-        _readable(
-            model.model_dump(mode="json"), model.model_dump(mode="json", exclude_defaults=True)
-        ),
-        sort_keys=False,
-        allow_unicode=True,
+    """A definition as YAML to read, close to how it was written: fields left at their
+    defaults and ids left out, `type` or `kind` right after the name, durations as `10m`,
+    templates in double quotes."""
+    return yaml.dump(
+        _readable(model), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10_000
     )
 
 
-def _readable(full: Any, trimmed: Any) -> Any:
-    if isinstance(full, dict) and isinstance(trimmed, dict):
-        kept = {k: _readable(full[k], v) for k, v in trimmed.items() if k != "id"}
-        if "type" in full and "type" not in kept:
-            kept = {"type": full["type"], **kept}
-        return kept
-    if isinstance(full, list) and isinstance(trimmed, list) and len(full) == len(trimmed):
-        return [_readable(f, t) for f, t in zip(full, trimmed, strict=True)]
-    return trimmed
+DISCRIMINATORS = ("type", "kind")
+LEADING = ("name", "description", *DISCRIMINATORS)
+TRAILING = (
+    "warn_before",
+    "actions",
+    "actions_on_trigger",
+    "actions_on_resolve",
+)  # after what they act on
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        shown: dict[str, Any] = {}
+        fields = type(value).model_fields
+        for name, field in fields.items():
+            current = getattr(value, name)
+            if name == "id" or (
+                name not in DISCRIMINATORS
+                and current == field.get_default(call_default_factory=True)
+            ):
+                continue
+            shown[field.alias or name] = _readable(current)
+        lead = {k: shown.pop(k) for k in LEADING if k in shown}
+        trail = {k: shown.pop(k) for k in TRAILING if k in shown}
+        return {**lead, **shown, **trail}
+    if isinstance(value, timedelta):
+        return duration_text(value)
+    if isinstance(value, list | tuple):
+        return [_readable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _readable(v) for k, v in value.items()}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date | UUID):
+        return str(value)
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    """Strings with quotes or templates in double quotes, as people write them."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if ("'" in value or "{{" in value) and "\n" not in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _string)
 
 
 def state_class(state: str) -> str:

@@ -24,6 +24,16 @@ def duration(value: timedelta) -> str:
     return " ".join(parts[:2])
 
 
+def duration_text(value: timedelta) -> str:
+    """A duration as a definitions file takes it, in its largest whole unit: "10m", "2h",
+    "90m", "45s"."""
+    seconds = value.total_seconds()
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
     """ "5 min ago", "in 3h 2m", "just now"; "never" for None."""
     if moment is None:

@@ -3,6 +3,7 @@ sign-in, CSRF, read-only keys, and bad input answered with a 4xx naming the caus
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime
@@ -237,3 +238,28 @@ async def test_root_redirects_to_the_dashboard(engine: Running) -> None:
         css = await http.get("/ui/static/ui.css")
         assert css.status_code == 200
         assert "prefers-color-scheme: dark" in css.text
+
+
+async def test_the_live_feed_brings_what_was_stored_while_the_page_loaded(
+    engine: Running,
+) -> None:
+    async with engine.client() as http:
+        first = event("feed.before", "r")
+        await http.post("/api/events", json=first)
+        await engine.wait_stored(1)
+        page = await http.get("/ui/events")
+        live = re.search(r'data-live="([^"]*)"', page.text)
+        assert live is not None
+        assert "stored=" in live.group(1)
+        # Stored after the page read its events, before its feed connects.
+        meanwhile = event("feed.meanwhile", "r")
+        await http.post("/api/events", json=meanwhile)
+        await engine.wait_stored(2)
+        url = "/ui/events/live?" + live.group(1).replace("&amp;", "&")
+        async with asyncio.timeout(10), http.stream("GET", url) as feed:
+            assert feed.headers["content-type"].startswith("text/event-stream")
+            async for line in feed.aiter_lines():
+                if line.startswith("data: "):
+                    assert meanwhile["id"] in line
+                    assert first["id"] not in line
+                    break
