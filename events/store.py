@@ -89,10 +89,10 @@ def _row(raw: dict[str, Any], body: bytes, recorded: datetime) -> tuple[Any, ...
 
 
 @dataclass(frozen=True)
-class MinuteCount:
-    """How many events of one name occurred in one minute."""
+class BucketCount:
+    """How many events of one name occurred in one bucket of `counts_over_time`."""
 
-    minute: datetime
+    bucket: int  # counted in steps from the range's start
     event: str
     count: int
 
@@ -181,25 +181,25 @@ class EventStore:
         if rows:
             await bulk.insert(conn, event_counts, COUNT_COLUMNS, rows, ADD_COUNTS)
 
-    async def minute_counts(
-        self, since: datetime, until: datetime, prefixes: Sequence[str] = ()
-    ) -> list[MinuteCount]:
-        """Events per minute and name that occurred in [since, until), of names starting
-        with one of `prefixes` (all when none); read from the counts, not the events."""
+    async def counts_over_time(
+        self, since: datetime, until: datetime, step: timedelta, prefixes: Sequence[str] = ()
+    ) -> list[BucketCount]:
+        """Events per `step` (whole minutes) from `since` and per name, of those that
+        occurred in [since, until) with names starting with one of `prefixes` (all when
+        none); summed in the database from the per-minute counts, not read from events."""
         c = event_counts.c
+        first, minutes = _minute(since), max(int(step.total_seconds()) // 60, 1)
+        bucket = ((c.minute - first) // minutes).label("bucket")
         query = (
-            select(c.minute, c.event, func.sum(c.count).label("n"))
-            .where(c.minute >= _minute(since), c.minute < _minute(until))
-            .group_by(c.minute, c.event)
+            select(bucket, c.event, func.sum(c.count).label("n"))
+            .where(c.minute >= first, c.minute < _minute(until))
+            .group_by(bucket, c.event)
         )
         if prefixes:
             query = query.where(or_(*(c.event.startswith(p, autoescape=True) for p in prefixes)))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            MinuteCount(datetime.fromtimestamp(row.minute * 60, UTC), row.event, int(row.n))
-            for row in rows
-        ]
+        return [BucketCount(int(row.bucket), row.event, int(row.n)) for row in rows]
 
     async def get(self, event_id: str) -> ReceivedEvent | None:
         """One event by id."""

@@ -206,29 +206,40 @@ async def test_related_filters_read_the_related_rows_once_not_once_per_event(
     assert not any("CORRELATED" in step for step in steps), steps
 
 
-async def test_minute_counts_follow_what_is_stored_once(store: EventStore) -> None:
+async def test_counts_over_time_follow_what_is_stored_once(store: EventStore) -> None:
     t0 = datetime(2026, 12, 6, 9, 0, 30, tzinfo=UTC)
     batch = [
         make("prefect.flow-run.Failed", "r1", t0),
         make("prefect.flow-run.Failed", "r2", t0 + timedelta(seconds=10)),
         make("prefect.flow-run.Completed", "r3", t0 + timedelta(minutes=1)),
         make("airflow.dag-run.failed", "d1", t0 + timedelta(minutes=1)),
+        make("airflow.dag-run.failed", "d2", t0 + timedelta(minutes=10)),
     ]
     await store.write(encode(batch))
     await store.write(encode(batch[:2]))  # stored already: not counted again
     # Another process stores into the same minute: its rows add up with these.
     other = EventStore(store.engine)
     await other.write(encode([make("prefect.flow-run.Failed", "r4", t0 + timedelta(seconds=20))]))
-    counted = await store.minute_counts(t0 - timedelta(hours=1), t0 + timedelta(hours=1))
-    assert {(c.minute.strftime("%H:%M"), c.event, c.count) for c in counted} == {
-        ("09:00", "prefect.flow-run.Failed", 3),
-        ("09:01", "prefect.flow-run.Completed", 1),
-        ("09:01", "airflow.dag-run.failed", 1),
+    hour = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    counted = await store.counts_over_time(hour, hour + timedelta(hours=1), minute)
+    assert {(c.bucket, c.event, c.count) for c in counted} == {
+        (0, "prefect.flow-run.Failed", 3),
+        (1, "prefect.flow-run.Completed", 1),
+        (1, "airflow.dag-run.failed", 1),
+        (10, "airflow.dag-run.failed", 1),
     }
-    flow_runs = await store.minute_counts(t0, t0 + timedelta(hours=1), ["prefect.flow-run."])
+    by_five = await store.counts_over_time(hour, hour + timedelta(hours=1), 5 * minute)
+    assert {(c.bucket, c.event, c.count) for c in by_five} == {
+        (0, "prefect.flow-run.Failed", 3),
+        (0, "prefect.flow-run.Completed", 1),
+        (0, "airflow.dag-run.failed", 1),
+        (2, "airflow.dag-run.failed", 1),
+    }
+    flow_runs = await store.counts_over_time(hour, hour + timedelta(hours=1), minute, ["prefect."])
     assert sum(c.count for c in flow_runs) == 4
-    assert await store.minute_counts(t0, t0 + timedelta(hours=1), ["prefect.flow_run"]) == []
+    assert await store.counts_over_time(hour, hour + minute, minute, ["prefect.flow_run"]) == []
 
     await store.sweep(t0 + timedelta(minutes=1))
-    left = await store.minute_counts(t0 - timedelta(hours=1), t0 + timedelta(hours=1))
-    assert {c.minute.strftime("%H:%M") for c in left} == {"09:01"}
+    left = await store.counts_over_time(hour, hour + timedelta(hours=1), minute)
+    assert {c.bucket for c in left} == {1, 10}

@@ -112,18 +112,36 @@ def sparkline(values: Sequence[int], *, label: str, width: int = 96, height: int
     return Markup("".join(parts))
 
 
+QUIET = frozenset({"ok", "none"})  # days drawn as runs, without a title of their own
+
+
 def strip(cells: Sequence[tuple[str, str]], *, label: str, size: int = 10) -> Markup:
-    """One square per day, coloured by state (`state-ok`, `state-missed`, …), with a title
-    such as "2026-12-01: missed at 09:05, recovered at 09:40"."""
-    width = len(cells) * (size + 2)
+    """One square per day that something happened, coloured by state (`state-missed`, …)
+    with a title such as "2026-12-01: missed at 09:05, recovered at 09:40"; the quiet
+    days between (ok, or before the SLA existed) drawn as one bar per run."""
+    pitch = size + 2
+    width = len(cells) * pitch
     parts = [
         f'<svg class="strip" viewBox="0 0 {width} {size}" width="{width}" height="{size}" '
         f'role="img" aria-label="{_attr(label)}">'
     ]
-    for i, (state, title) in enumerate(cells):
+    i = 0
+    while i < len(cells):
+        state, title = cells[i]
+        if state in QUIET:
+            end = i
+            while end + 1 < len(cells) and cells[end + 1][0] == state:
+                end += 1
+            parts.append(
+                f'<rect class="state-{state}" x="{i * pitch}" y="{size // 2 - 2}" '
+                f'width="{(end - i + 1) * pitch - 2}" height="4" rx="2"/>'
+            )
+            i = end + 1
+            continue
         parts.append(
-            f'<rect class="state-{_attr(state)}" x="{i * (size + 2)}" y="0" width="{size}" '
+            f'<rect class="state-{_attr(state)}" x="{i * pitch}" y="0" width="{size}" '
             f'height="{size}" rx="2"><title>{_attr(title)}</title></rect>'
         )
+        i += 1
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -86,10 +86,9 @@ async def event_rate(
     per_prefix: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
     prefixes = _counted_prefixes(flt)
     if prefixes is not None:
-        for counted in await store.minute_counts(since, until, prefixes):
-            index = int((counted.minute - since) / step)
-            if 0 <= index < len(starts):
-                per_prefix[prefix(counted.event)][index] += counted.count
+        for counted in await store.counts_over_time(since, until, step, prefixes):
+            if 0 <= counted.bucket < len(starts):
+                per_prefix[prefix(counted.event)][counted.bucket] += counted.count
     else:
         for index, name, count in await _grouped(store.engine, since, until, step, flt):
             if 0 <= index < len(starts):
