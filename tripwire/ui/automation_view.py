@@ -44,7 +44,7 @@ async def automation_context(board: Dashboard, stored: StoredAutomation) -> dict
     key = str(stored.id)
     now = clock.now()
     decisions = await read_decisions(engine.db, key, last=DECISIONS_SHOWN)
-    fired = await readings.firings(engine.ledger_db, now - DAY, now)
+    fired = await readings.firings(engine.ledger_db, now - DAY, now, [key])
     hourly = fired.per_automation.get(key, [0] * len(fired.starts))
     entries = await readings.firing_actions(engine.ledger_db, key)
     definition = definition_yaml(stored.automation)

@@ -191,8 +191,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         if len(stored) > AUTOMATIONS_PER_PAGE:
             stored = stored[:AUTOMATIONS_PER_PAGE]
             next_after = stored[-1].automation.name
-        fired = await readings.firings(engine.ledger_db, now - DAY, now)
-        last = await readings.last_fired(engine.ledger_db)
+        ids = [str(item.id) for item in stored]
+        fired = await readings.firings(engine.ledger_db, now - DAY, now, ids)
+        last = await readings.last_fired(engine.ledger_db, ids)
         rows = []
         for item in stored:
             key = str(item.id)
@@ -377,14 +378,13 @@ def _keys(
     since: datetime,
 ) -> list[dict[str, Any]]:
     keys = []
+    days = readings.day_labels(since, HISTORY_DAYS)
     for window in windows:
         shown = window_json(window, item.sla)
         values = tuple(str(v) for v in shown["key"])
         shown["label"] = ", ".join(values) or item.sla.name
         shown["strip"] = strip(
-            readings.day_cells(
-                history.get((item.sla.name, values)), since, HISTORY_DAYS, item.created
-            ),
+            readings.day_cells(history.get((item.sla.name, values)), days, item.created),
             label=f"misses and recoveries of the last {HISTORY_DAYS} days",
         )
         keys.append(shown)

@@ -134,10 +134,15 @@ class Firings:
         return Buckets(self.starts, {"firings": totals}, unit="firings")
 
 
-async def firings(ledger_db: AsyncEngine, since: datetime, until: datetime) -> Firings:
-    """Firings per hour and automation, from the action ledger (ix_action_ledger_created):
-    a firing is counted once whatever its number of actions. Failed actions are counted
-    per automation too."""
+async def firings(
+    ledger_db: AsyncEngine,
+    since: datetime,
+    until: datetime,
+    automation_ids: Sequence[str] | None = None,
+) -> Firings:
+    """Firings per hour and automation (of these automations, when given), from the action
+    ledger (ix_action_ledger_created): a firing is counted once whatever its number of
+    actions. Failed actions are counted per automation too."""
     step = timedelta(hours=1)
     result = Firings(_starts(since, until, step))
     table = action_ledger
@@ -153,6 +158,8 @@ async def firings(ledger_db: AsyncEngine, since: datetime, until: datetime) -> F
         .where(table.c.created >= since, table.c.created < until)
         .group_by(table.c.automation_id, bucket)
     )
+    if automation_ids is not None:
+        query = query.where(table.c.automation_id.in_(list(automation_ids)))
     async with ledger_db.connect() as conn:
         rows = (await conn.execute(query)).all()
     for row in rows:
@@ -165,11 +172,13 @@ async def firings(ledger_db: AsyncEngine, since: datetime, until: datetime) -> F
     return result
 
 
-async def last_fired(ledger_db: AsyncEngine) -> dict[str, datetime]:
-    """When each automation last fired (ix_action_ledger_automation_id_created)."""
+async def last_fired(ledger_db: AsyncEngine, automation_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each of these automations last fired (ix_action_ledger_automation_id_created)."""
     table = action_ledger
-    query = select(table.c.automation_id, func.max(table.c.created).label("last")).group_by(
-        table.c.automation_id
+    query = (
+        select(table.c.automation_id, func.max(table.c.created).label("last"))
+        .where(table.c.automation_id.in_(list(automation_ids)))
+        .group_by(table.c.automation_id)
     )
     async with ledger_db.connect() as conn:
         rows = (await conn.execute(query)).all()
@@ -267,7 +276,7 @@ class KeyHistory:
 
 
 def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+    return moment.date().isoformat()
 
 
 async def sla_history(
@@ -301,18 +310,24 @@ async def sla_history(
     return history
 
 
+def day_labels(since: datetime, days: int) -> list[str]:
+    """ "2026-12-06" for each of `days` days from `since`, as `sla_history` keys them."""
+    first = since.date()
+    return [(first + timedelta(days=n)).isoformat() for n in range(days)]
+
+
 def day_cells(
-    history: KeyHistory | None, since: datetime, days: int, created: datetime
+    history: KeyHistory | None, days: Sequence[str], created: datetime
 ) -> list[tuple[str, str]]:
     """(state, title) per day for a strip: missed when a miss happened that day, recovered
     when only a recovery did, ok otherwise; none before the SLA existed."""
+    born = created.date().isoformat()
     cells = []
-    for n in range(days):
-        day = _day(since + timedelta(days=n))
-        happened = history.days.get(day, []) if history else []
-        if day < _day(created):
+    for day in days:
+        if day < born:
             cells.append(("none", f"{day}: before this SLA existed"))
             continue
+        happened = history.days.get(day, []) if history else []
         if any(h.startswith("missed") for h in happened):
             state = "missed"
         elif any(h.startswith("at-risk") for h in happened):
