@@ -6,7 +6,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -70,8 +69,7 @@ def build_pages(board: Dashboard) -> APIRouter:
         warned = [s.id for s in stored if s.sla.warn_before is not None]
         counts = await readings.sla_counts(engine.db, warned)
         rejected = await readings.rejected_since(engine.db, since)
-        # Per minute, the 15-minute buckets read as a rate.
-        per_minute = Buckets(
+        quarters = Buckets(
             rate.buckets.starts,
             rate.buckets.series,
             unit=f"events in {int(EVENT_STEP.total_seconds() // 60)} min",
@@ -83,7 +81,7 @@ def build_pages(board: Dashboard) -> APIRouter:
             ok=ok,
             health=report,
             events_chart=stacked_bars(
-                per_minute, label="events over the last 24 hours", link="/ui/events"
+                quarters, label="events over the last 24 hours", link="/ui/events"
             ),
             series=list(rate.buckets.series),
             events_peak=rate.buckets.peak,
@@ -96,7 +94,6 @@ def build_pages(board: Dashboard) -> APIRouter:
             at_risk=sum(c.at_risk for c in counts.values()),
             failed=actions.get(Status.failed.value, 0),
             retrying=actions.get(Status.retrying.value, 0),
-            succeeded=actions.get(Status.succeeded.value, 0),
             rejected=rejected,
         )
 
@@ -111,8 +108,9 @@ def build_pages(board: Dashboard) -> APIRouter:
         series: list[str] = []
         peak = 0
         window = None
+        now = clock.now()
         try:
-            flt = asked.to_filter()
+            flt = asked.to_filter(now)
         except QueryError as exc:
             error = exc
         else:
@@ -123,7 +121,7 @@ def build_pages(board: Dashboard) -> APIRouter:
             found = page.events
             if page.next_token and found:
                 next_after = f"{found[-1].occurred.isoformat()}|{found[-1].id}"
-            since, until = window = asked.window()
+            since, until = window = asked.window(now)
             rate = await readings.event_rate(
                 engine.store, since, until, _histogram_step(since, until), flt
             )
@@ -165,16 +163,9 @@ def build_pages(board: Dashboard) -> APIRouter:
                 f"No stored event has the id {event_id}. It may not be stored yet, or "
                 "retention swept it.",
             )
-        document = orjson.loads(event.model_dump_json())
         decisions = await readings.event_decisions(engine.db, event_id)
         return board.pages.render(
-            request,
-            visitor,
-            "event.html",
-            event=event,
-            payload=document.get("payload") or {},
-            document=document,
-            decisions=decisions,
+            request, visitor, "event.html", event=event, payload=event.payload, decisions=decisions
         )
 
     @router.get("/automations")
