@@ -19,6 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from events.durations import Duration
+from events.json_values import JSONObject
 from events.templating import parse_error
 
 Source = Literal["selected", "inferred"]
@@ -31,7 +32,7 @@ class _Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retries: int | None = Field(
-        default=None, ge=0, description="Attempts after the first; default from settings."
+        default=None, ge=0, le=1000, description="Attempts after the first; default from settings."
     )
     retry_delay: Duration | None = Field(
         default=None, description="First backoff delay (doubles, with jitter)."
@@ -122,10 +123,10 @@ class RunDeployment(_DeploymentAction):
 
     type: Literal["run-deployment"] = "run-deployment"
     template_fields: ClassVar[tuple[str, ...]] = ("parameters",)
-    parameters: dict[str, Any] | None = Field(
+    parameters: JSONObject | None = Field(
         default=None, description="Flow parameters; string values are templates, JSON types kept."
     )
-    job_variables: dict[str, Any] | None = Field(
+    job_variables: JSONObject | None = Field(
         default=None, description="Job variables for the run's infrastructure."
     )
     schedule_after: Duration = Field(
@@ -279,7 +280,7 @@ class SendSlack(_Action):
     text: str | None = Field(
         default=None, description="Message text (template); default: a summary of the firing."
     )
-    blocks: list[dict[str, Any]] | None = Field(
+    blocks: list[JSONObject] | None = Field(
         default=None, description="Block Kit blocks; string values are templates."
     )
 
@@ -352,7 +353,7 @@ class EmitEvent(_Action):
     event: str = Field(description="Event name (template).")
     resource: dict[str, str] = Field(description="Resource labels (templates).")
     related: list[dict[str, str]] = Field(default_factory=list, description="Related resources.")
-    payload: dict[str, Any] = Field(default_factory=dict, description="Payload (templates).")
+    payload: JSONObject = Field(default_factory=dict, description="Payload (templates).")
 
     @model_validator(mode="after")
     def _resource_id(self) -> EmitEvent:

@@ -63,7 +63,9 @@ class EventTrigger(_Trigger):
         "related:flow:prefect.resource.name.",
     )
     posture: Posture = Field(default=Posture.Reactive, description="Reactive or Proactive.")
-    threshold: int = Field(default=1, ge=1, description="How many events make it fire.")
+    threshold: int = Field(
+        default=1, ge=1, le=1_000_000_000, description="How many events make it fire."
+    )
     within: Duration = Field(
         default=timedelta(0), description="The window, in seconds or like 10m or 2h."
     )

@@ -203,6 +203,24 @@ async def test_invalid_definitions_are_422_naming_each_field(engine: Running) ->
         too_many = await http.get("/api/automations/x/decisions", params={"last": 0})
         assert too_many.status_code == 422
         assert too_many.json()["field"] == "last"
+
+        # Integers too large to store are refused here, not with a 500 when stored.
+        huge = 2**125
+        counted = await http.post(
+            "/api/automations/apply",
+            json={"automations": [{"name": "h", "trigger": {"type": "event", "threshold": huge}}]},
+        )
+        assert counted.status_code == 422
+        assert counted.json()["errors"][0]["field"] == "automations[0].trigger.threshold"
+        deep = {"type": "run-deployment", "deployment_id": str(uuid.uuid4()),
+                "parameters": {"rows": [1, {"n": huge}]}}  # fmt: skip
+        nested = await http.post(
+            "/api/automations/",
+            json={"name": "h", "trigger": {"type": "event"}, "actions": [deep]},
+        )
+        assert nested.status_code == 422
+        assert "parameters: rows[1].n: " in nested.json()["detail"]
+        assert "outside the 64-bit integer range" in nested.json()["detail"]
         assert await names(http) == []
 
 
