@@ -185,14 +185,15 @@ class EventStore:
         self, since: datetime, until: datetime, step: timedelta, prefixes: Sequence[str] = ()
     ) -> list[BucketCount]:
         """Events per `step` (whole minutes) from `since` and per name, of those that
-        occurred in [since, until) with names starting with one of `prefixes` (all when
-        none); summed in the database from the per-minute counts, not read from events."""
+        occurred in the minutes from `since`'s to `until`'s (both whole) with names
+        starting with one of `prefixes` (all when none); summed in the database from the
+        per-minute counts, not read from events."""
         c = event_counts.c
         first, minutes = _minute(since), max(int(step.total_seconds()) // 60, 1)
         bucket = ((c.minute - first) // minutes).label("bucket")
         query = (
             select(bucket, c.event, func.sum(c.count).label("n"))
-            .where(c.minute >= first, c.minute < _minute(until))
+            .where(c.minute >= first, c.minute <= _minute(until))
             .group_by(bucket, c.event)
         )
         if prefixes:

@@ -57,6 +57,15 @@ def _starts(since: datetime, until: datetime, step: timedelta) -> list[datetime]
     return [since + step * i for i in range(count)]
 
 
+def _slot(index: int, count: int) -> int | None:
+    """The bar a bucket index falls in. Seconds and minutes are cut to whole ones in the
+    database, so what happened in the range's last second (or minute) can come out one
+    past the last bar: it belongs to the last."""
+    if index < 0 or index > count:
+        return None
+    return min(index, count - 1)
+
+
 @dataclass
 class EventRate:
     """Events over a range, one series per name prefix."""
@@ -87,12 +96,12 @@ async def event_rate(
     prefixes = _counted_prefixes(flt)
     if prefixes is not None:
         for counted in await store.counts_over_time(since, until, step, prefixes):
-            if 0 <= counted.bucket < len(starts):
-                per_prefix[prefix(counted.event)][counted.bucket] += counted.count
+            if (slot := _slot(counted.bucket, len(starts))) is not None:
+                per_prefix[prefix(counted.event)][slot] += counted.count
     else:
         for index, name, count in await _grouped(store.engine, since, until, step, flt):
-            if 0 <= index < len(starts):
-                per_prefix[prefix(name)][index] += count
+            if (slot := _slot(index, len(starts))) is not None:
+                per_prefix[prefix(name)][slot] += count
     ranked = sorted(per_prefix, key=lambda p: -sum(per_prefix[p]))
     series = {name: per_prefix[name] for name in ranked[:TOP_PREFIXES]}
     if len(ranked) > TOP_PREFIXES:
@@ -164,8 +173,8 @@ async def firings(
         rows = (await conn.execute(query)).all()
     for row in rows:
         values = result.per_automation.setdefault(row.automation_id, [0] * len(result.starts))
-        if 0 <= row.bucket < len(values):
-            values[row.bucket] += int(row.n)
+        if (slot := _slot(int(row.bucket), len(values))) is not None:
+            values[slot] += int(row.n)
         result.failed[row.automation_id] = result.failed.get(row.automation_id, 0) + int(
             row.failed or 0
         )

@@ -57,7 +57,10 @@ async def apply(http: httpx.AsyncClient, **definitions: Any) -> None:
     assert answer.status_code == 200, answer.text
 
 
-async def test_pages_show_what_fired_and_why(engine: Running) -> None:
+async def test_pages_show_what_fired_and_why(
+    start_engine: StartEngine, database_url: str
+) -> None:
+    engine = await start_engine(database_url=database_url)
     async with engine.client() as http:
         await apply(http, automations=[AUTOMATION], slas=[SLA])
         failures = [event("load.failed", "load.sales") for _ in range(3)]
@@ -102,6 +105,14 @@ async def test_pages_show_what_fired_and_why(engine: Running) -> None:
         events = await http.get("/ui/events", params={"event": "load."})
         assert events.text.count('id="event-') == 3
         assert "orders.started" not in events.text
+        # A filter the per-minute counts cannot answer: the histogram groups the events.
+        by_resource = await http.get("/ui/events", params={"resource": "load.sales"})
+        assert by_resource.text.count('id="event-') == 3
+        assert "load.failed: 3 events from" in by_resource.text
+
+        sla = await http.get("/ui/slas/orders-hourly")
+        assert sla.status_code == 200
+        assert "orders.eu" in sla.text
 
 
 async def test_what_events_carry_is_escaped(engine: Running) -> None:

@@ -13,6 +13,7 @@ from events import clock
 from triggers.automation import Automation
 from tripwire.auth import Access, ApiAuth
 from tripwire.settings import Settings
+from tripwire.ui import readings
 from tripwire.ui.access import COOKIE, SESSION_SECONDS, Sessions
 from tripwire.ui.charts import Buckets, sparkline, stacked_bars, strip
 from tripwire.ui.event_query import EventQuery, QueryError
@@ -201,3 +202,12 @@ def test_definitions_read_without_defaults_but_with_their_types() -> None:
     assert "type: do-nothing" in shown
     assert "threshold" not in shown
     assert "id:" not in shown
+
+
+def test_what_happened_in_the_ranges_last_second_is_in_its_last_bar() -> None:
+    # The database cuts seconds and minutes to whole ones: an event in the last second of
+    # the range computes to one bar past the last.
+    assert readings._slot(60, 60) == 59
+    assert readings._slot(59, 60) == 59
+    assert readings._slot(61, 60) is None
+    assert readings._slot(-1, 60) is None
