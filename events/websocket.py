@@ -98,9 +98,18 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 def build_router(
-    bus: Bus, store: EventStore, token_ok: TokenCheck, header_ok: HeaderCheck
+    bus: Bus,
+    store: EventStore,
+    token_ok: TokenCheck,
+    header_ok: HeaderCheck,
+    *,
+    reader_token_ok: TokenCheck | None = None,
+    reader_header_ok: HeaderCheck | None = None,
 ) -> APIRouter:
-    """The two websocket routes."""
+    """The two websocket routes; `out` only reads, so it also takes the `reader_*`
+    credentials (read-only keys) when given."""
+    read_token_ok = reader_token_ok or token_ok
+    read_header_ok = reader_header_ok or header_ok
     router = APIRouter(prefix="/api/events")
 
     @router.websocket("/in")
@@ -130,7 +139,7 @@ def build_router(
 
     @router.websocket("/out")
     async def events_out(websocket: WebSocket) -> None:
-        if not await accept(websocket, token_ok, header_ok):
+        if not await accept(websocket, read_token_ok, read_header_ok):
             return
         try:
             message = orjson.loads(await websocket.receive_text())

@@ -177,7 +177,14 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
 
     app.include_router(events_api.build_router(engine.bus, engine.store))
     app.include_router(
-        events_websocket.build_router(engine.bus, engine.store, auth.token_ok, auth.header_ok)
+        events_websocket.build_router(
+            engine.bus,
+            engine.store,
+            auth.token_ok,
+            auth.header_ok,
+            reader_token_ok=auth.token_reads,
+            reader_header_ok=auth.header_reads,
+        )
     )
     # A worker in this process sees a change at once; workers elsewhere poll the revision.
     reload = engine.pipeline.reload if engine.roles & {Role.worker, Role.sla} else None

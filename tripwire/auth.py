@@ -84,6 +84,14 @@ class ApiAuth:
         """An Authorization header that may do anything."""
         return self.header_access(header) is Access.write
 
+    def token_reads(self, token: str | None) -> bool:
+        """A websocket token that may at least read (read-only keys too)."""
+        return self.secret_access(token) >= Access.read
+
+    def header_reads(self, header: str | None) -> bool:
+        """An Authorization header that may at least read (read-only keys too)."""
+        return self.header_access(header) >= Access.read
+
 
 class AuthMiddleware:
     """Rejects HTTP requests without valid credentials (websockets check their own)."""

@@ -165,3 +165,30 @@ async def test_websockets_need_the_token_when_auth_is_on(start_engine: StartEngi
         await ws.send(json.dumps(event()))
         await asyncio.wait_for(await ws.ping(), 5)
     await running.wait_stored(1)
+
+
+async def test_read_only_keys_may_follow_events_but_not_send_them(
+    start_engine: StartEngine,
+) -> None:
+    running = await start_engine(api_key="s3cret", api_read_keys=["look"])
+    refused = await prefect_socket(running, "/api/events/in", token="look")
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(refused.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(
+            running.ws_url + "/api/events/in", additional_headers={"Authorization": "Bearer look"}
+        )
+    following = await prefect_socket(running, "/api/events/out", token="look")
+    assert json.loads(await following.recv()) == {"type": "auth_success"}
+    await following.close()
+    async with websockets.connect(
+        running.ws_url + "/api/events/out", additional_headers={"Authorization": "Bearer look"}
+    ) as ws:
+        await ws.send(json.dumps({"type": "filter", "filter": {}}))
+        async with running.client(headers={"Authorization": "Bearer s3cret"}) as http:
+            sent = event()
+            assert (await http.post("/api/events", json=sent)).status_code == 202
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert message["event"]["id"] == sent["id"]
