@@ -3,7 +3,6 @@ TRIPWIRE_TEST_POSTGRES_URL (required when CI is set), engines on free ports."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,11 +11,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
 
 from events.embedded import EmbeddedNats, free_port
-from tests.support import POSTGRES_URL, Running, StartEngine, asyncpg_dsn, eventually
-from tripwire.app import create_app
+from tests.support import POSTGRES_URL, Running, StartEngine, asyncpg_dsn, serve
 from tripwire.engine import Engine, Role
 from tripwire.settings import Settings
 
@@ -79,26 +76,7 @@ async def start_engine(settings_factory: Callable[..., Settings]) -> AsyncIterat
     started: list[Running] = []
 
     async def start(roles: frozenset[Role] = frozenset(Role), **overrides: Any) -> Running:
-        settings = settings_factory(**overrides)
-        engine = Engine(settings, roles)
-        config = uvicorn.Config(
-            create_app(engine),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-
-        async def serving() -> bool:
-            if task.done():
-                task.result()
-                raise RuntimeError("the engine stopped while starting")
-            return bool(server.started)
-
-        await eventually(serving, 20, "the engine serving")
-        running = Running(engine, server, task)
+        running = await serve(Engine(settings_factory(**overrides), roles))
         started.append(running)
         return running
 

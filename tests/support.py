@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from tripwire.app import create_app
 from tripwire.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +100,27 @@ class Running:
 
 
 StartEngine = Callable[..., Awaitable[Running]]
+
+
+async def serve(engine: Engine, name: str = "engine") -> Running:
+    """Serve `engine`'s app over HTTP on its settings' port in this event loop, once it
+    answers; the caller stops it (`Running.stop`)."""
+    settings = engine.settings
+    config = uvicorn.Config(
+        create_app(engine),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def serving() -> bool:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"the {name} stopped while starting")
+        return bool(server.started)
+
+    await eventually(serving, 20, f"the {name} serving")
+    return Running(engine, server, task)

@@ -16,6 +16,7 @@ from events.live import stored_up_to
 from events.timestamps import as_utc
 from sla.api import window_json
 from sla.errors import SLANotFound
+from sla.store import StoredSLA
 from triggers.repository import AutomationNotFound
 from tripwire.engine import Engine
 from tripwire.health import health
@@ -224,21 +225,7 @@ def build_pages(board: Dashboard) -> APIRouter:
 
     @router.get("/slas")
     async def slas_page(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
-        now = clock.now()
-        since = _day_start(now - timedelta(days=HISTORY_DAYS - 1))
-        stored = await engine.slas.all()
-        warned = [s.id for s in stored if s.sla.warn_before is not None]
-        counts = await readings.sla_counts(engine.db, warned)
-        windows = await readings.sla_windows_first(engine.db, [s.id for s in stored], BOARD_KEYS)
-        history = await readings.sla_history(engine.db, [s.sla for s in stored], since)
-        slas = [
-            {
-                "stored": item,
-                "counts": counts.get(item.id, readings.SLACounts()),
-                "keys": _keys(item, windows.get(item.id, []), history, since),
-            }
-            for item in stored
-        ]
+        slas = await _sla_sections(engine, await engine.slas.all(), BOARD_KEYS)
         return board.pages.render(request, visitor, "slas.html", slas=slas, days=HISTORY_DAYS)
 
     @router.get("/slas/{name}")
@@ -249,21 +236,15 @@ def build_pages(board: Dashboard) -> APIRouter:
             item = await engine.slas.get(name)
         except SLANotFound as exc:
             return board.not_found(request, visitor, str(exc))
-        now = clock.now()
-        since = _day_start(now - timedelta(days=HISTORY_DAYS - 1))
-        warned = [item.id] if item.sla.warn_before is not None else []
-        counts = (await readings.sla_counts(engine.db, warned)).get(item.id, readings.SLACounts())
-        windows = await readings.sla_windows_first(engine.db, [item.id], SLA_PAGE_KEYS)
-        history = await readings.sla_history(engine.db, [item.sla], since)
-        definition = definition_yaml(item.sla)
+        (section,) = await _sla_sections(engine, [item], SLA_PAGE_KEYS)
         return board.pages.render(
             request,
             visitor,
             "sla.html",
             item=item,
-            counts=counts,
-            keys=_keys(item, windows.get(item.id, []), history, since),
-            definition=definition,
+            counts=section["counts"],
+            keys=section["keys"],
+            definition=definition_yaml(item.sla),
             days=HISTORY_DAYS,
         )
 
@@ -356,6 +337,27 @@ def _with_lag(report: dict[str, Any]) -> dict[str, Any]:
     last = report.get("last_event")
     occurred = as_utc(datetime.fromisoformat(last["occurred"])) if last else None
     return {**report, "last_occurred": occurred}
+
+
+async def _sla_sections(
+    engine: Engine, stored: list[StoredSLA], keys_each: int
+) -> list[dict[str, Any]]:
+    """Per SLA: its counts of keys, and its first `keys_each` keys (missed, at risk, next
+    due) with their strips of the last HISTORY_DAYS days; four queries in all."""
+    since = _day_start(clock.now() - timedelta(days=HISTORY_DAYS - 1))
+    ids = [item.id for item in stored]
+    warned = [item.id for item in stored if item.sla.warn_before is not None]
+    counts = await readings.sla_counts(engine.db, warned, ids)
+    windows = await readings.sla_windows_first(engine.db, ids, keys_each)
+    history = await readings.sla_history(engine.db, [item.sla for item in stored], since)
+    return [
+        {
+            "stored": item,
+            "counts": counts.get(item.id, readings.SLACounts()),
+            "keys": _keys(item, windows.get(item.id, []), history, since),
+        }
+        for item in stored
+    ]
 
 
 def _day_start(moment: datetime) -> datetime:

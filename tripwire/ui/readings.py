@@ -397,9 +397,11 @@ def _at_risk() -> ColumnElement[bool]:
     return w.armed.is_(True) & w.warn_at.is_(None) & w.met.is_(None) & w.missed.is_(None)
 
 
-async def sla_counts(db: AsyncEngine, warned: Iterable[str]) -> dict[str, SLACounts]:
-    """Per SLA id: keys, missed keys, and at-risk keys of the SLAs in `warned` (those with
-    an early warning; the others are never at risk)."""
+async def sla_counts(
+    db: AsyncEngine, warned: Iterable[str], sla_ids: Sequence[str] | None = None
+) -> dict[str, SLACounts]:
+    """Per SLA id (of `sla_ids`, else of all): keys, missed keys, and at-risk keys of the
+    SLAs in `warned` (those with an early warning; the others are never at risk)."""
     w = sla_windows.c
     query = select(
         w.sla_id,
@@ -407,6 +409,8 @@ async def sla_counts(db: AsyncEngine, warned: Iterable[str]) -> dict[str, SLACou
         func.count(w.missed).label("missed"),
         func.sum(cast(_at_risk(), Integer)).label("at_risk"),
     ).group_by(w.sla_id)
+    if sla_ids is not None:
+        query = query.where(w.sla_id.in_(list(sla_ids)))
     warned = set(warned)
     async with db.connect() as conn:
         rows = (await conn.execute(query)).all()

@@ -30,13 +30,11 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-import uvicorn
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from events import clock
 from events.embedded import EmbeddedNats, free_port
-from tests.support import Running, eventually
-from tripwire.app import create_app
+from tests.support import Running, eventually, serve
 from tripwire.engine import Engine, Role
 from tripwire.settings import Settings
 
@@ -79,25 +77,7 @@ class Engines:
             "port": free_port(),
         }
         settings = Settings(**{**values, **overrides})
-        engine = Engine(settings, frozenset(Role))
-        config = uvicorn.Config(
-            create_app(engine),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-
-        async def serving() -> bool:
-            if task.done():
-                task.result()
-                raise RuntimeError(f"the {name} engine stopped while starting")
-            return bool(server.started)
-
-        await eventually(serving, 20, f"the {name} engine serving")
-        running = Running(engine, server, task)
+        running = await serve(Engine(settings, frozenset(Role)), f"{name} engine")
         self.started.append(running)
         return running
 

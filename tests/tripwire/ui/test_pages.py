@@ -57,9 +57,7 @@ async def apply(http: httpx.AsyncClient, **definitions: Any) -> None:
     assert answer.status_code == 200, answer.text
 
 
-async def test_pages_show_what_fired_and_why(
-    start_engine: StartEngine, database_url: str
-) -> None:
+async def test_pages_show_what_fired_and_why(start_engine: StartEngine, database_url: str) -> None:
     engine = await start_engine(database_url=database_url)
     async with engine.client() as http:
         await apply(http, automations=[AUTOMATION], slas=[SLA])
