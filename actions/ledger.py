@@ -208,11 +208,18 @@ class Ledger:
         *,
         status: Status | None = None,
         automation: str | None = None,
+        before: tuple[datetime, str] | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Newest first; `automation` is a name or an id."""
+        """Entries without their request bodies, newest first; `automation` is a name or an
+        id; `before` (created, id) continues after the last entry of a previous page."""
         table = action_ledger
-        query = select(table).order_by(table.c.created.desc()).limit(limit)
+        query = select(*SHOWN).order_by(table.c.created.desc(), table.c.id.desc()).limit(limit)
+        if before is not None:
+            created, key = before
+            query = query.where(
+                (table.c.created < created) | ((table.c.created == created) & (table.c.id < key))
+            )
         if status is not None:
             query = query.where(table.c.status == status)
         if automation is not None:

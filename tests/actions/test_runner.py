@@ -317,3 +317,28 @@ async def test_an_emit_event_during_a_bus_outage_is_retried_not_logged_as_a_bug(
     assert entry["status"] == "retrying"
     assert "not reachable" in entry["last_error"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_the_ledger_lists_page_by_page_newest_first(
+    runner: ActionRunner, ledger: Ledger
+) -> None:
+    requests = [request_for({"type": "do-nothing"}) for _ in range(5)]
+    with clock.frozen_clock(START) as frozen:
+        for request in requests:
+            await runner.run(request)
+        frozen.advance(timedelta(seconds=1))
+        same_instant = [request_for({"type": "do-nothing"}) for _ in range(3)]
+        for request in same_instant:  # created at one instant: ordered by id among them
+            await runner.run(request)
+    seen: list[str] = []
+    before = None
+    while True:
+        page = await ledger.list(before=before, limit=3)
+        if not page:
+            break
+        assert all("request" not in entry for entry in page)  # bodies stay in the table
+        seen += [entry["id"] for entry in page]
+        before = (page[-1]["created"], page[-1]["id"])
+    assert len(seen) == len(set(seen)) == 8
+    assert set(seen[:3]) == {str(r.id) for r in same_instant}
+    assert seen[:3] == sorted(seen[:3], reverse=True)

@@ -22,6 +22,7 @@ from tripwire.ui.words import trigger_words
 
 DAY = timedelta(hours=24)
 DECISIONS_SHOWN = 50
+FIRING_ACTIONS_SHOWN = 100
 
 
 def group_firings(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -46,7 +47,7 @@ async def automation_context(board: Dashboard, stored: StoredAutomation) -> dict
     decisions = await read_decisions(engine.db, key, last=DECISIONS_SHOWN)
     fired = await readings.firings(engine.ledger_db, now - DAY, now, [key])
     hourly = fired.per_automation.get(key, [0] * len(fired.starts))
-    entries = await readings.firing_actions(engine.ledger_db, key)
+    entries = await engine.acting.ledger.list(automation=key, limit=FIRING_ACTIONS_SHOWN)
     definition = definition_yaml(stored.automation)
     return {
         "stored": stored,

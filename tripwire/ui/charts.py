@@ -26,12 +26,14 @@ class Buckets:
     unit: str = "events"
 
     @property
+    def totals(self) -> list[int]:
+        """Each bucket's count over all series."""
+        return [sum(values[i] for values in self.series.values()) for i in range(len(self.starts))]
+
+    @property
     def peak(self) -> int:
         """The tallest bucket, which the chart's height stands for."""
-        totals = [
-            sum(values[i] for values in self.series.values()) for i in range(len(self.starts))
-        ]
-        return max(totals, default=0)
+        return max(self.totals, default=0)
 
 
 def _attr(value: object) -> str:
@@ -51,8 +53,7 @@ def stacked_bars(
     so a bar of the events chart opens those events."""
     count = len(buckets.starts)
     width = max(count * 6, 240)
-    totals = [sum(values[i] for values in buckets.series.values()) for i in range(count)]
-    top = max(totals, default=0) or 1
+    top = buckets.peak or 1
     step = width / max(count, 1)
     bar = max(step - 1, 1)
     parts = [

@@ -272,9 +272,8 @@ def build_pages(board: Dashboard) -> APIRouter:
                 before = (as_utc(datetime.fromisoformat(cursor[0])), cursor[1])
             except ValueError:
                 before = None
-        entries = await readings.actions_page(
-            engine.ledger_db,
-            status=status or None,
+        entries = await engine.acting.ledger.list(
+            status=Status(status) if status else None,
             automation=automation or None,
             before=before,
             limit=ACTIONS_PER_PAGE + 1,

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions.ledger import Status
 from actions.tables import action_ledger
+from events.bulk import read_time
 from events.conditions import matching
 from events.filters import EventFilter
 from events.store import EventStore
 from events.tables import event_resources, events
-from events.timestamps import as_utc
 from events.webhooks.rejections import REJECTED_EVENT
 from events.webhooks.tables import webhook_rejections
 from sla.model import SLA
@@ -191,12 +191,7 @@ async def last_fired(ledger_db: AsyncEngine, automation_ids: Sequence[str]) -> d
     )
     async with ledger_db.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return {row.automation_id: _time(row.last) for row in rows if row.last is not None}
-
-
-def _time(value: datetime | str) -> datetime:
-    # An aggregate bypasses the column type: SQLite hands back its text.
-    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    return {row.automation_id: read_time(row.last) for row in rows if row.last is not None}
 
 
 async def action_counts(ledger_db: AsyncEngine, since: datetime) -> dict[str, int]:
@@ -209,49 +204,6 @@ async def action_counts(ledger_db: AsyncEngine, since: datetime) -> dict[str, in
     )
     async with ledger_db.connect() as conn:
         return {row.status: int(row.n) for row in (await conn.execute(query)).all()}
-
-
-async def firing_actions(
-    ledger_db: AsyncEngine, automation_id: str, limit: int = 100
-) -> list[dict[str, Any]]:
-    """The newest action requests of one automation (ix_action_ledger_automation_id_created)."""
-    table = action_ledger
-    columns = [c for c in table.c if c.name != "request"]
-    query = (
-        select(*columns)
-        .where(table.c.automation_id == automation_id)
-        .order_by(table.c.created.desc())
-        .limit(limit)
-    )
-    async with ledger_db.connect() as conn:
-        return [dict(row._mapping) for row in (await conn.execute(query)).all()]
-
-
-async def actions_page(
-    ledger_db: AsyncEngine,
-    *,
-    status: str | None,
-    automation: str | None,
-    before: tuple[datetime, str] | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """A page of the ledger, newest first, continuing before (created, id)."""
-    table = action_ledger
-    columns = [c for c in table.c if c.name != "request"]
-    query = select(*columns).order_by(table.c.created.desc(), table.c.id.desc()).limit(limit)
-    if status:
-        query = query.where(table.c.status == status)
-    if automation:
-        query = query.where(
-            (table.c.automation_name == automation) | (table.c.automation_id == automation)
-        )
-    if before is not None:
-        created, key = before
-        query = query.where(
-            (table.c.created < created) | ((table.c.created == created) & (table.c.id < key))
-        )
-    async with ledger_db.connect() as conn:
-        return [dict(row._mapping) for row in (await conn.execute(query)).all()]
 
 
 @dataclass(frozen=True)
@@ -365,7 +317,7 @@ async def last_deliveries(db: AsyncEngine, slugs: Iterable[str]) -> dict[str, da
                 .order_by(events.c.occurred.desc())
                 .limit(1)
             )
-            seen = [_time(t) for t in (await conn.scalar(related), await conn.scalar(own)) if t]
+            seen = [read_time(t) for t in (await conn.scalar(related), await conn.scalar(own)) if t]
             if seen:
                 found[slug] = max(seen)
     return found
