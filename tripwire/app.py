@@ -91,6 +91,20 @@ async def refresh_sla_keys(engine: Engine) -> None:
         SLA_KEYS.labels(name, "missed").set(missed)
 
 
+def workers_told(engine: Engine) -> Reload:
+    """What every change (API, definitions, dashboard) calls once it is committed: the
+    workers in this process reload at once; workers elsewhere poll the revision. A reload
+    that fails is logged, not answered: the change stands and the next poll picks it up."""
+
+    async def reload() -> None:
+        try:
+            await engine.pipeline.reload()
+        except Exception:
+            log.exception("reloading definitions after a change failed")
+
+    return reload
+
+
 def definitions_router(engine: Engine, reload: Reload | None) -> APIRouter:
     """`POST /api/definitions/apply`: what `tripwire apply` sends, every kind at once."""
     router = APIRouter(tags=["definitions"], route_class=ReadableErrors)
@@ -117,11 +131,7 @@ def definitions_router(engine: Engine, reload: Reload | None) -> APIRouter:
             return refused(exc)
         changed = any(c.kind is not ChangeKind.unchanged for c in chain(*changes.values()))
         if reload is not None and changed and not dry_run:
-            try:
-                await reload()
-            except Exception:
-                # The change is committed; workers still pick it up on their next poll.
-                log.exception("reloading definitions after a change failed")
+            await reload()
         return events_api.json_response(
             {name: [c.as_json() for c in found] for name, found in changes.items()}
         )
@@ -186,8 +196,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
             reader_header_ok=auth.header_reads,
         )
     )
-    # A worker in this process sees a change at once; workers elsewhere poll the revision.
-    reload = engine.pipeline.reload if engine.roles & {Role.worker, Role.sla} else None
+    reload = workers_told(engine) if engine.roles & {Role.worker, Role.sla} else None
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     app.include_router(sla_api.build_router(engine.slas, reload))
     app.include_router(definitions_router(engine, reload))

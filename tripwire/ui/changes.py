@@ -103,7 +103,7 @@ def build_changes(board: Dashboard) -> APIRouter:
             await engine.automations.set_enabled(name, wanted)
         except AutomationNotFound as exc:
             return board.not_found(request, visitor, str(exc))
-        await _told(board)
+        await board.reloaded()
         log.info("dashboard: %s %r", "resumed" if wanted else "paused", name)
         return RedirectResponse(_back(back, "/ui/automations"), status_code=303)
 
@@ -167,11 +167,3 @@ def build_changes(board: Dashboard) -> APIRouter:
         )
 
     return router
-
-
-async def _told(board: Dashboard) -> None:
-    try:
-        await board.reloaded()
-    except Exception:
-        # The change is committed; workers still pick it up on their next poll.
-        log.exception("reloading automations after a dashboard change failed")
