@@ -73,7 +73,8 @@ def template_context(
 ) -> dict[str, Any]:
     """What templates see: automation, event, events, labels, firing, and flow_run, flow,
     deployment, work_queue, work_pool, task_run (None unless the event is about one);
-    `sla` for an SLA's actions; `extra` is merged last."""
+    `sla` for an SLA's actions; `notice` and `alerts` for a notification about alerts;
+    `extra` is merged last."""
     event = request.triggering_event
     context: dict[str, Any] = {
         "automation": request.automation,
@@ -92,6 +93,9 @@ def template_context(
         context[kind.replace("-", "_")] = prefect_ref(event, kind) if event is not None else None
     if request.sla is not None:
         context["sla"] = request.sla
+    if request.notice is not None:
+        context["notice"] = request.notice
+        context["alerts"] = request.notice.alerts
     if extra:
         context.update(extra)
     return context

@@ -68,6 +68,46 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{where}[{index}]")
 
 
+class Grouping(BaseModel):
+    """How a notification action batches alerts: one message per group of alerts that
+    share the values of the `by` labels, sent by the alerts engine instead of once per
+    firing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: list[str] = Field(
+        default_factory=list,
+        description="Alert labels whose values split the groups, e.g. automation, sla, "
+        "severity or any label of the triggering resource; empty: one group.",
+    )
+    wait: Duration = Field(
+        default=timedelta(seconds=30),
+        ge=timedelta(0),
+        description="Wait this long after a group's first alert, to gather the rest.",
+    )
+    interval: Duration = Field(
+        default=timedelta(minutes=5),
+        gt=timedelta(0),
+        description="Send changes to a group (alerts added or resolved) at most this often.",
+    )
+    repeat: Duration = Field(
+        default=timedelta(hours=4),
+        gt=timedelta(0),
+        description="Send a still-firing group again after this long, unless acknowledged.",
+    )
+    send_resolved: bool = Field(
+        default=True, description="Send a resolved notice when the whole group has resolved."
+    )
+
+
+def _grouping() -> Any:
+    return Field(
+        default=None,
+        description="tripwire: batch alerts into one message per group instead of one per "
+        "firing (see Alerts).",
+    )
+
+
 class DoNothing(_Action):
     """Record the firing and do nothing else."""
 
@@ -283,6 +323,7 @@ class SendSlack(_Action):
     blocks: list[JSONObject] | None = Field(
         default=None, description="Block Kit blocks; string values are templates."
     )
+    grouping: Grouping | None = _grouping()
 
 
 class SendNotification(_Action):
@@ -298,6 +339,7 @@ class SendNotification(_Action):
     )
     subject: str = Field(default="Prefect automated notification", description="Template.")
     body: str = Field(description="The notification's text (template).")
+    grouping: Grouping | None = _grouping()
 
     @model_validator(mode="after")
     def _one_destination(self) -> SendNotification:
@@ -333,6 +375,7 @@ class CallWebhook(_Action):
         default=None, description="Prefect: a webhook block on the Prefect server."
     )
     payload: str | None = Field(default=None, description="Prefect: the body (template).")
+    grouping: Grouping | None = _grouping()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -343,6 +386,50 @@ class CallWebhook(_Action):
         if self.json_body is not None and (self.body is not None or self.payload is not None):
             raise ValueError("set json or body (payload), not both")
         return self
+
+
+class PagerDuty(_Action):
+    """Open, acknowledge and resolve a PagerDuty alert through the Events API v2."""
+
+    type: Literal["pagerduty"] = "pagerduty"
+    template_fields: ClassVar[tuple[str, ...]] = (
+        "routing_key",
+        "summary",
+        "source",
+        "component",
+        "group",
+        "class_",
+        "url",
+    )
+    routing_key: str = Field(
+        description="The integration key of an Events API v2 integration (template, a secret)."
+    )
+    summary: str | None = Field(
+        default=None,
+        description="The alert's title (template, cut to 1024 characters); default: a summary "
+        "of the alerts or the firing.",
+    )
+    source: str | None = Field(
+        default=None, description="The affected system (template); default: tripwire."
+    )
+    component: str | None = Field(default=None, description="The broken part (template).")
+    group: str | None = Field(default=None, description="A grouping of sources (template).")
+    class_: str | None = Field(
+        default=None, alias="class", description="The kind of problem (template)."
+    )
+    severity: Literal["critical", "error", "warning", "info"] | None = Field(
+        default=None,
+        description="Default: the alerts' severity; critical, warning and info as they are, "
+        "anything else error.",
+    )
+    url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue",
+        description="The Events API endpoint (template), e.g. "
+        "https://events.eu.pagerduty.com/v2/enqueue for an EU account.",
+    )
+    grouping: Grouping | None = _grouping()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class EmitEvent(_Action):
@@ -360,6 +447,18 @@ class EmitEvent(_Action):
         if not self.resource.get("prefect.resource.id"):
             raise ValueError("resource needs prefect.resource.id")
         return self
+
+
+# Actions that tell people; the alerts engine sends those with `grouping:` (and
+# pagerduty always), and silences hold them back.
+NOTIFICATION_TYPES = frozenset({"send-slack", "send-notification", "call-webhook", "pagerduty"})
+
+
+def grouped(action: Any) -> bool:
+    """True when the alerts engine, not the firing, sends this action."""
+    return getattr(action, "type", None) == "pagerduty" or (
+        getattr(action, "grouping", None) is not None
+    )
 
 
 Action = Annotated[
@@ -381,6 +480,7 @@ Action = Annotated[
     | SendSlack
     | SendNotification
     | CallWebhook
+    | PagerDuty
     | EmitEvent,
     Field(discriminator="type"),
 ]

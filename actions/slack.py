@@ -19,7 +19,7 @@ from actions.errors import ActionFailed, ActionRetry
 from actions.execution import Execution, Executor, Outcome
 from actions.http import RETRYABLE_STATUS, retry_after, transport_error
 from actions.model import SendSlack
-from actions.request import ActionRequest, FiringState
+from actions.request import ActionRequest, AlertNotice, FiringState
 from events import clock
 from events.model import Event
 
@@ -208,7 +208,10 @@ def resource_link(event: Event) -> str | None:
 
 
 def fallback_text(request: ActionRequest) -> str:
-    """One line for notifications: `etl-watch triggered: prefect.flow-run.Failed on x`."""
+    """One line for notifications: `etl-watch triggered: prefect.flow-run.Failed on x`,
+    or for a group of alerts `30 alerts firing: etl-watch`."""
+    if request.notice is not None:
+        return notice_headline(request.notice)
     head = f"{request.automation.name} {request.state.value}"
     event = request.triggering_event
     if event is None:
@@ -216,9 +219,53 @@ def fallback_text(request: ActionRequest) -> str:
     return f"{head}: {event.event} on {event.resource.name or event.resource.id}"
 
 
+def notice_headline(notice: AlertNotice) -> str:
+    """`30 alerts firing: etl-watch` or `etl-watch resolved`."""
+    names = list(dict.fromkeys(str(a["name"]) for a in notice.alerts))
+    named = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    if notice.total == 1:
+        return f"{named} {notice.status}"
+    count = notice.firing if notice.status == "firing" else notice.total
+    return f"{count} alerts {notice.status}: {named}"
+
+
+def notice_blocks(notice: AlertNotice) -> list[dict[str, Any]]:
+    """Block Kit for a group of alerts: a header with the count, one line per alert shown
+    (state, name, summary, since), and how many more there are."""
+    icon = {"firing": ":rotating_light:", "acknowledged": ":eyes:"}.get(
+        notice.status, ":white_check_mark:"
+    )
+    header = _cut(f"{icon} {notice_headline(notice)}", HEADER_CHARS)
+    lines = []
+    for alert in notice.alerts:
+        mark = {"firing": ":red_circle:", "acknowledged": ":large_yellow_circle:"}.get(
+            str(alert["state"]), ":white_check_mark:"
+        )
+        key = ", ".join(f"{k}={v}" for k, v in sorted(alert["key"].items()))
+        where = f" ({_escape(key)})" if key else ""
+        since = _when(datetime.fromisoformat(alert["first_fired"]))
+        count = f" ({alert['count']} firings)" if alert["count"] > 1 else ""
+        lines.append(
+            f"{mark} *{_escape(alert['name'])}*{where}{count}: {_escape(alert['summary'])} "
+            f"· since {since}"
+        )
+    more = notice.total - len(notice.alerts)
+    if more > 0:
+        lines.append(f"… and {more} more")
+    labels = " · ".join(f"`{_escape(k)}` = {_escape(v)}" for k, v in sorted(notice.labels.items()))
+    context = f"tripwire alert group `{notice.group[:12]}`" + (f" · {labels}" if labels else "")
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, FIELD_CHARS)}]},
+    ]
+
+
 def default_blocks(request: ActionRequest) -> list[dict[str, Any]]:
     """Block Kit summary of a firing: header, then event, resource, flow, deployment, state
-    message, time (UTC) and the for_each labels."""
+    message, time (UTC) and the for_each labels; for a group of alerts, `notice_blocks`."""
+    if request.notice is not None:
+        return notice_blocks(request.notice)
     icon = ":rotating_light:" if request.state == FiringState.triggered else ":white_check_mark:"
     header = _cut(f"{icon} {request.automation.name} {request.state.value}", HEADER_CHARS)
     fields: list[str] = []

@@ -70,7 +70,8 @@ def _sign(secret: str, msg_id: str, body: str) -> dict[str, str]:
 
 
 def _body(action: CallWebhook, run: Execution) -> tuple[str | None, str | None]:
-    """The rendered body and the Content-Type it implies."""
+    """The rendered body and the Content-Type it implies; without one, a notification about
+    alerts sends its notice (status, group, counts and the alerts) as JSON."""
     if action.json_body is not None:
         value = run.render_value(action.json_body, "call-webhook json")
         try:
@@ -78,6 +79,8 @@ def _body(action: CallWebhook, run: Execution) -> tuple[str | None, str | None]:
         except ValueError as exc:  # e.g. a circular value
             raise ActionFailed(f"call-webhook json: cannot be sent as JSON ({exc})") from None
     source = action.body if action.body is not None else action.payload
+    if source is None and run.request.notice is not None:  # a group of alerts, as JSON
+        return run.request.notice.model_dump_json(), "application/json"
     if source is None:
         return None, None
     return run.render(source, "call-webhook body"), None

@@ -11,10 +11,10 @@ from sla.model import (
     DeadlineSLA,
     DurationSLA,
     FreshnessSLA,
-    Severity,
     WarnBefore,
 )
 from sla.timers import DueTimer
+from triggers.automation import Severity
 
 __all__ = [  # noqa: RUF022  (plainly sorted, as tests/test_public_api.py checks)
     "Calendar",

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from actions.causation import cascade_depth, cause
-from actions.model import Action
+from actions.model import Action, grouped
 from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
@@ -131,6 +131,8 @@ def messages(occurrence: Occurrence, events_subject: str, actions_subject: str) 
     chosen, state = _actions(occurrence)
     context = occurrence.context()
     for index, action in enumerate(chosen):
+        if grouped(action):  # the alerts engine sends it, from the alert this opens
+            continue
         request = ActionRequest(
             id=uuid5(occurrence.id, f"action:{index}"),
             automation=AutomationRef(id=UUID(occurrence.sla_id), name=occurrence.sla.name),

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from actions.model import Action
 from events.durations import Duration
 from sla.calendar import Calendar
+from triggers.automation import Severity
 from triggers.model import LabelSpec, compile_where, one_or_many
 
-Severity = Literal["info", "warning", "critical"]
 CatchUp = Literal["fire", "skip"]
 FreshnessStart = Literal["apply", "first_event"]
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.model import Action
+from events.durations import Duration
 from triggers.model import Trigger
+
+Severity = Literal["info", "warning", "critical"]
 
 
 class Automation(BaseModel):
@@ -26,6 +31,16 @@ class Automation(BaseModel):
     )
     actions_on_resolve: list[Action] = Field(
         default_factory=list, description="Run when a proactive trigger's condition clears."
+    )
+    severity: Severity = Field(
+        default="warning", description="tripwire: the severity of the alerts it opens."
+    )
+    resolve_after: Duration | None = Field(
+        default=None,
+        gt=timedelta(0),
+        description="tripwire: resolve its alert after this long without a new firing "
+        "(reactive triggers; proactive and compound ones resolve when their trigger does). "
+        "Unset: the alert stays open until its trigger resolves or someone resolves it.",
     )
     owner_resource: str | None = Field(default=None, description="Prefect: who owns it.")
     id: UUID | None = Field(default=None, description="Prefect's id, kept when given.")

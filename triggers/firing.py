@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from actions.causation import cascade_depth, cause
+from actions.model import grouped
 from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
@@ -107,7 +108,9 @@ def loop_event(firing: Firing, limit: int) -> ReceivedEvent:
 
 def action_requests(firing: Firing) -> list[ActionRequest]:
     """One request per action: `actions` and `actions_on_trigger` when it fired,
-    `actions_on_resolve` when it resolved."""
+    `actions_on_resolve` when it resolved. Grouped notifications are left to the alerts
+    engine, which sends them from the alert this firing opens or updates; their index is
+    kept, so request ids do not move when a grouping is added or removed."""
     automation = firing.automation
     if firing.state is FiringState.triggered:
         chosen = [*automation.actions, *automation.actions_on_trigger]
@@ -129,4 +132,5 @@ def action_requests(firing: Firing) -> list[ActionRequest]:
             depth=firing.depth,
         )
         for index, action in enumerate(chosen)
+        if not grouped(action)
     ]

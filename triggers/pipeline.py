@@ -109,7 +109,7 @@ class Pipeline:
                 _merge(result, await companion.evaluate(conn, documents))
         EVALUATION_SECONDS.labels("events").observe(time.perf_counter() - started)
         EVALUATION_BATCH_SIZE.observe(len(bodies))
-        await self._after(result)
+        await self.deliver(result)
 
     async def run_due(self, now: datetime | None = None) -> Result:
         """Evaluate proactive windows that ended by `now` (default: the clock)."""
@@ -121,7 +121,7 @@ class Pipeline:
                 for companion in self.companions:
                     _merge(result, await companion.evaluate_due(conn, now))
             EVALUATION_SECONDS.labels("due").observe(time.perf_counter() - started)
-        await self._after(result)
+        await self.deliver(result)
         return result
 
     @asynccontextmanager
@@ -137,7 +137,8 @@ class Pipeline:
             self._published[:0] = published  # rolled back: still to delete
             raise
 
-    async def _after(self, result: Result) -> None:
+    async def deliver(self, result: Result) -> None:
+        """After a commit: count the firings, publish the messages, wake the timer."""
         for firing in result.firings:  # committed: count them once, however publishing goes
             FIRINGS.labels(firing.automation.name, firing.state.value).inc()
         if result.messages:

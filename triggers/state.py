@@ -128,7 +128,8 @@ async def load_buckets(conn: AsyncConnection, idents: Sequence[BucketId]) -> dic
     return found
 
 
-def _upsert(conn: AsyncConnection, table: Any, keys: list[str]) -> Any:
+def upsert(conn: AsyncConnection, table: Any, keys: list[str]) -> Any:
+    """An INSERT that updates every other column when a row with the same `keys` exists."""
     insert = (postgresql if _is_postgres(conn) else sqlite).insert(table)
     columns = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
     return insert.on_conflict_do_update(index_elements=keys, set_=columns)
@@ -264,7 +265,7 @@ async def record_child_firing(
             )
         )
     await conn.execute(
-        _upsert(conn, child_firings, ["parent_id", "child_id"]),
+        upsert(conn, child_firings, ["parent_id", "child_id"]),
         [
             {
                 "parent_id": parent_id,

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 
 from actions import api as actions_api
+from alerts import api as alerts_api
 from events import api as events_api
 from events import webhooks
 from events import websocket as events_websocket
@@ -199,6 +200,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     reload = workers_told(engine) if engine.roles & {Role.worker, Role.sla} else None
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     app.include_router(sla_api.build_router(engine.slas, reload))
+    app.include_router(alerts_api.build_router(engine.alerts, engine.pipeline.deliver))
     app.include_router(definitions_router(engine, reload))
     app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
     app.include_router(actions_api.build_connections_router(engine.acting.connections))

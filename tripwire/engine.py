@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alerts.book import AlertBook
+from alerts.store import AlertStore
 from events import clock
 from events.bus import Bus, Names, StreamSettings
 from events.consumer import BatchConsumer, store_consumer
@@ -25,7 +27,7 @@ from sla.store import SLAStore
 from sla.timers import DueTimer
 from triggers.decisions import trim_decisions
 from triggers.evaluator import Evaluator, Subjects
-from triggers.pipeline import Pipeline
+from triggers.pipeline import Companion, Pipeline
 from triggers.repository import AutomationStore
 from tripwire.acting import Acting
 from tripwire.database import checkpoint_forever, create_engine, migrate, sqlite_path
@@ -59,7 +61,8 @@ def build_pipeline(
     automations: AutomationStore,
     slas: SLAStore,
 ) -> Pipeline:
-    """The worker's batch handler: the automations' evaluator with the SLAs' beside it."""
+    """The worker's batch handler: the automations' evaluator with the SLAs' and the
+    alerts' beside it."""
     subjects = Subjects(bus.names.events_subject, bus.names.actions_subject)
     evaluator = Evaluator(
         subjects,
@@ -68,7 +71,9 @@ def build_pipeline(
         decisions_per_second=settings.decisions_per_second,
     )
     sla_evaluator = SLAEvaluator(subjects, slas, store_lookback(store))
-    return Pipeline(db, store, bus, automations, evaluator, companions=[sla_evaluator])
+    alert_book = AlertBook(subjects, automations, slas, retention=settings.alert_retention)
+    companions: list[Companion] = [sla_evaluator, alert_book]
+    return Pipeline(db, store, bus, automations, evaluator, companions=companions)
 
 
 class Role(StrEnum):
@@ -112,6 +117,7 @@ class Engine:
         self.definitions = definitions  # applied at start-up (`up --automations`)
         self.webhooks = WebhookStore(self.db)
         self.slas = SLAStore(self.db)
+        self.alerts = AlertStore(self.db, self.bus.names.events_subject)
         self.pipeline = build_pipeline(
             s, self.db, self.store, self.bus, self.automations, self.slas
         )

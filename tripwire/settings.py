@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default=timedelta(days=7),
         description="Stored events older than this are swept, with their related rows.",
     )
+    alert_retention: Duration = Field(
+        default=timedelta(days=30),
+        description="Resolved alerts older than this are forgotten, with their firings.",
+    )
     retention_sweep_every: Duration = Field(
         default=timedelta(minutes=10), description="How often the worker sweeps old events."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import actions.tables  # noqa: F401  (registers its tables on the shared metadata)
+import alerts.tables  # noqa: F401
 import events.webhooks.tables  # noqa: F401
 import sla.tables  # noqa: F401
 import triggers.tables  # noqa: F401

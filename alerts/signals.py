@@ -1,0 +1,154 @@
+"""What opens, feeds and resolves alerts: the `tripwire.automation.*` and `tripwire.sla.*`
+events the engine itself emits, read back from the store in the batch that stores them.
+
+Reading the events, rather than hooking into the firing, keeps alerts out of the trigger
+and SLA evaluators and makes them exactly-once the way evaluation is: a stored event is
+read once. A malformed one (anyone may post an event by that name) is skipped with a
+warning rather than failing the batch it came in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from actions.causation import cascade_depth
+from actions.model import Action, grouped
+from alerts.model import Labels, fingerprint
+from events.model import ReceivedEvent
+from sla.model import SLA
+from triggers.automation import Automation
+
+log = logging.getLogger("tripwire.alerts")
+
+AUTOMATION_PREFIX = "tripwire.automation."
+SLA_PREFIX = "tripwire.sla."
+OPENS = {"triggered", "missed", "at-risk"}
+RESOLVES = {"resolved", "recovered", "met"}
+
+
+@dataclass
+class Signal:
+    """One firing (or resolution) of one source for one key."""
+
+    kind: str  # automation or sla
+    source_id: str
+    name: str
+    key: dict[str, str]
+    state: str  # triggered, missed, at-risk; or resolved, recovered, met
+    at: datetime
+    event_id: str
+    firing_id: str
+    severity: str
+    labels: Labels
+    summary: str
+    depth: int
+    resolve_after: timedelta | None = None
+    actions: list[Action] = field(default_factory=list)  # the grouped notifications
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.kind, self.source_id, self.key)
+
+    @property
+    def opens(self) -> bool:
+        return self.state in OPENS
+
+
+@dataclass
+class Sources:
+    """The loaded automations by id and SLAs by name."""
+
+    automations: Mapping[str, Automation]
+    slas: Mapping[str, tuple[str, SLA]]
+
+    def read(self, document: dict[str, Any]) -> Signal | None:
+        """The signal in a stored event, or None when it is not one."""
+        name = document["event"]
+        if not name.startswith(("tripwire.automation.", "tripwire.sla.")):
+            return None
+        try:
+            if name.startswith(AUTOMATION_PREFIX):
+                return self._automation(document, name.removeprefix(AUTOMATION_PREFIX))
+            return self._sla(document, name.removeprefix(SLA_PREFIX))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("skipped event %s (%s) for alerts: %r", document.get("id"), name, exc)
+            return None
+
+    def _automation(self, document: dict[str, Any], state: str) -> Signal | None:
+        if state not in ("triggered", "resolved"):
+            return None
+        resource_id = document["resource"]["prefect.resource.id"]
+        automation = self.automations.get(resource_id.removeprefix(AUTOMATION_PREFIX))
+        if automation is None:  # deleted since it fired
+            return None
+        payload = document["payload"]
+        key = {str(k): str(v) for k, v in (payload.get("triggering_labels") or {}).items()}
+        event = payload.get("triggering_event")
+        labels: Labels = {}
+        summary = automation.description or automation.name
+        if isinstance(event, dict):
+            resource = event.get("resource") or {}
+            labels.update({str(k): str(v) for k, v in resource.items()})
+            about = resource.get("prefect.resource.name") or resource.get("prefect.resource.id")
+            summary = f"{event.get('event')} on {about}"
+        labels.update(key)
+        labels.update(automation=automation.name, severity=automation.severity)
+        if automation.tags:
+            labels["tags"] = list(automation.tags)
+        chosen = [*automation.actions, *automation.actions_on_trigger]
+        return Signal(
+            kind="automation",
+            source_id=str(automation.id),
+            name=automation.name,
+            key=key,
+            state=state,
+            at=datetime.fromisoformat(document["occurred"]),
+            event_id=document["id"],
+            firing_id=str(payload["firing_id"]),
+            severity=automation.severity,
+            labels=labels,
+            summary=summary,
+            depth=cascade_depth(ReceivedEvent.from_stored(document)),
+            resolve_after=automation.resolve_after,
+            actions=[a for a in chosen if grouped(a)],
+        )
+
+    def _sla(self, document: dict[str, Any], state: str) -> Signal | None:
+        if state not in OPENS | RESOLVES:
+            return None
+        payload = document["payload"]
+        found = self.slas.get(payload["name"])
+        if found is None:
+            return None
+        sla_id, sla = found
+        key = {str(k): str(v) for k, v in (payload.get("key") or {}).items()}
+        labels: Labels = {str(k): str(v) for k, v in (payload.get("resource") or {}).items()}
+        labels.update(key)
+        labels.update(sla=sla.name, severity=sla.severity, sla_state=state)
+        if state == "missed":
+            chosen = list(sla.actions)
+            summary = f"{sla.name} missed its deadline {payload.get('deadline')}"
+        elif state == "at-risk":
+            chosen = list(sla.warn_before.actions) if sla.warn_before is not None else []
+            summary = f"{sla.name} is at risk of missing {payload.get('deadline')}"
+        else:
+            chosen, summary = [], f"{sla.name} {state}"
+        return Signal(
+            kind="sla",
+            source_id=sla_id,
+            name=sla.name,
+            key=key,
+            state=state,
+            at=datetime.fromisoformat(document["occurred"]),
+            event_id=document["id"],
+            firing_id=str(payload["firing_id"]),
+            severity=sla.severity if state != "at-risk" else "warning",
+            labels=labels,
+            summary=summary,
+            depth=cascade_depth(ReceivedEvent.from_stored(document)),
+            actions=[a for a in chosen if grouped(a)],
+        )
