@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from actions.builtin import BUILTIN_EXECUTORS
 from actions.execution import Executor
 from actions.notify import NOTIFY_EXECUTORS
+from actions.pagerduty import PAGERDUTY_EXECUTORS
 from actions.prefect import PREFECT_EXECUTORS
 from actions.slack import SLACK_EXECUTORS
 from actions.webhook import WEBHOOK_EXECUTORS
@@ -17,4 +18,5 @@ EXECUTORS: Mapping[str, Executor] = {
     **SLACK_EXECUTORS,
     **NOTIFY_EXECUTORS,
     **WEBHOOK_EXECUTORS,
+    **PAGERDUTY_EXECUTORS,
 }

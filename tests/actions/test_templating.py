@@ -222,6 +222,7 @@ def test_template_fields_are_declared_on_each_action() -> None:
         "send-notification": ("url", "subject", "body"),
         "call-webhook": ("url", "headers", "json_body", "body", "payload", "signing_secret"),
         "emit-event": ("event", "resource", "related", "payload"),
+        "pagerduty": ("routing_key", "summary", "source", "component", "group", "class_", "url"),
     }
 
 
