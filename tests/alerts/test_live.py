@@ -15,6 +15,7 @@ from tests.actions.receivers import Receiver, Reply
 from tests.support import Running, StartEngine, eventually
 from tests.triggers.conftest import flow_run
 from tests.triggers.test_live import post
+from tests.tripwire.test_cli_automations import invoke
 
 
 def on_failures(url: str, **extra: Any) -> dict[str, Any]:
@@ -180,3 +181,36 @@ async def test_ungrouped_actions_still_run_once_per_firing(
     messages = await slack.wait_for(3)
     assert all("etl-failures triggered" in m.json()["text"] for m in messages)
     await alerts(running, 3)  # alerts are recorded all the same
+
+
+async def test_alerts_from_the_command_line(start_engine: StartEngine, slack: Receiver) -> None:
+    running = await start_engine(allow_private_urls=True)
+    await create(running, on_failures(slack.url("/services/T1/B2/x")))
+    await fail_runs(running, 2)
+    first, _ = await alerts(running, 2)
+    api = ("--api", running.url)
+
+    code, out, err = await invoke("alerts", "ls", "--state", "firing", *api)
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split()[:4] == ["ID", "STATE", "SEVERITY", "NAME"]
+    assert len(rows) == 2 and all("etl-failures" in r and "critical" in r for r in rows)
+
+    code, out, err = await invoke(
+        "alerts", "ack", first["id"], "--for", "2h", "--comment", "on it", "--by", "dana", *api
+    )
+    assert code == 0, err
+    assert out.startswith("acknowledged etl-failures (prefect.resource.id=prefect.flow-run.")
+    assert "until" in out
+    code, out, _ = await invoke("alerts", "show", first["id"], *api)
+    assert "acknowledged" in out and "by dana" in out and "comment      on it" in out
+    assert "send-slack" in out  # its notification group
+
+    code, out, _ = await invoke("alerts", "resolve", first["id"], *api)
+    assert code == 0 and out.startswith("resolved etl-failures")
+    code, _, err = await invoke("alerts", "resolve", first["id"], *api)
+    assert code == 1 and "resolved at" in err and "nothing to change" in err
+    code, _, err = await invoke("alerts", "ls", "--state", "open", *api)
+    assert code == 2 and "firing, acknowledged, resolved" in err
+    code, out, _ = await invoke("alerts", "ls", "--state", "acknowledged", *api)
+    assert out.strip() == "no alerts acknowledged: all quiet"

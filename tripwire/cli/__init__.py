@@ -12,6 +12,7 @@ import typer
 
 from tripwire.cli import (
     actions,
+    alerts,
     apply,
     automations,
     config,
@@ -43,6 +44,7 @@ app.add_typer(roles.serve_app, name="serve")
 app.add_typer(automations.automations_app, name="automations")
 app.add_typer(actions.actions_app, name="actions")
 app.add_typer(sla.sla_app, name="sla")
+app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
 
 
