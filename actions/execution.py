@@ -48,6 +48,8 @@ class UrlGuard(Protocol):
 
 
 Emit = Callable[[Sequence[Event]], Awaitable[None]]
+# Why a request is held back (a silence), or None to run it; asked before each attempt.
+Hold = Callable[[ActionRequest], Awaitable[str | None]]
 # `async def run(action, run: Execution) -> Outcome`, one per action type.
 Executor = Callable[[Any, "Execution"], Awaitable["Outcome"]]
 

@@ -23,7 +23,15 @@ from actions.batching import GroupCommit
 from actions.connections import ConnectionBook
 from actions.context import template_context
 from actions.errors import ActionFailed, ActionRetry
-from actions.execution import AutomationSwitch, Emit, Execution, Executor, Outcome, UrlGuard
+from actions.execution import (
+    AutomationSwitch,
+    Emit,
+    Execution,
+    Executor,
+    Hold,
+    Outcome,
+    UrlGuard,
+)
 from actions.http import transport_error
 from actions.ledger import Claim, Ledger, Record, Status
 from actions.lifecycle import lifecycle_event
@@ -92,6 +100,7 @@ class ActionRunner:
         automations: AutomationSwitch,
         prefect: ConnectionBook | None = None,
         policy: RetryPolicy | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.ledger = ledger
         self.executors = executors
@@ -102,6 +111,7 @@ class ActionRunner:
         self.automations = automations
         self.prefect = prefect
         self.policy = policy or RetryPolicy()
+        self.hold = hold
         # Claims and outcomes of concurrent actions share transactions (group commit).
         lease = self.policy.lease
         self._claims: GroupCommit[ActionRequest, Claim] = GroupCommit(
@@ -220,6 +230,9 @@ class ActionRunner:
         executor = self.executors.get(request.action.type)
         if executor is None:
             return _Failure(f"no executor for action type {request.action.type}", None, False)
+        held = await self._held(request)
+        if held is not None:
+            return Outcome(summary=f"not run: {held}", details={"held": held})
         run = Execution(
             request=request,
             attempt=claim.attempts,
@@ -253,6 +266,17 @@ class ActionRunner:
             # No traceback: its frames' text may hold a rendered secret.
             log.error("action %s (%s) raised %s", request.id, request.action.type, reason)
             return _Failure(reason, None, retryable=True)
+
+    async def _held(self, request: ActionRequest) -> str | None:
+        """Why a silence holds the request back, if one does. When that cannot be told
+        (the database is away), the action runs: a message too many beats one lost."""
+        if self.hold is None:
+            return None
+        try:
+            return await self.hold(request)
+        except Exception as exc:
+            log.warning("action %s: could not check silences (%s); running it", request.id, exc)
+            return None
 
     async def _succeeded(
         self,

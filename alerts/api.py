@@ -1,5 +1,5 @@
 """/api/alerts: list alerts, read one with its firings and groups, acknowledge and
-resolve by hand."""
+resolve by hand; /api/silences: add, list and expire silences."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.silences import AdHocSilence
+from alerts.silencing import SilenceExpired, SilenceNotFound, SilenceStore
 from alerts.store import AlertNotFound, AlertResolved, AlertStore
 from events.api import json_response, problem
 from events.durations import Duration
@@ -17,7 +19,7 @@ from events.problems import ReadableErrors
 from triggers.results import Result
 
 Deliver = Callable[[Result], Awaitable[None]]
-State = Literal["firing", "acknowledged", "resolved"]
+State = Literal["firing", "acknowledged", "resolved", "silenced", "inhibited"]
 
 
 class AcknowledgeBody(BaseModel):
@@ -57,7 +59,8 @@ def build_router(store: AlertStore, deliver: Deliver) -> APIRouter:
         limit: int = Query(100, ge=1, le=1000),
     ) -> Response:
         found = await store.page(state=state, name=name, before=before, limit=limit)
-        return json_response([a.as_json() for a in found])
+        muting = await store.muting()
+        return json_response([{**a.as_json(), **muting.why(a)} for a in found])
 
     @router.get("/{alert_id}", summary="One alert with the firings that fed it and its groups")
     async def read_alert(alert_id: str) -> Response:
@@ -65,7 +68,8 @@ def build_router(store: AlertStore, deliver: Deliver) -> APIRouter:
             alert, firings, groups = await store.get(alert_id)
         except AlertNotFound as exc:
             return problem(404, str(exc))
-        return json_response({**alert.as_json(), "firings": firings, "groups": groups})
+        why = (await store.muting()).why(alert)
+        return json_response({**alert.as_json(), **why, "firings": firings, "groups": groups})
 
     @router.post("/{alert_id}/acknowledge", summary="Someone is on it: stop the repeats")
     async def acknowledge(alert_id: str, body: AcknowledgeBody | None = None) -> Response:
@@ -92,5 +96,36 @@ def build_router(store: AlertStore, deliver: Deliver) -> APIRouter:
             return problem(409, str(exc))
         await deliver(result)
         return json_response(alert.as_json())
+
+    return router
+
+
+def build_silences_router(store: SilenceStore, deliver: Deliver) -> APIRouter:
+    """Routes under /api/silences: hand silences and the maintenance windows."""
+    router = APIRouter(prefix="/api/silences", tags=["alerts"], route_class=ReadableErrors)
+
+    @router.get("", summary="Silences in force or to come, then the maintenance windows")
+    async def list_silences(
+        all_: bool = Query(False, alias="all", description="Expired silences too."),
+    ) -> Response:
+        return json_response(await store.listing(everything=all_))
+
+    @router.post("", status_code=201, summary="Silence the alerts the matchers select")
+    async def add_silence(body: AdHocSilence) -> Response:
+        try:
+            silence, result = await store.add(body)
+        except ValueError as exc:
+            return problem(422, str(exc), "ends")
+        await deliver(result)
+        return json_response(silence, 201)
+
+    @router.delete("/{silence_id}", summary="Expire a silence now")
+    async def expire_silence(silence_id: str) -> Response:
+        try:
+            return json_response(await store.expire(silence_id))
+        except SilenceNotFound as exc:
+            return problem(404, str(exc))
+        except SilenceExpired as exc:
+            return problem(409, str(exc))
 
     return router

@@ -24,6 +24,7 @@ from actions.model import Action
 from alerts import repository as db
 from alerts.groups import Group, by_values, decide, group_id, grouping_of
 from alerts.model import Alert, AlertState
+from alerts.muting import expire_resolved, read_muting
 from alerts.notices import alert_event, event_message, notice_request, parse_action
 from alerts.signals import Signal, Sources
 from alerts.tables import alert_firings, alert_group_members, alerts
@@ -122,6 +123,7 @@ class AlertBook:
         firings: list[dict[str, Any]] = []
         joined: dict[str, _Joined] = {}
         resolved: list[Alert] = []
+        opened: list[tuple[Alert, Signal]] = []
         for signal in sorted(signals, key=lambda s: s.at):
             alert = current.get(signal.fingerprint)
             if not signal.opens:
@@ -134,6 +136,7 @@ class AlertBook:
             if alert is None:
                 alert = _opened(signal)
                 current[signal.fingerprint] = alert
+                opened.append((alert, signal))
                 messages.append(self._event(alert, "opened", signal.at, signal.depth))
             else:
                 _fed(alert, signal)
@@ -148,6 +151,8 @@ class AlertBook:
             )
             for action in signal.actions:
                 self._join(joined, action, signal, alert)
+        if opened:
+            messages += await self._silenced(conn, opened, now)
         await db.save_alerts(conn, [*[a for a in current.values() if a.changed], *resolved])
         await db.add_firings(conn, firings)
         groups = await self._joined(conn, joined, now)
@@ -157,8 +162,27 @@ class AlertBook:
         dues += [a.resolve_at for a in current.values() if a.resolve_at is not None]
         return Result(messages=messages, next_due=min(dues) if dues else None)
 
-    def _event(self, alert: Alert, what: str, at: datetime, depth: int) -> Message:
-        return event_message(alert_event(alert, what, at, depth), self.subjects.events)
+    async def _silenced(
+        self, conn: AsyncConnection, opened: list[tuple[Alert, Signal]], now: datetime
+    ) -> list[Message]:
+        """`tripwire.alert.silenced` for alerts that open muted."""
+        muting = await read_muting(conn, now)
+        return [
+            self._event(alert, "silenced", signal.at, signal.depth, muting.why(alert))
+            for alert, signal in opened
+            if muting.muted(alert)
+        ]
+
+    def _event(
+        self,
+        alert: Alert,
+        what: str,
+        at: datetime,
+        depth: int,
+        extra: dict[str, Any] | None = None,
+    ) -> Message:
+        event = alert_event(alert, what, at, depth, extra)
+        return event_message(event, self.subjects.events)
 
     def _join(
         self, joined: dict[str, _Joined], action: Action, signal: Signal, alert: Alert
@@ -204,6 +228,7 @@ class AlertBook:
     # -- the timer ----------------------------------------------------------------------
 
     async def evaluate_due(self, conn: AsyncConnection, now: datetime) -> Result:
+        await expire_resolved(conn, await read_muting(conn, now, sources=False), now)
         messages = await self._alerts_due(conn, now)
         messages += await self._groups_due(conn, now)
         await write_outbox(conn, messages)
@@ -241,6 +266,7 @@ class AlertBook:
             return []
         await db.lock_groups(conn, ids)
         groups = await db.load_groups(conn, ids)
+        muting = await read_muting(conn, now)
         messages: list[Message] = []
         for group in groups.values():
             if group.due is None or group.due > now:
@@ -252,9 +278,18 @@ class AlertBook:
                 group.due = None
                 continue
             members = await db.members(conn, group.id)
+            muted = frozenset(a.id for a in members if a.open and muting.muted(a))
+            grouping = grouping_of(action)
             notice, gone = decide(
-                group, grouping_of(action), members, now, acknowledges=action.type == "pagerduty"
+                group,
+                grouping,
+                members,
+                now,
+                acknowledges=action.type == "pagerduty",
+                muted=muted,
             )
+            if muted:  # decide again when a silence ends, or an inhibiting alert resolves
+                group.sooner(min(filter(None, (muting.next_change, now + grouping.interval))))
             await db.remove_members(conn, group.id, gone)
             if notice is not None:
                 request = notice_request(group, notice, now)

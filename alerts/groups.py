@@ -119,14 +119,23 @@ class Notice:
 
 
 def decide(
-    group: Group, grouping: Grouping, alerts: list[Alert], now: datetime, *, acknowledges: bool
+    group: Group,
+    grouping: Grouping,
+    alerts: list[Alert],
+    now: datetime,
+    *,
+    acknowledges: bool,
+    muted: frozenset[str] = frozenset(),
 ) -> tuple[Notice | None, list[str]]:
     """The notice to send now, if any, and the alerts that leave the group. Moves the
     group's `due`, `status` and `sent`. `acknowledges`: the action has something to say
-    when every alert is acknowledged (PagerDuty); others stay quiet then."""
+    when every alert is acknowledged (PagerDuty); others stay quiet then. `muted`: ids of
+    silenced or inhibited alerts, left out of firing notices; their resolution still
+    counts, so a group told of a firing hears that it resolved."""
     open_alerts = [a for a in alerts if a.state is not AlertState.resolved]
-    firing = [a for a in open_alerts if a.state is AlertState.firing]
-    states = {a.id: a.state.value for a in alerts}
+    shown = [a for a in alerts if a.id not in muted or a.state is AlertState.resolved]
+    firing = [a for a in open_alerts if a.state is AlertState.firing and a.id not in muted]
+    states = {a.id: "muted" if a.id in muted else a.state.value for a in alerts}
     changed = states != (group.sent_alerts or {})
     group.due = None
     if not open_alerts:
@@ -140,13 +149,14 @@ def decide(
             group.sent = now
             group.sequence += 1
         return notice, gone
-    if not firing:  # all acknowledged: no repeats
-        if group.status != "acknowledged" and group.notified and acknowledges:
-            return _sent(group, now, states, "acknowledged", alerts), _told_resolved(group)
+    if not firing:  # all acknowledged or muted: no repeats
+        quiet = all(a.state is AlertState.acknowledged for a in open_alerts)
+        if quiet and group.status != "acknowledged" and group.notified and acknowledges:
+            return _sent(group, now, states, "acknowledged", shown), _told_resolved(group)
         return None, []
     repeat_due = group.sent is not None and now >= group.sent + grouping.repeat
     if group.status != "firing" or changed or repeat_due:
-        notice = _sent(group, now, states, "firing", alerts)
+        notice = _sent(group, now, states, "firing", shown)
         group.due = now + grouping.repeat
         return notice, [a.id for a in alerts if a.state is AlertState.resolved]
     assert group.sent is not None

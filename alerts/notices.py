@@ -23,8 +23,11 @@ from triggers.identity import NAMESPACE
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
-def alert_event(alert: Alert, what: str, at: datetime, depth: int = 0) -> ReceivedEvent:
-    """`tripwire.alert.opened`, `.acknowledged` or `.resolved`, about the alert."""
+def alert_event(
+    alert: Alert, what: str, at: datetime, depth: int = 0, extra: dict[str, Any] | None = None
+) -> ReceivedEvent:
+    """`tripwire.alert.opened`, `.acknowledged`, `.resolved` or `.silenced`, about the
+    alert; `extra` joins its payload (what silences it)."""
     source = (
         f"tripwire.{alert.kind}.{alert.source_id if alert.kind == 'automation' else alert.name}"
     )
@@ -43,7 +46,7 @@ def alert_event(alert: Alert, what: str, at: datetime, depth: int = 0) -> Receiv
             {RESOURCE_ID: source, RESOURCE_ROLE: alert.kind, RESOURCE_NAME: alert.name},
             cause(UUID(alert.source_id), alert.name, depth),
         ],
-        payload=alert.as_json(),
+        payload={**alert.as_json(), **(extra or {})},
     )
 
 

@@ -30,6 +30,29 @@ OPENS = {"triggered", "missed", "at-risk"}
 RESOLVES = {"resolved", "recovered", "met"}
 
 
+def automation_labels(
+    automation: Automation, key: Mapping[str, str], resource: Mapping[str, Any] | None
+) -> Labels:
+    """An automation's alert labels: the triggering resource's labels, the for_each key,
+    then `automation`, `severity` and `tags` (which win over a resource's own)."""
+    labels: Labels = {str(k): str(v) for k, v in (resource or {}).items()}
+    labels.update(key)
+    labels.update(automation=automation.name, severity=automation.severity)
+    if automation.tags:
+        labels["tags"] = list(automation.tags)
+    return labels
+
+
+def sla_labels(context: Mapping[str, Any], state: str) -> Labels:
+    """An SLA's alert labels, from what its events and actions carry (`sla` in templates):
+    the keyed resource's labels, the key, then `sla`, `severity` and `sla_state`."""
+    labels: Labels = {str(k): str(v) for k, v in (context.get("resource") or {}).items()}
+    labels.update({str(k): str(v) for k, v in (context.get("key") or {}).items()})
+    severity = "warning" if state == "at-risk" else str(context.get("severity", "warning"))
+    labels.update(sla=str(context["name"]), severity=severity, sla_state=state)
+    return labels
+
+
 @dataclass
 class Signal:
     """One firing (or resolution) of one source for one key."""
@@ -88,17 +111,11 @@ class Sources:
         payload = document["payload"]
         key = {str(k): str(v) for k, v in (payload.get("triggering_labels") or {}).items()}
         event = payload.get("triggering_event")
-        labels: Labels = {}
+        resource = (event.get("resource") or {}) if isinstance(event, dict) else {}
         summary = automation.description or automation.name
         if isinstance(event, dict):
-            resource = event.get("resource") or {}
-            labels.update({str(k): str(v) for k, v in resource.items()})
             about = resource.get("prefect.resource.name") or resource.get("prefect.resource.id")
             summary = f"{event.get('event')} on {about}"
-        labels.update(key)
-        labels.update(automation=automation.name, severity=automation.severity)
-        if automation.tags:
-            labels["tags"] = list(automation.tags)
         chosen = [*automation.actions, *automation.actions_on_trigger]
         return Signal(
             kind="automation",
@@ -110,7 +127,7 @@ class Sources:
             event_id=document["id"],
             firing_id=str(payload["firing_id"]),
             severity=automation.severity,
-            labels=labels,
+            labels=automation_labels(automation, key, resource),
             summary=summary,
             depth=cascade_depth(ReceivedEvent.from_stored(document)),
             resolve_after=automation.resolve_after,
@@ -126,9 +143,6 @@ class Sources:
             return None
         sla_id, sla = found
         key = {str(k): str(v) for k, v in (payload.get("key") or {}).items()}
-        labels: Labels = {str(k): str(v) for k, v in (payload.get("resource") or {}).items()}
-        labels.update(key)
-        labels.update(sla=sla.name, severity=sla.severity, sla_state=state)
         if state == "missed":
             chosen = list(sla.actions)
             summary = f"{sla.name} missed its deadline {payload.get('deadline')}"
@@ -147,7 +161,7 @@ class Sources:
             event_id=document["id"],
             firing_id=str(payload["firing_id"]),
             severity=sla.severity if state != "at-risk" else "warning",
-            labels=labels,
+            labels=sla_labels(payload, state),
             summary=summary,
             depth=cascade_depth(ReceivedEvent.from_stored(document)),
             actions=[a for a in chosen if grouped(a)],

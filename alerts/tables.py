@@ -6,7 +6,7 @@ They share `events.tables.metadata`, so one Alembic history covers the whole sch
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
 
 from events.tables import Labels, metadata
 from events.timestamps import UTCDateTime
@@ -81,4 +81,42 @@ alert_group_members = Table(
     Column("group_id", String(64), primary_key=True),
     Column("alert_id", String(36), primary_key=True, index=True),
     Column("added", UTCDateTime(), nullable=False),
+)
+
+# Silences added by hand (CLI, API, dashboard): who, when and why are kept. `ends` is
+# NULL for one that lasts until the alerts it covers resolve; `expired` is set when it
+# is ended early (by hand, or when those alerts have resolved).
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", Labels, nullable=False),  # ["automation=etl-*", ...]
+    Column("starts", UTCDateTime(), nullable=False),
+    Column("ends", UTCDateTime()),
+    Column("until_resolved", Boolean, nullable=False),
+    Column("actions", String(20), nullable=False),  # notifications or all
+    Column("created_by", String(200), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("expired", UTCDateTime()),
+    Index("ix_silences_ends", "ends"),
+)
+
+# Recurring maintenance windows and inhibition rules from definitions files, by name.
+recurring_silences = Table(
+    "recurring_silences",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("definition", Labels, nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+inhibit_rules = Table(
+    "inhibit_rules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("definition", Labels, nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
 )

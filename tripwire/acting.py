@@ -17,6 +17,7 @@ from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.request import ActionRequest
 from actions.runner import ActionRunner, RetryPolicy
 from actions.templating import Templates
+from alerts.gate import SilenceGate
 from events.bus import Bus
 from events.consumer import MessageConsumer
 from events.model import Event
@@ -85,6 +86,7 @@ class Acting:
                 prefect_connections(s), self.connections, http=self.prefect_http
             ),
             policy=policy,
+            hold=SilenceGate(db, automations),
         )
         names = bus.names
         self.consumer = MessageConsumer(

@@ -201,6 +201,7 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     app.include_router(sla_api.build_router(engine.slas, reload))
     app.include_router(alerts_api.build_router(engine.alerts, engine.pipeline.deliver))
+    app.include_router(alerts_api.build_silences_router(engine.silences, engine.pipeline.deliver))
     app.include_router(definitions_router(engine, reload))
     app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
     app.include_router(actions_api.build_connections_router(engine.acting.connections))
@@ -209,5 +210,5 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     app.include_router(
         webhooks.build_router(engine.bus, engine.webhooks, templates, auth.header_ok)
     )
-    mount_dashboard(app, engine, auth, reload)
+    mount_dashboard(app, engine, auth, reload, engine.pipeline.deliver)
     return app

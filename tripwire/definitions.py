@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions.connections import CONNECTIONS, ConnectionDefinition
+from alerts.silences import INHIBIT_RULES, RECURRING_SILENCES, InhibitRule, RecurringSilence
 from events import loading
 from events.loading import Section
 from events.reconcile import Change, applying, reconcile
@@ -64,6 +65,21 @@ SECTIONS: tuple[Section, ...] = (
         kind=SLAS,
     ),
     Section(
+        "silences",
+        RecurringSilence,
+        "silence",
+        "Maintenance windows: notifications about the alerts they match are held back on a "
+        "cron schedule.",
+        kind=RECURRING_SILENCES,
+    ),
+    Section(
+        "inhibit",
+        InhibitRule,
+        "inhibition rule",
+        "While an alert `when` selects fires, the alerts `mute` selects are not notified.",
+        kind=INHIBIT_RULES,
+    ),
+    Section(
         "automations",
         Automation,
         "automation",
@@ -90,6 +106,14 @@ class Definitions(loading.Definitions):
     @property
     def slas(self) -> list[SLA]:
         return self.of("slas")
+
+    @property
+    def silences(self) -> list[RecurringSilence]:
+        return self.of("silences")
+
+    @property
+    def inhibit(self) -> list[InhibitRule]:
+        return self.of("inhibit")
 
     @property
     def sources(self) -> list[PrefectSource]:
@@ -128,6 +152,12 @@ class DefinitionsBody(BaseModel):
         default_factory=list, description="Created or updated by slug."
     )
     slas: list[SLA] = Field(default_factory=list, description="Created or updated by name.")
+    silences: list[RecurringSilence] = Field(
+        default_factory=list, description="Maintenance windows, created or updated by name."
+    )
+    inhibit: list[InhibitRule] = Field(
+        default_factory=list, description="Inhibition rules, created or updated by name."
+    )
     automations: list[Automation] = Field(
         default_factory=list, description="Created or updated by name."
     )

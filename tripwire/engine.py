@@ -12,6 +12,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts.book import AlertBook
+from alerts.silencing import SilenceStore
 from alerts.store import AlertStore
 from events import clock
 from events.bus import Bus, Names, StreamSettings
@@ -118,6 +119,7 @@ class Engine:
         self.webhooks = WebhookStore(self.db)
         self.slas = SLAStore(self.db)
         self.alerts = AlertStore(self.db, self.bus.names.events_subject)
+        self.silences = SilenceStore(self.db, self.bus.names.events_subject)
         self.pipeline = build_pipeline(
             s, self.db, self.store, self.bus, self.automations, self.slas
         )

@@ -59,9 +59,7 @@ async def create(running: Running, automation: dict[str, Any]) -> None:
 async def alerts(running: Running, count: int, **params: str) -> list[dict[str, Any]]:
     async def listed() -> list[dict[str, Any]]:
         async with running.client() as client:
-            found: list[dict[str, Any]] = (
-                await client.get("/api/alerts", params=params)
-            ).json()
+            found: list[dict[str, Any]] = (await client.get("/api/alerts", params=params)).json()
         return found if len(found) >= count else []
 
     found = await eventually(listed, 15, f"{count} alerts {params}")
@@ -98,7 +96,8 @@ async def test_a_burst_of_failures_is_one_message_and_one_resolved_notice(
     body = message.json()
     assert body["text"] == "30 alerts firing: etl-failures"
     section = body["blocks"][1]["text"]["text"]
-    assert section.count(":red_circle:") == 10 and "… and 20 more" in section
+    assert section.count(":red_circle:") == 10
+    assert "… and 20 more" in section
     await pipeline.run_due(now + timedelta(seconds=30))  # unchanged, repeat not due
     assert len(slack.requests) == 1
 
@@ -109,7 +108,8 @@ async def test_a_burst_of_failures_is_one_message_and_one_resolved_notice(
     assert ":white_check_mark:" in resolved.json()["blocks"][0]["text"]["text"]
     await pipeline.run_due(now + timedelta(hours=5))
     ledger = await running.engine.acting.ledger.list(automation="etl-failures")
-    assert len(ledger) == 2 and len(slack.requests) == 2
+    assert len(ledger) == 2
+    assert len(slack.requests) == 2
 
 
 async def test_acknowledged_alerts_are_not_repeated_and_resolve_by_hand(
@@ -141,7 +141,8 @@ async def test_acknowledged_alerts_are_not_repeated_and_resolve_by_hand(
         answer = await client.post(f"/api/alerts/{alert['id']}/resolve", json={"by": "dana"})
         assert answer.status_code == 200, answer.text
         again = await client.post(f"/api/alerts/{alert['id']}/resolve", json={})
-        assert again.status_code == 409 and "resolved" in again.json()["detail"]
+        assert again.status_code == 409
+        assert "resolved" in again.json()["detail"]
         missing = await client.post("/api/alerts/nope/acknowledge", json={})
         assert missing.status_code == 404
         shown = (await client.get(f"/api/alerts/{alert['id']}")).json()
@@ -194,7 +195,8 @@ async def test_alerts_from_the_command_line(start_engine: StartEngine, slack: Re
     assert code == 0, err
     header, *rows = out.splitlines()
     assert header.split()[:4] == ["ID", "STATE", "SEVERITY", "NAME"]
-    assert len(rows) == 2 and all("etl-failures" in r and "critical" in r for r in rows)
+    assert len(rows) == 2
+    assert all("etl-failures" in r and "critical" in r for r in rows)
 
     code, out, err = await invoke(
         "alerts", "ack", first["id"], "--for", "2h", "--comment", "on it", "--by", "dana", *api
@@ -203,14 +205,20 @@ async def test_alerts_from_the_command_line(start_engine: StartEngine, slack: Re
     assert out.startswith("acknowledged etl-failures (prefect.resource.id=prefect.flow-run.")
     assert "until" in out
     code, out, _ = await invoke("alerts", "show", first["id"], *api)
-    assert "acknowledged" in out and "by dana" in out and "comment      on it" in out
+    assert "acknowledged" in out
+    assert "by dana" in out
+    assert "comment      on it" in out
     assert "send-slack" in out  # its notification group
 
     code, out, _ = await invoke("alerts", "resolve", first["id"], *api)
-    assert code == 0 and out.startswith("resolved etl-failures")
+    assert code == 0
+    assert out.startswith("resolved etl-failures")
     code, _, err = await invoke("alerts", "resolve", first["id"], *api)
-    assert code == 1 and "resolved at" in err and "nothing to change" in err
+    assert code == 1
+    assert "resolved at" in err
+    assert "nothing to change" in err
     code, _, err = await invoke("alerts", "ls", "--state", "open", *api)
-    assert code == 2 and "firing, acknowledged, resolved" in err
+    assert code == 2
+    assert "firing, acknowledged, resolved" in err
     code, out, _ = await invoke("alerts", "ls", "--state", "acknowledged", *api)
     assert out.strip() == "no alerts acknowledged: all quiet"

@@ -21,6 +21,7 @@ from tripwire.cli import (
     explain,
     replay,
     roles,
+    silence,
     sla,
     webhooks,
 )
@@ -45,6 +46,7 @@ app.add_typer(automations.automations_app, name="automations")
 app.add_typer(actions.actions_app, name="actions")
 app.add_typer(sla.sla_app, name="sla")
 app.add_typer(alerts.alerts_app, name="alerts")
+app.add_typer(silence.silence_app, name="silence")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
 
 

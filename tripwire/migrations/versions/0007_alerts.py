@@ -1,4 +1,4 @@
-"""Alerts, the firings that fed them, and notification groups.
+"""Alerts, the firings that fed them, notification groups, silences and inhibition rules.
 
 Revision ID: 0007_alerts
 Revises: 0006_event_counts
@@ -84,7 +84,36 @@ def upgrade() -> None:
     op.create_index("ix_alert_group_members_alert_id", "alert_group_members", ["alert_id"])
 
 
+    op.create_table(
+        "silences",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("matchers", Labels, nullable=False),
+        sa.Column("starts", moment, nullable=False),
+        sa.Column("ends", moment),
+        sa.Column("until_resolved", sa.Boolean(), nullable=False),
+        sa.Column("actions", sa.String(20), nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("created", moment, nullable=False),
+        sa.Column("expired", moment),
+        sa.PrimaryKeyConstraint("id", name="pk_silences"),
+    )
+    op.create_index("ix_silences_ends", "silences", ["ends"])
+    for name in ("recurring_silences", "inhibit_rules"):
+        op.create_table(
+            name,
+            sa.Column("name", sa.String(200), nullable=False),
+            sa.Column("definition", Labels, nullable=False),
+            sa.Column("created", moment, nullable=False),
+            sa.Column("updated", moment, nullable=False),
+            sa.PrimaryKeyConstraint("name", name=f"pk_{name}"),
+        )
+
+
 def downgrade() -> None:
+    op.drop_table("inhibit_rules")
+    op.drop_table("recurring_silences")
+    op.drop_table("silences")
     op.drop_table("alert_group_members")
     op.drop_table("alert_groups")
     op.drop_table("alert_firings")

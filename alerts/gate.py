@@ -1,0 +1,65 @@
+"""The silences' say over actions that do not go through the alerts engine: a firing's
+own notification actions (those without `grouping:`) and, under a silence that says
+`actions: all`, every other action. The action runner asks before each attempt."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actions.model import NOTIFICATION_TYPES
+from actions.request import ActionRequest
+from alerts.matchers import Labels
+from alerts.muting import read_muting
+from alerts.signals import automation_labels, sla_labels
+from events import clock
+from triggers.repository import AutomationNotFound, AutomationStore
+
+log = logging.getLogger("tripwire.alerts")
+
+
+class SilenceGate:
+    """Says why an action request is held back, or None to run it."""
+
+    def __init__(self, db: AsyncEngine, automations: AutomationStore) -> None:
+        self.db = db
+        self.automations = automations
+
+    async def __call__(self, request: ActionRequest) -> str | None:
+        if request.notice is not None:
+            return None  # sent by the alerts engine, which has decided already
+        async with self.db.connect() as conn:
+            muting = await read_muting(conn, clock.now())
+        if not muting.silences and not muting.rules:
+            return None
+        labels = await self._labels(request)
+        if labels is None:
+            return None
+        if request.action.type not in NOTIFICATION_TYPES:
+            holding = muting.holding_actions(labels)
+            return f"silenced by {_names(s.label for s in holding)}" if holding else None
+        silenced = muting.silenced_by(labels)
+        if silenced:
+            return f"silenced by {_names(s.label for s in silenced)}"
+        inhibiting = muting.inhibitors(labels)
+        if inhibiting:
+            return f"inhibited by {_names(f'{a.name} (alert {a.id})' for a in inhibiting)}"
+        return None
+
+    async def _labels(self, request: ActionRequest) -> Labels | None:
+        """The labels the alert of this request's firing has."""
+        if request.sla is not None:
+            return sla_labels(request.sla, str(request.sla.get("state", "missed")))
+        try:
+            stored = await self.automations.get(str(request.automation.id))
+        except AutomationNotFound:
+            return None  # deleted since it fired: nothing to match it by
+        event = request.triggering_event
+        resource = dict(event.resource) if event is not None else None
+        return automation_labels(stored.automation, request.triggering_labels, resource)
+
+
+def _names(labels: Iterable[str]) -> str:
+    return ", ".join(labels)
