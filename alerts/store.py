@@ -15,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alerts import repository as db
 from alerts.book import acknowledge, resolve, touch_groups
 from alerts.model import Alert, AlertState
+from alerts.muting import Muting, read_muting
 from alerts.notices import alert_event, event_message
 from alerts.tables import alert_group_members, alert_groups, alerts
 from events import clock
 from triggers.results import Result
 from triggers.state import write_outbox
 
-STATES = ("firing", "acknowledged", "resolved")
+STATES = ("firing", "acknowledged", "resolved", "silenced", "inhibited")
 
 
 class AlertNotFound(LookupError):
@@ -44,19 +45,43 @@ class AlertStore:
         *,
         state: str | None = None,
         name: str | None = None,
-        before: datetime | None = None,
+        before: datetime | tuple[datetime, str] | None = None,
         limit: int = 100,
     ) -> list[Alert]:
-        """Newest first (by last firing); `before` pages on."""
-        query = select(alerts).order_by(alerts.c.last_fired.desc(), alerts.c.id).limit(limit)
-        if state is not None:
-            query = query.where(alerts.c.state == state)
+        """Newest first (by last firing, then id); `before` pages on: a time, or the
+        (last_fired, id) of a page's last alert to continue right after it even when
+        others fired at the same moment. `state` may also be silenced or inhibited: open
+        alerts muted now."""
+        muted = state in ("silenced", "inhibited")
+        query = select(alerts).order_by(alerts.c.last_fired.desc(), alerts.c.id)
+        if muted:  # decided after reading: every open alert, the limit applied then
+            query = query.where(alerts.c.open_fingerprint.is_not(None))
+        elif state is not None:
+            query = query.where(alerts.c.state == state).limit(limit)
+        else:
+            query = query.limit(limit)
         if name is not None:
             query = query.where(alerts.c.name == name)
-        if before is not None:
+        if isinstance(before, tuple):
+            fired, key = before
+            query = query.where(
+                (alerts.c.last_fired < fired)
+                | ((alerts.c.last_fired == fired) & (alerts.c.id > key))
+            )
+        elif before is not None:
             query = query.where(alerts.c.last_fired < before)
         async with self.engine.connect() as conn:
-            return [Alert.from_row(r) for r in (await conn.execute(query)).all()]
+            found = [Alert.from_row(r) for r in (await conn.execute(query)).all()]
+            if not muted:
+                return found
+            muting = await read_muting(conn, clock.now())
+        key = "silenced_by" if state == "silenced" else "inhibited_by"
+        return [a for a in found if muting.why(a)[key]][:limit]
+
+    async def muting(self) -> Muting:
+        """What mutes alerts now, to show beside them."""
+        async with self.engine.connect() as conn:
+            return await read_muting(conn, clock.now())
 
     async def get(self, alert_id: str) -> tuple[Alert, list[dict[str, Any]], list[dict[str, Any]]]:
         """The alert, the firings that fed it (newest first) and its notification groups."""
