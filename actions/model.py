@@ -432,6 +432,13 @@ class PagerDuty(_Action):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class DeclareIncident(_Action):
+    """Prefect Cloud's incident, as tripwire has it: the alert this firing opens is
+    critical (its notifications and PagerDuty say so); nothing else runs."""
+
+    type: Literal["declare-incident"] = "declare-incident"
+
+
 class EmitEvent(_Action):
     """Emit an event onto the bus (its fields are templates)."""
 
@@ -452,11 +459,13 @@ class EmitEvent(_Action):
 # Actions that tell people; the alerts engine sends those with `grouping:` (and
 # pagerduty always), and silences hold them back.
 NOTIFICATION_TYPES = frozenset({"send-slack", "send-notification", "call-webhook", "pagerduty"})
+# Actions the alerts engine carries out, never a firing's action request.
+ALERT_TYPES = frozenset({"pagerduty", "declare-incident"})
 
 
 def grouped(action: Any) -> bool:
-    """True when the alerts engine, not the firing, sends this action."""
-    return getattr(action, "type", None) == "pagerduty" or (
+    """True when the alerts engine, not the firing, sends (or carries out) this action."""
+    return getattr(action, "type", None) in ALERT_TYPES or (
         getattr(action, "grouping", None) is not None
     )
 
@@ -481,6 +490,7 @@ Action = Annotated[
     | SendNotification
     | CallWebhook
     | PagerDuty
+    | DeclareIncident
     | EmitEvent,
     Field(discriminator="type"),
 ]

@@ -127,7 +127,11 @@ class AlertBook:
         for signal in sorted(signals, key=lambda s: s.at):
             alert = current.get(signal.fingerprint)
             if not signal.opens:
-                if alert is not None and _resolves(signal, alert):
+                if alert is not None and signal.keep_firing_for is not None:
+                    alert.resolve_at = signal.at + signal.keep_firing_for  # unless it fires
+                    alert.resolved_by = f"{signal.kind} {signal.state}, kept firing for a while"
+                    alert.changed = True
+                elif alert is not None and _resolves(signal, alert):
                     resolve(alert, signal.at, f"{signal.kind} {signal.state}")
                     resolved.append(alert)
                     del current[signal.fingerprint]
@@ -248,7 +252,7 @@ class AlertBook:
             if not alert.open:
                 continue
             if alert.resolve_at is not None and alert.resolve_at <= now:
-                resolve(alert, alert.resolve_at, "resolve_after")
+                resolve(alert, alert.resolve_at, alert.resolved_by or "resolve_after")
                 messages.append(self._event(alert, "resolved", alert.resolved or now, 0))
             elif alert.acknowledged_until is not None and alert.acknowledged_until <= now:
                 alert.state, alert.acknowledged_until = AlertState.firing, None
@@ -278,7 +282,10 @@ class AlertBook:
                 group.due = None
                 continue
             members = await db.members(conn, group.id)
-            muted = frozenset(a.id for a in members if a.open and muting.muted(a))
+            pending = [a.pending_until for a in members if a.open and _pending(a, now)]
+            muted = frozenset(
+                a.id for a in members if a.open and (_pending(a, now) or muting.muted(a))
+            )
             grouping = grouping_of(action)
             notice, gone = decide(
                 group,
@@ -290,6 +297,9 @@ class AlertBook:
             )
             if muted:  # decide again when a silence ends, or an inhibiting alert resolves
                 group.sooner(min(filter(None, (muting.next_change, now + grouping.interval))))
+            for until in pending:  # and when an alert has been open for pending_for
+                if until is not None:
+                    group.sooner(until)
             await db.remove_members(conn, group.id, gone)
             if notice is not None:
                 request = notice_request(group, notice, now)
@@ -308,6 +318,11 @@ class AlertBook:
                 delete(alert_group_members).where(alert_group_members.c.alert_id.in_(ids))
             )
             await conn.execute(delete(alerts).where(alerts.c.id.in_(ids)))
+
+
+def _pending(alert: Alert, now: datetime) -> bool:
+    """Open for less than its automation's pending_for: not told of yet."""
+    return alert.pending_until is not None and now < alert.pending_until
 
 
 def _resolves(signal: Signal, alert: Alert) -> bool:
@@ -330,6 +345,7 @@ def _opened(signal: Signal) -> Alert:
         summary=signal.summary,
         first_fired=signal.at,
         last_fired=signal.at,
+        pending_until=signal.at + signal.pending_for if signal.pending_for else None,
         resolve_at=signal.at + signal.resolve_after if signal.resolve_after else None,
         changed=True,
     )
@@ -341,6 +357,8 @@ def _fed(alert: Alert, signal: Signal) -> None:
     if signal.at >= alert.last_fired:
         alert.last_fired = signal.at
         alert.summary, alert.labels, alert.severity = signal.summary, signal.labels, signal.severity
-    if signal.resolve_after is not None:
-        alert.resolve_at = alert.last_fired + signal.resolve_after
+    # A firing also cancels a resolution keep_firing_for was holding back.
+    after = signal.resolve_after
+    alert.resolve_at = alert.last_fired + after if after is not None else None
+    alert.resolved_by = None
     alert.changed = True

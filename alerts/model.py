@@ -50,6 +50,7 @@ class Alert:
     first_fired: datetime
     last_fired: datetime
     count: int = 1
+    pending_until: datetime | None = None
     resolve_at: datetime | None = None
     resolved: datetime | None = None
     resolved_by: str | None = None
@@ -81,6 +82,7 @@ class Alert:
             "first_fired": self.first_fired,
             "last_fired": self.last_fired,
             "count": self.count,
+            "pending_until": self.pending_until,
             "resolve_at": self.resolve_at,
             "resolved": self.resolved,
             "resolved_by": self.resolved_by,
@@ -119,6 +121,7 @@ class Alert:
         out = self.brief()
         out.update(
             source_id=self.source_id,
+            pending_until=_iso(self.pending_until),
             resolve_at=_iso(self.resolve_at),
             resolved=_iso(self.resolved),
             resolved_by=self.resolved_by,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from actions.causation import cascade_depth
-from actions.model import Action, grouped
+from actions.model import NOTIFICATION_TYPES, Action, grouped
 from alerts.model import Labels, fingerprint
 from events.model import ReceivedEvent
 from sla.model import SLA
@@ -53,6 +53,18 @@ def sla_labels(context: Mapping[str, Any], state: str) -> Labels:
     return labels
 
 
+def _declares_incident(actions: list[Action]) -> bool:
+    return any(a.type == "declare-incident" for a in actions)
+
+
+def _sent_by_alerts(action: Action, damped: bool) -> bool:
+    """Notifications the alerts engine sends: grouped ones and PagerDuty, and every one
+    of an automation with `pending_for` (the alert decides whether to tell)."""
+    if action.type == "declare-incident":
+        return False  # it made the alert critical; nothing to send
+    return grouped(action) or (damped and action.type in NOTIFICATION_TYPES)
+
+
 @dataclass
 class Signal:
     """One firing (or resolution) of one source for one key."""
@@ -70,7 +82,9 @@ class Signal:
     summary: str
     depth: int
     resolve_after: timedelta | None = None
-    actions: list[Action] = field(default_factory=list)  # the grouped notifications
+    pending_for: timedelta | None = None
+    keep_firing_for: timedelta | None = None
+    actions: list[Action] = field(default_factory=list)  # the alerts engine's to send
 
     @property
     def fingerprint(self) -> str:
@@ -117,6 +131,8 @@ class Sources:
             about = resource.get("prefect.resource.name") or resource.get("prefect.resource.id")
             summary = f"{event.get('event')} on {about}"
         chosen = [*automation.actions, *automation.actions_on_trigger]
+        severity = "critical" if _declares_incident(chosen) else automation.severity
+        damped = automation.pending_for is not None
         return Signal(
             kind="automation",
             source_id=str(automation.id),
@@ -126,12 +142,14 @@ class Sources:
             at=datetime.fromisoformat(document["occurred"]),
             event_id=document["id"],
             firing_id=str(payload["firing_id"]),
-            severity=automation.severity,
-            labels=automation_labels(automation, key, resource),
+            severity=severity,
+            labels={**automation_labels(automation, key, resource), "severity": severity},
             summary=summary,
             depth=cascade_depth(ReceivedEvent.from_stored(document)),
             resolve_after=automation.resolve_after,
-            actions=[a for a in chosen if grouped(a)],
+            pending_for=automation.pending_for,
+            keep_firing_for=automation.keep_firing_for,
+            actions=[a for a in chosen if _sent_by_alerts(a, damped)],
         )
 
     def _sla(self, document: dict[str, Any], state: str) -> Signal | None:
@@ -151,6 +169,9 @@ class Sources:
             summary = f"{sla.name} is at risk of missing {payload.get('deadline')}"
         else:
             chosen, summary = [], f"{sla.name} {state}"
+        severity = sla.severity if state != "at-risk" else "warning"
+        if _declares_incident(chosen):
+            severity = "critical"
         return Signal(
             kind="sla",
             source_id=sla_id,
@@ -160,9 +181,9 @@ class Sources:
             at=datetime.fromisoformat(document["occurred"]),
             event_id=document["id"],
             firing_id=str(payload["firing_id"]),
-            severity=sla.severity if state != "at-risk" else "warning",
-            labels=sla_labels(payload, state),
+            severity=severity,
+            labels={**sla_labels(payload, state), "severity": severity},
             summary=summary,
             depth=cascade_depth(ReceivedEvent.from_stored(document)),
-            actions=[a for a in chosen if grouped(a)],
+            actions=[a for a in chosen if _sent_by_alerts(a, damped=False)],
         )

@@ -31,7 +31,8 @@ alerts = Table(
     Column("first_fired", UTCDateTime(), nullable=False),
     Column("last_fired", UTCDateTime(), nullable=False),
     Column("count", Integer, nullable=False),
-    Column("resolve_at", UTCDateTime()),  # resolve_after runs out then
+    Column("pending_until", UTCDateTime()),  # pending_for: not notified before
+    Column("resolve_at", UTCDateTime()),  # resolve_after or keep_firing_for runs out then
     Column("resolved", UTCDateTime()),
     Column("resolved_by", String(200)),
     Column("acknowledged", UTCDateTime()),

@@ -42,5 +42,17 @@ class Automation(BaseModel):
         "(reactive triggers; proactive and compound ones resolve when their trigger does). "
         "Unset: the alert stays open until its trigger resolves or someone resolves it.",
     )
+    pending_for: Duration | None = Field(
+        default=None,
+        gt=timedelta(0),
+        description="tripwire: notify about its alert only if still open this long after it "
+        "opened (flap damping); its notification actions go through the alerts engine.",
+    )
+    keep_firing_for: Duration | None = Field(
+        default=None,
+        gt=timedelta(0),
+        description="tripwire: keep its alert firing this long after the trigger resolves; "
+        "a firing meanwhile keeps it open.",
+    )
     owner_resource: str | None = Field(default=None, description="Prefect: who owns it.")
     id: UUID | None = Field(default=None, description="Prefect's id, kept when given.")

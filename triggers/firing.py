@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from actions.causation import cascade_depth, cause
-from actions.model import grouped
+from actions.model import NOTIFICATION_TYPES, grouped
 from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
@@ -110,7 +110,8 @@ def action_requests(firing: Firing) -> list[ActionRequest]:
     """One request per action: `actions` and `actions_on_trigger` when it fired,
     `actions_on_resolve` when it resolved. Grouped notifications are left to the alerts
     engine, which sends them from the alert this firing opens or updates; their index is
-    kept, so request ids do not move when a grouping is added or removed."""
+    kept, so request ids do not move when a grouping is added or removed. With
+    `pending_for`, every notification goes through the alert."""
     automation = firing.automation
     if firing.state is FiringState.triggered:
         chosen = [*automation.actions, *automation.actions_on_trigger]
@@ -118,6 +119,7 @@ def action_requests(firing: Firing) -> list[ActionRequest]:
         chosen = list(automation.actions_on_resolve)
     assert automation.id is not None
     ref = AutomationRef(id=automation.id, name=automation.name)
+    damped = automation.pending_for is not None  # its alert decides whether to notify
     return [
         ActionRequest(
             id=firing_id(firing.id, "action", index),
@@ -132,5 +134,5 @@ def action_requests(firing: Firing) -> list[ActionRequest]:
             depth=firing.depth,
         )
         for index, action in enumerate(chosen)
-        if not grouped(action)
+        if not (grouped(action) or (damped and action.type in NOTIFICATION_TYPES))
     ]

@@ -52,7 +52,8 @@ def test_prefects_exported_actions_load_unchanged() -> None:
         ({"type": "call-webhook", "url": "https://x", "json": {"a": 1}, "body": "b"}, "not both"),
         ({"type": "emit-event", "event": "x", "resource": {"a": "b"}}, "prefect.resource.id"),
         ({"type": "change-flow-run-state", "state": "DONE"}, "state"),
-        ({"type": "declare-incident"}, "does not match any of the expected tags"),
+        ({"type": "open-incident"}, "does not match any of the expected tags"),
+        ({"type": "declare-incident", "severity": "high"}, "Extra inputs"),
         ({"type": "do-nothing", "reason": "x"}, "Extra inputs"),
     ],
 )

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("first_fired", moment, nullable=False),
         sa.Column("last_fired", moment, nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("pending_until", moment),
         sa.Column("resolve_at", moment),
         sa.Column("resolved", moment),
         sa.Column("resolved_by", sa.String(200)),
