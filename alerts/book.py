@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actions.model import Action
+from alerts import lineage
 from alerts import repository as db
 from alerts.groups import Group, by_values, decide, group_id, grouping_of
 from alerts.model import Alert, AlertState
@@ -112,6 +113,7 @@ class AlertBook:
     # -- stored events ------------------------------------------------------------------
 
     async def evaluate(self, conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> Result:
+        await lineage.record(conn, documents)
         signals = [s for d in documents if (s := self.sources.read(d)) is not None]
         if not signals:
             return Result()
@@ -139,6 +141,7 @@ class AlertBook:
                 continue
             if alert is None:
                 alert = _opened(signal)
+                await _impact(conn, alert, signal)
                 current[signal.fingerprint] = alert
                 opened.append((alert, signal))
                 messages.append(self._event(alert, "opened", signal.at, signal.depth))
@@ -318,6 +321,22 @@ class AlertBook:
                 delete(alert_group_members).where(alert_group_members.c.alert_id.in_(ids))
             )
             await conn.execute(delete(alerts).where(alerts.c.id.in_(ids)))
+
+
+SHOWN_DOWNSTREAM = 5  # named in the summary; the alert holds the whole list
+
+
+async def _impact(conn: AsyncConnection, alert: Alert, signal: Signal) -> None:
+    """What is downstream of the alert's resource: its source's `downstream:` list, then
+    the asset lineage; the first few join the summary, as messages show it."""
+    found = list(signal.downstream)
+    if signal.resource_id:
+        found += await lineage.downstream_of(conn, signal.resource_id)
+    alert.downstream = list(dict.fromkeys(found))
+    if alert.downstream:
+        shown = ", ".join(alert.downstream[:SHOWN_DOWNSTREAM])
+        more = len(alert.downstream) - SHOWN_DOWNSTREAM
+        alert.summary += f"; downstream: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def _pending(alert: Alert, now: datetime) -> bool:

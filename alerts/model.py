@@ -58,6 +58,7 @@ class Alert:
     acknowledged_until: datetime | None = None
     acknowledged_by: str | None = None
     comment: str | None = None
+    downstream: list[str] = field(default_factory=list)
     updated: datetime | None = None
     changed: bool = field(default=False, compare=False)  # to be written back
 
@@ -90,6 +91,7 @@ class Alert:
             "acknowledged_until": self.acknowledged_until,
             "acknowledged_by": self.acknowledged_by,
             "comment": self.comment,
+            "downstream": self.downstream,
         }
 
     @classmethod
@@ -114,6 +116,7 @@ class Alert:
             "first_fired": self.first_fired.isoformat(),
             "last_fired": self.last_fired.isoformat(),
             "count": self.count,
+            "downstream": self.downstream,
         }
 
     def as_json(self) -> dict[str, Any]:

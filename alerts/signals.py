@@ -84,6 +84,8 @@ class Signal:
     resolve_after: timedelta | None = None
     pending_for: timedelta | None = None
     keep_firing_for: timedelta | None = None
+    resource_id: str | None = None  # what the alert is about, for its downstream
+    downstream: list[str] = field(default_factory=list)  # declared on the source
     actions: list[Action] = field(default_factory=list)  # the alerts engine's to send
 
     @property
@@ -149,6 +151,8 @@ class Sources:
             resolve_after=automation.resolve_after,
             pending_for=automation.pending_for,
             keep_firing_for=automation.keep_firing_for,
+            resource_id=resource.get("prefect.resource.id"),
+            downstream=list(automation.downstream),
             actions=[a for a in chosen if _sent_by_alerts(a, damped)],
         )
 
@@ -186,4 +190,6 @@ class Sources:
             summary=summary,
             depth=cascade_depth(ReceivedEvent.from_stored(document)),
             actions=[a for a in chosen if _sent_by_alerts(a, damped=False)],
+            resource_id=(payload.get("resource") or {}).get("prefect.resource.id"),
+            downstream=list(sla.downstream),
         )

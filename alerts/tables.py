@@ -39,6 +39,7 @@ alerts = Table(
     Column("acknowledged_until", UTCDateTime()),
     Column("acknowledged_by", String(200)),
     Column("comment", Text),
+    Column("downstream", Labels, nullable=False),  # what depends on the alert's resource
     Column("updated", UTCDateTime(), nullable=False),
     Index("ix_alerts_state_last_fired", "state", "last_fired"),
     Index("ix_alerts_fingerprint", "fingerprint"),
@@ -120,4 +121,15 @@ inhibit_rules = Table(
     Column("definition", Labels, nullable=False),
     Column("created", UTCDateTime(), nullable=False),
     Column("updated", UTCDateTime(), nullable=False),
+)
+
+# Asset lineage as Prefect's materialization events tell it: each names its upstream
+# assets as related resources in role `asset`.
+asset_edges = Table(
+    "asset_edges",
+    metadata,
+    Column("upstream", Text, primary_key=True),
+    Column("downstream", Text, primary_key=True),
+    Column("downstream_name", Text),
+    Column("seen", UTCDateTime(), nullable=False),
 )

@@ -77,6 +77,11 @@ class _SLA(BaseModel):
         description="A JMESPath expression over the whole event that must be true.",
     )
     actions: list[Action] = Field(default_factory=list, description="Run on a miss.")
+    downstream: list[str] = Field(
+        default_factory=list,
+        description="tripwire: what depends on what it promises (dataflows, dashboards, "
+        "models), named in its alerts beside what Prefect's asset lineage shows.",
+    )
     actions_on_resolve: list[Action] = Field(
         default_factory=list, description="Run when a missed SLA recovers."
     )

@@ -54,5 +54,10 @@ class Automation(BaseModel):
         description="tripwire: keep its alert firing this long after the trigger resolves; "
         "a firing meanwhile keeps it open.",
     )
+    downstream: list[str] = Field(
+        default_factory=list,
+        description="tripwire: what depends on what it watches (dataflows, dashboards, "
+        "models), named in its alerts beside what Prefect's asset lineage shows.",
+    )
     owner_resource: str | None = Field(default=None, description="Prefect: who owns it.")
     id: UUID | None = Field(default=None, description="Prefect's id, kept when given.")

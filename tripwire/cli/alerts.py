@@ -94,6 +94,8 @@ def alerts_show(
         typer.echo(f"  resolved     {when(alert['resolved'])} ({alert['resolved_by']})")
     if alert["comment"]:
         typer.echo(f"  comment      {alert['comment']}")
+    if alert["downstream"]:
+        typer.echo(f"  downstream   {', '.join(alert['downstream'])}")
     typer.echo("labels:")
     for name, value in sorted(alert["labels"].items()):
         shown = ", ".join(value) if isinstance(value, list) else value

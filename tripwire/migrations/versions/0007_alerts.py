@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("acknowledged_until", moment),
         sa.Column("acknowledged_by", sa.String(200)),
         sa.Column("comment", sa.Text()),
+        sa.Column("downstream", Labels, nullable=False),
         sa.Column("updated", moment, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_alerts"),
         sa.UniqueConstraint("open_fingerprint", name="uq_alerts_open_fingerprint"),
@@ -109,9 +110,18 @@ def upgrade() -> None:
             sa.Column("updated", moment, nullable=False),
             sa.PrimaryKeyConstraint("name", name=f"pk_{name}"),
         )
+    op.create_table(
+        "asset_edges",
+        sa.Column("upstream", sa.Text(), nullable=False),
+        sa.Column("downstream", sa.Text(), nullable=False),
+        sa.Column("downstream_name", sa.Text()),
+        sa.Column("seen", moment, nullable=False),
+        sa.PrimaryKeyConstraint("upstream", "downstream", name="pk_asset_edges"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("asset_edges")
     op.drop_table("inhibit_rules")
     op.drop_table("recurring_silences")
     op.drop_table("silences")
