@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from alerts.api import Deliver
 from tripwire.auth import ApiAuth
 from tripwire.engine import Engine
 from tripwire.ui.access import Sessions
@@ -18,9 +19,12 @@ from tripwire.ui.pages import build_pages
 __all__ = ["mount_dashboard"]
 
 
-def mount_dashboard(app: FastAPI, engine: Engine, auth: ApiAuth, reload: Reload | None) -> None:
-    """Serve the dashboard at /ui/ of `app`, with / and /ui redirecting there."""
-    board = Dashboard(engine, Sessions(auth), reload)
+def mount_dashboard(
+    app: FastAPI, engine: Engine, auth: ApiAuth, reload: Reload | None, deliver: Deliver
+) -> None:
+    """Serve the dashboard at /ui/ of `app`, with / and /ui redirecting there; `deliver`
+    publishes what acknowledging or resolving an alert decided."""
+    board = Dashboard(engine, Sessions(auth), reload, deliver)
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)

@@ -1,5 +1,6 @@
 """What the dashboard changes (form POSTs): sign in and out, pause and resume an
-automation, retry a failed action, replay an automation over stored events.
+automation, retry a failed action, replay an automation over stored events, acknowledge
+and resolve an alert.
 
 Each change checks that the visitor may change things and that the form carries this
 visitor's CSRF token, then answers with a redirect back (303), so a reload does not post
@@ -10,18 +11,22 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from actions.api import retry
+from alerts.api import AcknowledgeBody, ResolveBody
+from alerts.store import AlertNotFound, AlertResolved
 from events import clock
 from triggers.replay import replay
 from triggers.repository import AutomationNotFound
 from tripwire.auth import Access
 from tripwire.replaying import stored_events
 from tripwire.ui.access import COOKIE, SESSION_SECONDS, Visitor
+from tripwire.ui.alert_view import checked, form_error, show_alert
 from tripwire.ui.automation_view import show_automation
 from tripwire.ui.context import Dashboard
 
@@ -39,6 +44,10 @@ def _back(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not parts.path.startswith("/ui/"):
         return default
     return target
+
+
+def _alert_page(alert_id: str) -> str:
+    return f"/ui/alerts/{quote(alert_id, safe='')}"
 
 
 def build_changes(board: Dashboard) -> APIRouter:
@@ -165,5 +174,62 @@ def build_changes(board: Dashboard) -> APIRouter:
             replay_hours=hours,
             replay_capped=REPLAY_MAX_EVENTS if capped else None,
         )
+
+    # Who acknowledged or resolved an alert here: the dashboard knows no names, only
+    # whether its visitors sign in.
+    by = "dashboard (signed in)" if board.sessions.auth.enabled else "dashboard"
+
+    @router.post("/alerts/{alert_id}/acknowledge")
+    async def acknowledge_alert(
+        request: Request,
+        alert_id: str,
+        visitor: Visitor = Depends(board.changing),
+        for_: str = Form("", alias="for"),
+        comment: str = Form(""),
+    ) -> Response:
+        typed = {"for": for_, "comment": comment}
+        try:
+            body = checked(AcknowledgeBody, {**typed, "by": by})
+        except ValidationError as exc:
+            error = form_error(exc, typed)
+            return await show_alert(
+                board, request, visitor, alert_id, status=400, ack_error=error, typed=typed
+            )
+        try:
+            _, result = await engine.alerts.acknowledge(
+                alert_id, for_=body.for_, by=body.by, comment=body.comment
+            )
+        except AlertNotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        except AlertResolved as exc:
+            return board.message(request, visitor, 409, "Not acknowledged", str(exc))
+        await board.deliver(result)
+        log.info("dashboard: acknowledged alert %s", alert_id)
+        return RedirectResponse(_alert_page(alert_id), status_code=303)
+
+    @router.post("/alerts/{alert_id}/resolve")
+    async def resolve_alert(
+        request: Request,
+        alert_id: str,
+        visitor: Visitor = Depends(board.changing),
+        comment: str = Form(""),
+    ) -> Response:
+        typed = {"comment": comment}
+        try:
+            body = checked(ResolveBody, {**typed, "by": by})
+        except ValidationError as exc:
+            error = form_error(exc, typed)
+            return await show_alert(
+                board, request, visitor, alert_id, status=400, resolve_error=error, typed=typed
+            )
+        try:
+            _, result = await engine.alerts.resolve(alert_id, by=body.by, comment=body.comment)
+        except AlertNotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        except AlertResolved as exc:
+            return board.message(request, visitor, 409, "Not resolved", str(exc))
+        await board.deliver(result)
+        log.info("dashboard: resolved alert %s", alert_id)
+        return RedirectResponse(_alert_page(alert_id), status_code=303)
 
     return router

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from alerts.api import Deliver
 from tripwire.auth import Access
 from tripwire.engine import Engine
 from tripwire.ui.access import Sessions, Visitor
@@ -27,12 +28,16 @@ class Refused(Exception):
 
 
 class Dashboard:
-    """One engine's dashboard."""
+    """One engine's dashboard; `deliver` publishes what a hand change to an alert decided,
+    as the API does after one."""
 
-    def __init__(self, engine: Engine, sessions: Sessions, reload: Reload | None) -> None:
+    def __init__(
+        self, engine: Engine, sessions: Sessions, reload: Reload | None, deliver: Deliver
+    ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.reload = reload
+        self.deliver = deliver
         self.pages = Pages(sessions)
 
     def visitor(self, request: Request) -> Visitor | None:
@@ -79,7 +84,7 @@ class Dashboard:
                     403,
                     "Read-only",
                     "You signed in with a read-only key: you can look, not change. Sign in "
-                    "with the API key or auth string to pause, retry or replay.",
+                    "with the API key or auth string to pause, retry, replay or acknowledge.",
                 )
             )
         if not self.sessions.csrf_ok(visitor, csrf):

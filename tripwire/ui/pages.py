@@ -1,4 +1,5 @@
-"""The dashboard's pages (GET): overview, events, automations, SLAs, actions, webhooks."""
+"""The dashboard's pages (GET): overview, events, automations, SLAs, alerts, actions,
+webhooks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from actions.ledger import Status
+from alerts.model import AlertState
 from events import clock
 from events.filters import EventFilter
 from events.live import stored_up_to
@@ -22,6 +24,8 @@ from tripwire.engine import Engine
 from tripwire.health import health
 from tripwire.ui import readings
 from tripwire.ui.access import Visitor
+from tripwire.ui.alert_list import OPEN_FIRST, Cursor, alerts_page
+from tripwire.ui.alert_view import show_alert
 from tripwire.ui.automation_view import show_automation
 from tripwire.ui.charts import Buckets, sparkline, stacked_bars, strip
 from tripwire.ui.context import Dashboard
@@ -35,11 +39,13 @@ DAY = timedelta(hours=24)
 EVENT_STEP = timedelta(minutes=15)
 EVENTS_PER_PAGE = 50
 ACTIONS_PER_PAGE = 50
+ALERTS_PER_PAGE = 50
 AUTOMATIONS_PER_PAGE = 100
 BOARD_KEYS = 5  # keys per SLA on the board, the ones that need a look first
 SLA_PAGE_KEYS = 500
 HISTORY_DAYS = 30
 STATUSES = [s.value for s in Status]
+ALERT_STATES = [s.value for s in OPEN_FIRST]
 
 
 def _after(text: str) -> tuple[str, str] | None:
@@ -70,6 +76,7 @@ def build_pages(board: Dashboard) -> APIRouter:
         warned = [s.id for s in stored if s.sla.warn_before is not None]
         counts = await readings.sla_counts(engine.db, warned)
         rejected = await readings.rejected_since(engine.db, since)
+        alerts_firing = await readings.alerts_firing(engine.db)
         quarters = Buckets(
             rate.buckets.starts,
             rate.buckets.series,
@@ -96,6 +103,7 @@ def build_pages(board: Dashboard) -> APIRouter:
             failed=actions.get(Status.failed.value, 0),
             retrying=actions.get(Status.retrying.value, 0),
             rejected=rejected,
+            alerts_firing=alerts_firing,
         )
 
     @router.get("/events")
@@ -247,6 +255,45 @@ def build_pages(board: Dashboard) -> APIRouter:
             definition=definition_yaml(item.sla),
             days=HISTORY_DAYS,
         )
+
+    @router.get("/alerts")
+    async def alerts_list(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:
+        chosen = request.query_params.get("state", "").strip()
+        name = request.query_params.get("name", "").strip()
+        shown: dict[str, Any] = {"chosen": chosen, "name": name, "states": ALERT_STATES}
+        if chosen and chosen not in ALERT_STATES:
+            return board.pages.render(
+                request,
+                visitor,
+                "alerts.html",
+                status=400,
+                error=f"state: {chosen!r} is not one of {', '.join(ALERT_STATES)}",
+                alerts=[],
+                next_before=None,
+                **shown,
+            )
+        found, after = await alerts_page(
+            engine.alerts,
+            (AlertState(chosen),) if chosen else OPEN_FIRST,
+            name=name or None,
+            cursor=Cursor.parse(request.query_params.get("before", "")),
+            limit=ALERTS_PER_PAGE,
+        )
+        return board.pages.render(
+            request,
+            visitor,
+            "alerts.html",
+            error=None,
+            alerts=found,
+            next_before=after.text() if after else None,
+            **shown,
+        )
+
+    @router.get("/alerts/{alert_id}")
+    async def alert_page(
+        request: Request, alert_id: str, visitor: Visitor = Depends(board.looking)
+    ) -> Response:
+        return await show_alert(board, request, visitor, alert_id)
 
     @router.get("/actions")
     async def actions_page(request: Request, visitor: Visitor = Depends(board.looking)) -> Response:

@@ -1,6 +1,6 @@
 """What the dashboard reads beyond the stores' own calls: counts over time, firings per
-automation, SLA history, webhook deliveries. Every query is bounded by time or a limit
-and served by an index (see the indexes named beside each)."""
+automation, SLA history, webhook deliveries, alerts firing. Every query is bounded by time
+or a limit and served by an index (see the indexes named beside each)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actions.ledger import Status
 from actions.tables import action_ledger
+from alerts.model import AlertState
+from alerts.tables import alerts
 from events.bulk import read_time
 from events.conditions import matching
 from events.filters import EventFilter
@@ -329,6 +331,17 @@ async def rejected_since(db: AsyncEngine, since: datetime) -> int:
     async with db.connect() as conn:
         value = await conn.scalar(
             select(func.count()).select_from(table).where(table.c.received >= since)
+        )
+    return int(value or 0)
+
+
+async def alerts_firing(db: AsyncEngine) -> int:
+    """Alerts firing now, of every automation and SLA (ix_alerts_state_last_fired)."""
+    async with db.connect() as conn:
+        value = await conn.scalar(
+            select(func.count())
+            .select_from(alerts)
+            .where(alerts.c.state == AlertState.firing.value)
         )
     return int(value or 0)
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from events import clock
 from tripwire import __version__
 from tripwire.ui.access import Sessions, Visitor
-from tripwire.ui.words import ago, duration, duration_text
+from tripwire.ui.words import ago, duration, duration_text, label_noun
 
 # One word per state, and the CSS class that colours it everywhere.
 STATES = {
@@ -38,6 +38,8 @@ STATES = {
     "paused": "paused",
     "connected": "ok",
     "none": "none",
+    "firing": "missed",  # an alert: open, nobody on it yet
+    "acknowledged": "at-risk",  # open, someone is on it
 }
 
 
@@ -114,6 +116,11 @@ def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _string)
 
 
+def label_text(value: str | list[str]) -> str:
+    """A label's value as one line: a list (such as tags) joined by commas."""
+    return ", ".join(value) if isinstance(value, list) else value
+
+
 def state_class(state: str) -> str:
     return "state-" + STATES.get(state, "muted")
 
@@ -139,6 +146,8 @@ def environment() -> Environment:
         pretty_json=pretty_json,
         state=state_class,
         plural=plural,
+        label_text=label_text,
+        label_noun=label_noun,
     )
     env.globals.update(version=__version__, query=query)
     return env

@@ -52,7 +52,7 @@ def _names(globs: list[str]) -> str:
     return " or ".join(globs) if len(globs) <= 3 else f"{', '.join(globs[:3])} or …"
 
 
-def _label(label: str) -> str:
+def label_noun(label: str) -> str:
     """A for_each label as a noun: `related:flow:prefect.resource.name` → "flow",
     `prefect.resource.id` → "resource"."""
     if label.startswith(RELATED_PREFIX):
@@ -78,7 +78,7 @@ def event_trigger(trigger: EventTrigger) -> str:
         if trigger.after:
             text += f", after {_names(trigger.after)}"
     if trigger.for_each:
-        text += ", per " + " and ".join(_label(label) for label in trigger.for_each)
+        text += ", per " + " and ".join(label_noun(label) for label in trigger.for_each)
     if trigger.where:
         text += ", where " + trigger.where
     return text

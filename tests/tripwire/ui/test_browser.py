@@ -798,6 +798,228 @@ async def test_webhooks_show_deliveries_and_refusals(board: Board, page: Page) -
     await shoot(page, "webhooks")
 
 
+# Alerts --------------------------------------------------------------------------------
+
+
+def notify(slack: str, by: str) -> dict[str, Any]:
+    """A Slack message per group of alerts with the same `by` label, sent at once."""
+    grouping = {"by": [by], "wait": "0s", "interval": "5m", "repeat": "4h"}
+    return {"type": "send-slack", "webhook_url": slack, "grouping": grouping}
+
+
+def alerting_definitions(slack: str) -> dict[str, Any]:
+    return {
+        "automations": [
+            {
+                "name": "etl-run-failed",
+                "description": "A failed run of an etl-* flow: one alert per flow",
+                "severity": "critical",
+                "tags": ["etl", "on-call"],
+                "trigger": {
+                    "type": "event",
+                    "match": FLOW_RUN,
+                    "match_related": of_flow("etl-*"),
+                    "expect": ["prefect.flow-run.Failed"],
+                    "for_each": ["related:flow:prefect.resource.name"],
+                    "posture": "Reactive",
+                    "threshold": 1,
+                    "within": 0,
+                },
+                "actions": [notify(slack, "automation")],
+            },
+            {
+                "name": "warehouse-load-failed",
+                "description": "A failed warehouse load: one alert per table",
+                "tags": ["warehouse"],
+                "trigger": {
+                    "type": "event",
+                    "match": {"prefect.resource.id": "warehouse.table.*"},
+                    "expect": ["warehouse.load.failed"],
+                    "for_each": ["prefect.resource.id"],
+                    "posture": "Reactive",
+                    "threshold": 1,
+                    "within": 0,
+                },
+                "actions": [notify(slack, "automation")],
+            },
+        ],
+        "slas": [
+            {
+                "name": "warehouse-tables-fresh",
+                "description": "Each warehouse table loads at least every 30 minutes",
+                "kind": "freshness",
+                "severity": "critical",
+                "expect": ["warehouse.load.succeeded"],
+                "match": {"prefect.resource.id": "warehouse.table.*"},
+                "for_each": ["prefect.resource.id"],
+                "every": "30m",
+                "actions": [notify(slack, "sla")],
+            }
+        ],
+    }
+
+
+def troubles(now: datetime) -> list[dict[str, Any]]:
+    """etl-customers fails 3 times, etl-inventory once; the orders table stops loading and
+    its last load fails; a load of the events table failed earlier."""
+
+    def ago(minutes: float) -> datetime:
+        return now - timedelta(minutes=minutes)
+
+    sent: list[dict[str, Any]] = []
+    for run, minutes in enumerate((48, 44, 40), start=1):
+        error = f"psycopg.OperationalError: connection to warehouse refused (attempt {run})"
+        sent += [flow_run("Failed", "etl-customers", run, ago(minutes), message=error)]
+    sent += [flow_run("Failed", "etl-inventory", 7, ago(95), message="out of memory")]
+    for minutes in (110, 90, 70):
+        sent += [simple("warehouse.load.succeeded", "warehouse.table.orders", ago(minutes))]
+    for minutes in (50, 30, 10):
+        sent += [simple("warehouse.load.succeeded", "warehouse.table.customers", ago(minutes))]
+    sent += [simple("warehouse.load.failed", "warehouse.table.events", ago(65), error="timeout")]
+    sent += [
+        simple(
+            "warehouse.load.failed",
+            "warehouse.table.orders",
+            ago(25),
+            error="COPY failed: disk quota exceeded on warehouse-2",
+        )
+    ]
+    return sorted(sent, key=lambda e: str(e["occurred"]))
+
+
+@dataclass
+class Alerting:
+    """An engine with alerts in every state: firing, acknowledged, resolved by hand."""
+
+    running: Running
+    acknowledged: str  # etl-inventory's alert
+    resolved: str  # the events table's
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    def client(self) -> httpx.AsyncClient:
+        return self.running.client()
+
+
+async def alert_of(http: httpx.AsyncClient, name: str, key: str) -> dict[str, Any]:
+    """The alert of `name` for the key holding `key`, once it is there."""
+
+    async def found() -> dict[str, Any] | None:
+        listed = (await http.get("/api/alerts", params={"name": name})).json()
+        return next((a for a in listed if key in a["key"].values()), None)
+
+    return await eventually(found, 30, f"the alert of {name} for {key}")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def alerting(engines: Engines) -> Alerting:
+    closed = free_port()  # nothing listens there: the notices fail, as the ledger shows
+    running = await engines.start("alerting", allow_private_urls=True)
+    async with running.client() as http:
+        slack = f"http://127.0.0.1:{closed}/services/T0/B0/x"
+        await posted(http, "/api/definitions/apply", alerting_definitions(slack))
+        sent = troubles(clock.now())
+        await posted(http, "/api/events", sent)
+        await running.wait_stored(len(sent), timeout=30)
+        await running.engine.pipeline.run_due(clock.now())  # the orders table's miss
+        inventory = await alert_of(http, "etl-run-failed", "etl-inventory")
+        acknowledged = {"by": "dana", "for": "4h", "comment": "re-running after the disk swap"}
+        answer = await http.post(f"/api/alerts/{inventory['id']}/acknowledge", json=acknowledged)
+        assert answer.status_code == 200, answer.text
+        events = await alert_of(http, "warehouse-load-failed", "warehouse.table.events")
+        fixed = {"by": "sam", "comment": "loaded again by hand"}
+        answer = await http.post(f"/api/alerts/{events['id']}/resolve", json=fixed)
+        assert answer.status_code == 200, answer.text
+        await alert_of(http, "etl-run-failed", "etl-customers")
+        await alert_of(http, "warehouse-load-failed", "warehouse.table.orders")
+        await alert_of(http, "warehouse-tables-fresh", "warehouse.table.orders")
+    return Alerting(running, inventory["id"], events["id"])
+
+
+async def test_the_alerts_list_shows_open_alerts_first(alerting: Alerting, page: Page) -> None:
+    async with alerting.client() as http:
+        listed = (await http.get("/api/alerts")).json()
+    states = {a["id"]: a["state"] for a in listed}
+    await page.goto(alerting.url + "/ui/")
+    firing = sum(state == "firing" for state in states.values())
+    assert await figure(page, "alerts firing") == str(firing)
+    await page.locator(".figure", has_text="alerts firing").click()
+    await expect(page).to_have_url(alerting.url + "/ui/alerts?state=firing")
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(firing)
+    await expect(rows.locator(".badge")).to_have_text(["firing"] * firing)
+
+    await page.get_by_role("navigation", name="Sections").get_by_role("link", name="Alerts").click()
+    await expect(page).to_have_url(alerting.url + "/ui/alerts")
+    await expect(rows).to_have_count(len(listed))
+    shown = [states[href.rsplit("/", 1)[1]] for href in await alert_links(page)]
+    ranks = ["firing", "acknowledged", "resolved"]
+    assert shown == sorted(shown, key=ranks.index)  # open ones first
+    customers = row(page, "etl-customers")
+    await expect(customers).to_contain_text("prefect.flow-run.Failed on")
+    await expect(
+        customers.get_by_role("link", name="etl-run-failed", exact=True)
+    ).to_have_attribute("href", "/ui/automations/etl-run-failed")
+    await expect(customers).to_contain_text("critical · automation etl-run-failed")
+    await expect(customers.locator("td.num")).to_have_text("3")  # fired three times
+    sla = row(page, "warehouse-tables-fresh")
+    await expect(
+        sla.get_by_role("link", name="warehouse-tables-fresh", exact=True)
+    ).to_have_attribute("href", "/ui/slas/warehouse-tables-fresh")
+    await expect(row(page, "etl-inventory")).to_contain_text("by dana")
+    await shoot(page, "alerts")
+
+    await page.get_by_label("Automation or SLA").fill("warehouse-load-failed")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(re.compile(r"name=warehouse-load-failed"))
+    await expect(rows.locator(".badge")).to_have_text(["firing", "resolved"])
+
+
+async def alert_links(page: Page) -> list[str]:
+    """The alert pages the list links to, top to bottom."""
+    links = page.locator("tbody a[href^='/ui/alerts/']")
+    return [str(await link.get_attribute("href")) for link in await links.all()]
+
+
+async def test_acknowledging_an_alert_from_its_page(alerting: Alerting, page: Page) -> None:
+    await page.goto(alerting.url + "/ui/alerts?state=firing")
+    await row(page, "etl-customers").get_by_role("link", name=re.compile("Failed on")).click()
+    await expect(page).to_have_url(re.compile(r"/ui/alerts/[0-9a-f-]{36}$"))
+    path = page.url.removeprefix(alerting.url)
+    await expect(page.locator("h1 .badge")).to_have_text("firing")
+    labels = page.locator("section", has=page.get_by_role("heading", name="Labels"))
+    await expect(labels.locator("dd", has_text="etl, on-call")).to_be_visible()  # tags
+    firings = page.locator("section", has_text="What fed it").locator("tbody tr")
+    await expect(firings).to_have_count(3)
+    await expect(firings.first.get_by_role("link")).to_have_attribute(
+        "href", re.compile(r"^/ui/events/")
+    )
+    groups = page.locator("section", has_text="grouped notification").locator("tbody tr")
+    await expect(groups).to_contain_text("send-slack")
+    await expect(groups).to_contain_text("automation: etl-run-failed")
+    await shoot(page, "alert")
+
+    await page.get_by_label("For").fill("soon")
+    await page.get_by_role("button", name="Acknowledge").click()
+    await expect(page.get_by_role("alert")).to_contain_text("for: 'soon' is not a duration")
+    await page.get_by_label("For").fill("2h")
+    await page.get_by_label("Comment").first.fill("restarting the warehouse connection")
+    await page.get_by_role("button", name="Acknowledge").click()
+    await expect(page).to_have_url(alerting.url + path)
+    await expect(page.locator("h1 .badge")).to_have_text("acknowledged")
+    acknowledgement = page.get_by_role("region", name="Acknowledgement")
+    await expect(acknowledgement).to_contain_text("dashboard")
+    await expect(acknowledgement).to_contain_text("then it fires again if still open")
+    await expect(acknowledgement).to_contain_text("restarting the warehouse connection")
+    async with alerting.client() as http:
+        shown = (await http.get("/api/alerts" + path.removeprefix("/ui/alerts"))).json()
+    assert shown["state"] == "acknowledged"
+    assert shown["acknowledged_by"] == "dashboard"
+    assert shown["comment"] == "restarting the warehouse connection"
+
+
 # Changes and the live feed -------------------------------------------------------------
 
 
@@ -999,6 +1221,17 @@ async def test_text_from_events_and_definitions_is_shown_never_run(
     await expect(row(page, AUTOMATION_NAME)).to_contain_text("do-nothing")
     await inert(page)
 
+    # The alert its firing opened: named, labelled and summed up with the same text.
+    await page.goto(running.url + "/ui/alerts")
+    alert = row(page, AUTOMATION_NAME)
+    await expect(alert.get_by_role("link", name=AUTOMATION_NAME, exact=True)).to_be_visible()
+    await inert(page)
+    await alert.get_by_role("link", name=f"{EVENT_NAME} on {HOSTILE}").click()
+    await expect(page.locator("h1")).to_contain_text(f"{EVENT_NAME} on {HOSTILE}")
+    labels = page.locator("section", has=page.get_by_role("heading", name="Labels"))
+    await expect(labels.locator("dt", has_text=f"label.{ATTRIBUTE}")).to_be_visible()
+    await inert(page)
+
     # The toggle's form still names this automation: pausing it works.
     await page.goto(running.url + "/ui/automations")
     await listed_automation.get_by_role("button", name="Enabled").click()
@@ -1091,7 +1324,7 @@ async def test_sign_in_with_the_api_key_or_a_read_only_key(engines: Engines, pag
     await expect(page.locator("h1")).to_have_text("Read-only")
     async with running.client(headers=BEARER) as http:
         assert await enabled(http, "orders-load-failed") is True
-    for path in ("/ui/", "/ui/events", "/ui/slas", "/ui/actions", "/ui/webhooks"):
+    for path in ("/ui/", "/ui/events", "/ui/slas", "/ui/alerts", "/ui/actions", "/ui/webhooks"):
         await page.goto(url + path)
         await expect(page).to_have_url(url + path)
     await page.goto(url + "/ui/automations/orders-load-failed")

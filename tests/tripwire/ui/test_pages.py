@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import Running, StartEngine, eventually
+from tripwire.ui.alert_list import OPEN_FIRST, Cursor, alerts_page
 
 HOSTILE = '<script>alert(1)</script>"onmouseover=alert(2)'
 
@@ -272,3 +273,267 @@ async def test_the_live_feed_brings_what_was_stored_while_the_page_loaded(
                     assert meanwhile["id"] in line
                     assert first["id"] not in line
                     break
+
+
+# Alerts --------------------------------------------------------------------------------
+
+ALERTING = {
+    "name": "loads-alert",
+    "description": "every failed load is an alert",
+    "severity": "critical",
+    "tags": ["etl", "on-call"],
+    "trigger": {
+        "type": "event",
+        "match": {"prefect.resource.id": "load.*"},
+        "expect": ["load.failed"],
+        "for_each": ["prefect.resource.id"],
+        "posture": "Reactive",
+        "threshold": 1,
+        "within": 0,
+    },
+    # Grouped and waiting an hour: the group is there to show, and nothing is sent.
+    "actions": [
+        {
+            "type": "send-slack",
+            "webhook_url": "http://127.0.0.1:9/services/T0/B0/x",
+            "grouping": {"by": ["automation"], "wait": "1h"},
+        }
+    ],
+}
+
+
+async def alerts_of(http: httpx.AsyncClient, count: int, **params: str) -> list[dict[str, Any]]:
+    """The alerts the API lists, once there are `count` of them."""
+
+    async def listed() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = (await http.get("/api/alerts", params=params)).json()
+        return found if len(found) >= count else []
+
+    return await eventually(listed, 15, f"{count} alerts {params}")
+
+
+async def failed_loads(http: httpx.AsyncClient, *resources: str) -> list[dict[str, Any]]:
+    """One alert per resource: firing, the API's listing in the order they were posted."""
+    for resource in resources:  # one at a time: each fires after the one before
+        answer = await http.post("/api/events", json=event("load.failed", resource))
+        assert answer.status_code == 202
+        await alerts_of(http, resources.index(resource) + 1)
+    by_key = {a["key"]["prefect.resource.id"]: a for a in await alerts_of(http, len(resources))}
+    return [by_key[r] for r in resources]
+
+
+def csrf_of(html: str) -> str:
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert token is not None
+    return token.group(1)
+
+
+async def test_alerts_list_open_ones_first_and_filter(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(http, automations=[ALERTING])
+        quiet = await http.get("/ui/alerts")
+        assert quiet.status_code == 200
+        assert "No alerts: all quiet." in quiet.text
+        fixed, handled, failing = await failed_loads(http, "load.a", "load.b", "load.c")
+        assert (await http.post(f"/api/alerts/{fixed['id']}/resolve", json={})).status_code == 200
+        acknowledged = await http.post(
+            f"/api/alerts/{handled['id']}/acknowledge", json={"by": "dana", "for": "2h"}
+        )
+        assert acknowledged.status_code == 200
+
+        listing = await http.get("/ui/alerts")
+        assert listing.status_code == 200
+        html = listing.text
+        order = [html.index(f'href="/ui/alerts/{a["id"]}"') for a in (failing, handled, fixed)]
+        assert order == sorted(order)  # firing, acknowledged, resolved
+        assert html.count('href="/ui/automations/loads-alert"') == 3
+        assert "resource: load.c" in html  # its key
+        assert "load.failed on load.c" in html  # the summary
+        assert "critical" in html
+        assert "by dana" in html
+        assert 'class="badge state-missed">firing<' in html
+        assert 'class="badge state-at-risk">acknowledged<' in html
+        assert 'class="badge state-ok">resolved<' in html
+
+        firing = (await http.get("/ui/alerts", params={"state": "firing"})).text
+        assert failing["id"] in firing
+        assert handled["id"] not in firing
+        assert fixed["id"] not in firing
+        assert 'aria-current="page">firing<' in firing
+        resolved = (await http.get("/ui/alerts", params={"state": "resolved"})).text
+        assert fixed["id"] in resolved
+        assert failing["id"] not in resolved
+        named = (await http.get("/ui/alerts", params={"name": "loads-alert"})).text
+        assert all(a["id"] in named for a in (fixed, handled, failing))
+        other = (await http.get("/ui/alerts", params={"name": "loads"})).text
+        assert "No alerts of loads: all quiet." in other  # a whole name, not a part
+
+        bad = await http.get("/ui/alerts", params={"state": "open"})
+        assert bad.status_code == 400
+        assert "state: &#39;open&#39; is not one of firing, acknowledged, resolved" in bad.text
+
+        overview = await http.get("/ui/")
+        assert re.search(r'href="/ui/alerts\?state=firing"><span class="value">1<', overview.text)
+        assert 'href="/ui/alerts">Alerts</a>' in overview.text  # the nav
+
+
+async def test_alerts_page_on_across_states(start_engine: StartEngine, database_url: str) -> None:
+    """Page after page, however small: every alert once, open ones first, even when
+    several fired at the same moment."""
+    engine = await start_engine(database_url=database_url)
+    async with engine.client() as http:
+        await apply(http, automations=[ALERTING])
+        at = datetime.now(UTC).isoformat()
+        loads = [{**event("load.failed", f"load.{n}"), "occurred": at} for n in "abcde"]
+        assert (await http.post("/api/events", json=loads)).status_code == 202
+        alerts = await alerts_of(http, len(loads))
+        assert len({a["last_fired"] for a in alerts}) == 1  # a tie, for the keyset
+        await http.post(f"/api/alerts/{alerts[0]['id']}/resolve", json={})
+        await http.post(f"/api/alerts/{alerts[1]['id']}/acknowledge", json={})
+        states = {a["id"]: a["state"] for a in await alerts_of(http, len(loads))}
+
+        page = (await http.get("/ui/alerts")).text
+        listed = re.findall(r'href="/ui/alerts/([0-9a-f-]{36})"', page)
+        assert sorted(listed) == sorted(states)
+        shown = [states[i] for i in listed]
+        assert shown == ["firing"] * 3 + ["acknowledged", "resolved"]
+        assert ">Next →<" not in page  # one page holds them all
+
+        for limit in (1, 2):
+            walked: list[str] = []
+            cursor = None
+            while True:
+                found, cursor = await alerts_page(
+                    engine.engine.alerts, OPEN_FIRST, name=None, cursor=cursor, limit=limit
+                )
+                walked += [a.id for a in found]
+                if cursor is None:
+                    break
+                cursor = Cursor.parse(cursor.text())  # as the "Next" link carries it
+            assert walked == listed
+        after_first = f"{shown[0]}|{at}|{listed[0]}"
+        rest = (await http.get("/ui/alerts", params={"before": after_first})).text
+        assert re.findall(r'href="/ui/alerts/([0-9a-f-]{36})"', rest) == listed[1:]
+
+
+async def test_an_alert_shows_labels_firings_and_groups(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(http, automations=[ALERTING])
+        (alert,) = await failed_loads(http, "load.a")
+        shown = (await http.get(f"/api/alerts/{alert['id']}")).json()
+        page = await http.get(f"/ui/alerts/{alert['id']}")
+    assert page.status_code == 200
+    html = page.text
+    assert "load.failed on load.a" in html
+    assert '<a href="/ui/automations/loads-alert">loads-alert</a>' in html
+    assert "<dt>tags</dt><dd>etl, on-call</dd>" in html  # a list, joined
+    assert "<dt>severity</dt><dd>critical</dd>" in html
+    assert "<dt>automation</dt><dd>loads-alert</dd>" in html  # a label, as all of them
+    (firing,) = shown["firings"]
+    assert f'href="/ui/events/{firing["event_id"]}"' in html
+    assert "send-slack" in html  # its group: the action, its grouping, nothing sent yet
+    assert "automation: loads-alert" in html
+    assert "none yet" in html
+    assert '<dt>acknowledged</dt><dd><span class="note">not yet</span>' in html
+    assert 'action="/ui/alerts/' + alert["id"] + '/acknowledge"' in html
+    assert 'action="/ui/alerts/' + alert["id"] + '/resolve"' in html
+
+
+async def test_acknowledge_and_resolve_from_the_alert_page(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(http, automations=[ALERTING])
+        (alert,) = await failed_loads(http, "load.a")
+        path = f"/ui/alerts/{alert['id']}"
+        token = csrf_of((await http.get(path)).text)
+
+        forged = await http.post(path + "/acknowledge", data={"for": "2h"})
+        assert forged.status_code == 403
+        assert "CSRF" in forged.text
+        wrong = await http.post(path + "/acknowledge", data={"for": "a while", "csrf": token})
+        assert wrong.status_code == 400
+        assert "for: &#39;a while&#39; is not a duration" in wrong.text
+        assert 'value="a while"' in wrong.text  # what was typed, kept
+        assert (await http.get(f"/api/alerts/{alert['id']}")).json()["state"] == "firing"
+
+        acknowledged = await http.post(
+            path + "/acknowledge",
+            data={"for": "2h", "comment": "restarting the warehouse", "csrf": token},
+        )
+        assert acknowledged.status_code == 303
+        assert acknowledged.headers["location"] == path
+        shown = (await http.get(f"/api/alerts/{alert['id']}")).json()
+        assert shown["state"] == "acknowledged"
+        assert shown["acknowledged_by"] == "dashboard"
+        assert shown["comment"] == "restarting the warehouse"
+        until = datetime.fromisoformat(shown["acknowledged_until"])
+        assert abs(until - datetime.now(UTC) - timedelta(hours=2)) < timedelta(minutes=1)
+        page = (await http.get(path)).text
+        assert "restarting the warehouse" in page
+        assert "then it fires again if still open" in page
+
+        async def published() -> bool:  # delivered: the alert's event is stored
+            found = await http.get("/ui/events", params={"event": "tripwire.alert.acknowledged"})
+            return 'id="event-' in found.text
+
+        await eventually(published, 15, "the acknowledged event published")
+
+        resolved = await http.post(path + "/resolve", data={"comment": "fixed", "csrf": token})
+        assert resolved.status_code == 303
+        assert resolved.headers["location"] == path
+        shown = (await http.get(f"/api/alerts/{alert['id']}")).json()
+        assert shown["state"] == "resolved"
+        assert shown["resolved_by"] == "hand (dashboard)"
+        page = (await http.get(path)).text
+        assert "hand (dashboard)" in page
+        assert 'action="' + path + '/resolve"' not in page  # nothing left to do
+
+        again = await http.post(path + "/resolve", data={"csrf": token})
+        assert again.status_code == 409
+        assert "nothing to change" in again.text
+        late = await http.post(path + "/acknowledge", data={"csrf": token})
+        assert late.status_code == 409
+
+        missing = f"/ui/alerts/{uuid.uuid4()}"
+        assert (await http.get(missing)).status_code == 404
+        assert (await http.post(missing + "/acknowledge", data={"csrf": token})).status_code == 404
+        assert (await http.post(missing + "/resolve", data={"csrf": token})).status_code == 404
+
+
+async def test_read_only_keys_see_alerts_and_cannot_change_them(guarded: Running) -> None:
+    async with guarded.client(headers={"Authorization": "Bearer write-key"}) as http:
+        await apply(http, automations=[ALERTING])
+        (alert,) = await failed_loads(http, "load.a")
+    path = f"/ui/alerts/{alert['id']}"
+    async with guarded.client() as http:
+        await http.post("/ui/login", data={"secret": "look-key", "next": path})
+        page = await http.get(path)
+        assert page.status_code == 200
+        assert page.text.count('disabled title="read-only"') == 2  # acknowledge, resolve
+        token = csrf_of(page.text)
+        for change in ("/acknowledge", "/resolve"):
+            refused = await http.post(path + change, data={"csrf": token})
+            assert refused.status_code == 403
+            assert "read-only key" in refused.text
+    async with guarded.client(headers={"Authorization": "Bearer write-key"}) as http:
+        assert (await http.get(f"/api/alerts/{alert['id']}")).json()["state"] == "firing"
+
+
+async def test_what_alerts_carry_is_escaped(engine: Running) -> None:
+    hostile = {
+        **ALERTING,
+        "name": "alert " + HOSTILE,
+        "tags": [HOSTILE],
+        "trigger": {**ALERTING["trigger"], "match": {}},
+    }
+    async with engine.client() as http:
+        await apply(http, automations=[hostile])
+        sent = event("load.failed", "load." + HOSTILE)
+        sent["resource"]["prefect.resource.name"] = HOSTILE
+        sent["resource"]["label." + HOSTILE] = HOSTILE
+        assert (await http.post("/api/events", json=sent)).status_code == 202
+        (alert,) = await alerts_of(http, 1)
+        for path in ("/ui/alerts", f"/ui/alerts/{alert['id']}"):
+            html = (await http.get(path)).text
+            assert "<script>alert(1)" not in html
+            assert '"onmouseover=alert' not in html
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
