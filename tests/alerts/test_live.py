@@ -4,6 +4,7 @@ a restart while a group waits sends it once. Time moves through `run_due`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -222,3 +223,24 @@ async def test_alerts_from_the_command_line(start_engine: StartEngine, slack: Re
     assert "firing, acknowledged, resolved" in err
     code, out, _ = await invoke("alerts", "ls", "--state", "acknowledged", *api)
     assert out.strip() == "no alerts acknowledged: all quiet"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_workers_on_postgresql_send_a_grouped_message_once(
+    start_engine: StartEngine, slack: Receiver, database_url: str
+) -> None:
+    first = await start_engine(allow_private_urls=True, database_url=database_url)
+    second = await start_engine(allow_private_urls=True, database_url=database_url)
+    await create(first, on_failures(slack.url("/services/T1/B2/x")))
+    await second.engine.pipeline.reload(force=True)
+    await fail_runs(first, 20)  # both workers share the store consumer: each takes some
+    await alerts(first, 20)
+    now = clock.now()
+    for delay in (4, 5, 6):  # both timers decide at once, again and again
+        at = now + timedelta(seconds=delay)
+        await asyncio.gather(first.engine.pipeline.run_due(at), second.engine.pipeline.run_due(at))
+    (message,) = await slack.wait_for(1)
+    assert message.json()["text"] == "20 alerts firing: etl-failures"
+    ledger = await first.engine.acting.ledger.list(automation="etl-failures")
+    assert len(ledger) == 1
+    assert len(slack.requests) == 1
