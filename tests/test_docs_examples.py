@@ -75,6 +75,8 @@ def test_yaml_example_is_a_valid_definitions_file(example: Example, tmp_path: Pa
         + definitions.webhooks
         + definitions.sources
         + definitions.connections
+        + definitions.silences
+        + definitions.inhibit
     )
     assert defined, (
         f"{example} defines nothing: use ```text for YAML that is not a definitions file"
