@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actions.causation import cascade_depth
@@ -51,6 +51,14 @@ def sla_labels(context: Mapping[str, Any], state: str) -> Labels:
     severity = "warning" if state == "at-risk" else str(context.get("severity", "warning"))
     labels.update(sla=str(context["name"]), severity=severity, sla_state=state)
     return labels
+
+
+def _minute(value: Any) -> str:
+    """A deadline as people read it in a message: `2026-12-06 09:00 UTC`."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(value)
 
 
 def _declares_incident(actions: list[Action]) -> bool:
@@ -165,12 +173,13 @@ class Sources:
             return None
         sla_id, sla = found
         key = {str(k): str(v) for k, v in (payload.get("key") or {}).items()}
+        deadline = _minute(payload.get("deadline"))
         if state == "missed":
             chosen = list(sla.actions)
-            summary = f"{sla.name} missed its deadline {payload.get('deadline')}"
+            summary = f"{sla.name} missed its deadline of {deadline}"
         elif state == "at-risk":
             chosen = list(sla.warn_before.actions) if sla.warn_before is not None else []
-            summary = f"{sla.name} is at risk of missing {payload.get('deadline')}"
+            summary = f"{sla.name} is at risk of missing its deadline of {deadline}"
         else:
             chosen, summary = [], f"{sla.name} {state}"
         severity = sla.severity if state != "at-risk" else "warning"
