@@ -67,12 +67,14 @@ async def show_alert(
             f"No alert has the id {alert_id}. Resolved alerts are kept for a while, then "
             "swept; the alerts page lists those kept.",
         )
+    why = (await board.engine.alerts.muting()).why(alert) if alert.open else {}
     return board.pages.render(
         request,
         visitor,
         "alert.html",
         status=status,
         alert=alert,
+        why=why,
         labels=sorted(alert.labels.items()),
         firings=_firings(firings),
         groups=_groups(groups),

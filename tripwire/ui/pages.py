@@ -269,6 +269,7 @@ def build_pages(board: Dashboard) -> APIRouter:
                 status=400,
                 error=f"state: {chosen!r} is not one of {', '.join(ALERT_STATES)}",
                 alerts=[],
+                muted={},
                 next_before=None,
                 **shown,
             )
@@ -279,12 +280,14 @@ def build_pages(board: Dashboard) -> APIRouter:
             cursor=Cursor.parse(request.query_params.get("before", "")),
             limit=ALERTS_PER_PAGE,
         )
+        muting = await engine.alerts.muting()
         return board.pages.render(
             request,
             visitor,
             "alerts.html",
             error=None,
             alerts=found,
+            muted={a.id: muting.why(a) for a in found if a.open},
             next_before=after.text() if after else None,
             **shown,
         )

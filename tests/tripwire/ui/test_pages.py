@@ -439,6 +439,29 @@ async def test_an_alert_shows_labels_firings_and_groups(engine: Running) -> None
     assert 'action="/ui/alerts/' + alert["id"] + '/resolve"' in html
 
 
+async def test_silenced_and_inhibited_alerts_say_so(engine: Running) -> None:
+    async with engine.client() as http:
+        await apply(
+            http,
+            automations=[ALERTING],
+            inhibit=[{"when": {"prefect.resource.id": "load.a"}, "mute": {"tags": "etl"}}],
+        )
+        source, muted = await failed_loads(http, "load.a", "load.b")
+        silence = await http.post(
+            "/api/silences",
+            json={"match": ["prefect.resource.id=load.b"], "for": "1h", "comment": "known"},
+        )
+        assert silence.status_code == 201
+        listing = (await http.get("/ui/alerts")).text
+        silenced = (await http.get(f"/ui/alerts/{muted['id']}")).text
+        inhibited = (await http.get(f"/ui/alerts/{source['id']}")).text
+    assert listing.count('<span class="sub">silenced</span>') == 1
+    assert f"<dt>silenced</dt><dd>by silence {silence.json()['id'][:8]}" in silenced
+    assert f'href="/ui/alerts/{source["id"]}"' in silenced  # inhibited by the source too
+    assert "<dt>silenced</dt>" not in inhibited  # the source is neither
+    assert "<dt>inhibited</dt>" not in inhibited
+
+
 async def test_acknowledge_and_resolve_from_the_alert_page(engine: Running) -> None:
     async with engine.client() as http:
         await apply(http, automations=[ALERTING])
