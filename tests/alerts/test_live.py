@@ -220,7 +220,7 @@ async def test_alerts_from_the_command_line(start_engine: StartEngine, slack: Re
     assert "nothing to change" in err
     code, _, err = await invoke("alerts", "ls", "--state", "open", *api)
     assert code == 2
-    assert "firing, acknowledged, resolved" in err
+    assert "firing, acknowledged, resolved, silenced, inhibited" in err
     code, out, _ = await invoke("alerts", "ls", "--state", "acknowledged", *api)
     assert out.strip() == "no alerts acknowledged: all quiet"
 

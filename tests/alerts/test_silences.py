@@ -209,3 +209,53 @@ async def test_a_silence_refuses_what_it_cannot_mean(start_engine: StartEngine) 
         gone = await client.delete("/api/silences/nope")
         assert gone.status_code == 404
         assert "tripwire silence ls" in gone.text
+
+
+async def test_until_resolved_and_actions_all(start_engine: StartEngine) -> None:
+    running = await start_engine()
+    emitting = on_failures("http://unused.invalid/")
+    emitting["actions"] = [
+        {
+            "type": "emit-event",
+            "event": "ops.restart-requested",
+            "resource": {"prefect.resource.id": "ops.{{ event.resource.id }}"},
+        }
+    ]
+    await create(running, emitting)
+    async with running.client() as client:
+        answer = await client.post(
+            "/api/silences",
+            json={
+                "match": ["automation=etl-failures"],
+                "until_resolved": True,
+                "actions": "all",
+                "comment": "hands off while we migrate",
+            },
+        )
+        assert answer.status_code == 201, answer.text
+        silence = answer.json()
+    assert silence["ends"] is None
+    await fail_runs(running, 1)
+    (alert,) = await alerts(running, 1, state="silenced")
+    ledger = running.engine.acting.ledger
+
+    async def held() -> list[dict[str, Any]]:
+        return await ledger.list(status=Status.succeeded, automation="etl-failures")
+
+    (entry,) = await eventually(held, 15, "the emit-event held back")
+    assert entry["result"] == f"not run: silenced by silence {silence['id'][:8]}"
+
+    async with running.client() as client:
+        await client.post(f"/api/alerts/{alert['id']}/resolve", json={})
+    await running.engine.pipeline.run_due(clock.now())  # nothing it covers is open
+    async with running.client() as client:
+        listed = (await client.get("/api/silences", params={"all": "true"})).json()
+    assert [s["state"] for s in listed] == ["expired"]
+    await fail_runs(running, 1)  # no longer silenced: the action runs
+
+    async def ran() -> list[dict[str, Any]]:
+        found = await ledger.list(status=Status.succeeded, automation="etl-failures")
+        return found if len(found) == 2 else []
+
+    newest, _ = await eventually(ran, 15, "the emit-event run")
+    assert newest["result"].startswith("emitted")

@@ -16,7 +16,7 @@ alerts_app = typer.Typer(
     help="List alerts, show one, acknowledge or resolve it.", no_args_is_help=True
 )
 
-STATES = ("firing", "acknowledged", "resolved")
+STATES = ("firing", "acknowledged", "resolved", "silenced", "inhibited")
 
 
 def _key(alert: dict[str, Any]) -> str:
@@ -30,7 +30,10 @@ def _path(alert_id: str, action: str = "") -> str:
 @alerts_app.command("ls")
 def alerts_ls(
     state: str | None = typer.Option(
-        None, "--state", help="Only alerts in this state: firing, acknowledged or resolved."
+        None,
+        "--state",
+        help="Only alerts in this state: firing, acknowledged, resolved, or silenced or "
+        "inhibited (open and muted now).",
     ),
     name: str | None = typer.Option(None, "--name", help="Only this automation's or SLA's."),
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many."),
