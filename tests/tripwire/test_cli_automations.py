@@ -120,10 +120,10 @@ async def test_apply_reports_every_definition_error_and_applies_nothing(
 async def test_examples_validate_and_apply(engine: Running) -> None:
     code, out, _ = await invoke("validate", "-f", str(EXAMPLES))
     assert code == 0
-    assert "ok: 4 automations, 2 SLAs in 2 file(s)" in out
+    assert "ok: 5 automations, 2 SLAs, 1 silence, 1 inhibition rule in 3 file(s)" in out
     code, out, err = await invoke("apply", "-f", str(EXAMPLES), "--api", engine.url)
     assert code == 0, err
-    assert [line.split()[0] for line in out.splitlines()] == ["created"] * 6
+    assert [line.split()[0] for line in out.splitlines()] == ["created"] * 9
 
 
 async def state_of(name: str, engine: Running) -> str:
@@ -294,12 +294,14 @@ def test_up_applies_automations_at_start(tmp_path: Path) -> None:
         output = process.communicate(timeout=30)[0].decode()
     assert process.returncode == 0, output
     assert [a["name"] for a in listed] == [
+        "any-flow-failed",
         "etl-flow-keeps-failing",
         "etl-run-not-completed",
         "nightly-etls-done",
         "sales-model-refreshed-after-etl",
     ]
-    assert "automations  4 applied at start" in output
+    assert "automations  5 applied at start" in output
+    assert "silences     1 maintenance windows (tripwire silence ls)" in output
 
 
 def test_up_with_bad_automations_does_not_start(tmp_path: Path) -> None:

@@ -85,6 +85,9 @@ def _banner(settings: Settings, engine: Engine) -> str:
         applied = f"  automations  {count} applied at start (tripwire automations ls)\n"
         if count := len(engine.definitions.slas):
             applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
+        if count := len(engine.definitions.silences):
+            applied += f"  silences     {count} maintenance windows (tripwire silence ls)\n"
+        applied += "  alerts       tripwire alerts ls, or the dashboard's Alerts page\n"
     for follower in engine.followers:
         applied += f"  following    {follower.source.api_url} (state in /api/health)\n"
     export = "" if api == DEFAULT_API_URL else f"  export TRIPWIRE_API_URL={api}\n"
