@@ -244,7 +244,7 @@ def test_an_unknown_section_lists_the_known_ones_automations_first() -> None:
     errors = [str(e) for e in load_text("slos: []\n", "s.yaml").errors]
     assert errors == [
         "s.yaml:1: slos: is not a known section; "
-        "use automations:, connections:, sources:, webhooks: or slas:"
+        "use automations:, connections:, sources:, webhooks:, slas:, silences: or inhibit:"
     ]
 
 
@@ -328,6 +328,8 @@ async def test_one_apply_stores_every_kind_or_none(engine: Running) -> None:
             "connections": [{"name": "prod", **created}],
             "webhooks": [{"name": "orders", **created}],
             "slas": [],
+            "silences": [],
+            "inhibit": [],
             "automations": [{"name": "a", **created}],
         }
         assert (await http.get("/api/connections")).json() == []  # a dry run
@@ -363,3 +365,31 @@ async def test_prune_leaves_the_kinds_the_body_does_not_hold(engine: Running) ->
         assert [a["name"] for a in (await http.get("/api/automations")).json()] == ["a"]
         sources = await http.post("/api/definitions/apply", json={"sources": []})
         assert sources.status_code == 422  # not applied: read at start-up
+
+
+def test_silences_and_inhibition_rules_name_what_is_wrong() -> None:
+    text = (
+        "silences:\n"
+        "  - name: sunday\n"
+        "    match: {tags: warehouse}\n"
+        "    schedule: {cron: '0 2 * *', timezone: Europe/Berlin, duration: 3h}\n"
+        "  - name: nothing\n"
+        "    match: []\n"
+        "    schedule: {cron: '0 2 * * SUN', timezone: Mars/Olympus, duration: 3h}\n"
+        "inhibit:\n"
+        "  - when: ['automation']\n"
+        "    mute: {tags: etl}\n"
+    )
+    errors = [str(e) for e in load_text(text, "w.yaml").errors]
+    assert any(e.startswith("w.yaml:4: silences[0].schedule.cron:") for e in errors), errors
+    assert any("silences[1].match: must not be empty" in e for e in errors), errors
+    assert any("silences[1].schedule.timezone:" in e and "Mars/Olympus" in e for e in errors)
+    assert any("inhibit[0].when" in e and "no operator" in e for e in errors), errors
+
+
+def test_an_inhibition_rule_without_a_name_is_named_from_its_content() -> None:
+    text = "inhibit:\n  - when: {automation: a}\n    mute: {tags: etl}\n"
+    loaded = load_text(text, "w.yaml")
+    (rule,) = loaded.inhibit
+    assert rule.name.startswith("inhibit-")
+    assert load_text(text, "again.yaml").inhibit[0].name == rule.name
