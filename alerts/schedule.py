@@ -25,12 +25,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from events.durations import Duration
-from sla.calendar import Calendar
+from sla.calendar import Calendar, checked_cron, checked_zone
 
 MAX_DURATION = timedelta(days=7)
 _TICK = timedelta(microseconds=1)
@@ -41,7 +40,6 @@ _MINUTE = timedelta(minutes=1)
 # never end (every minute, 1 minute long), and each window costs cron searches.
 _CHAIN_STEPS = 1000
 _CHAIN_SPAN = timedelta(days=366)
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # any fixed instant, to check a cron ever matches
 
 # Index = crontab's number for the day (7 is Sunday again).
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -67,37 +65,13 @@ class Recurrence(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron_parses(cls, value: str) -> str:
-        try:
-            calendar = Calendar(apscheduler_crontab(value))
-        except ValueError as exc:
-            raise ValueError(
-                f"is not a cron expression ({exc}); write 5 fields: minute hour "
-                "day-of-month month day-of-week, e.g. 0 2 * * SUN"
-            ) from None
-        _, _, day, _, weekday = value.split()
-        if day != "*" and weekday != "*":
-            # cron starts when either matches, APScheduler only when both do.
-            raise ValueError(
-                "restricts both the day of the month and the day of the week; restrict one, "
-                "since cron and the scheduler disagree on what both mean"
-            )
-        try:
-            calendar.next_deadline(_EPOCH)
-        except ValueError:
-            raise ValueError("never matches a date (such as 30 February)") from None
+        checked_cron(apscheduler_crontab(value), "0 2 * * SUN")
         return value
 
     @field_validator("timezone")
     @classmethod
     def _zone_exists(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not a known IANA time zone; use a name like Europe/Berlin, "
-                "America/New_York or UTC"
-            ) from None
-        return value
+        return checked_zone(value)
 
     @field_validator("duration")
     @classmethod

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
 _TICK = timedelta(microseconds=1)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # any fixed instant, to check a cron ever matches
 _SEARCH_LIMIT = timedelta(days=366 * 30)  # how far back previous_deadline looks
 
 
@@ -108,3 +109,39 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{value} has no time zone; deadlines compare aware datetimes")
     return value.astimezone(UTC)
+
+
+def checked_cron(cron: str, example: str) -> Calendar:
+    """The calendar of a cron expression a person wrote, or a ValueError that says what to
+    change (`example` shows a good one)."""
+    try:
+        calendar = Calendar(cron)
+    except ValueError as exc:
+        raise ValueError(
+            f"is not a cron expression ({exc}); write 5 fields: minute hour "
+            f"day-of-month month day-of-week, e.g. {example}"
+        ) from None
+    _, _, day, _, weekday = cron.split()
+    if day != "*" and weekday != "*":
+        # cron fires when either matches, APScheduler only when both do.
+        raise ValueError(
+            "restricts both the day of the month and the day of the week; restrict one, "
+            "since cron and the scheduler disagree on what both mean"
+        )
+    try:
+        calendar.next_deadline(_EPOCH)
+    except ValueError:
+        raise ValueError("never matches a date (such as 30 February)") from None
+    return calendar
+
+
+def checked_zone(name: str) -> str:
+    """`name` when it is an IANA time zone, else a ValueError that says what to write."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not a known IANA time zone; use a name like Europe/Berlin, "
+            "America/New_York or UTC"
+        ) from None
+    return name
