@@ -10,6 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.model import Alert
 from alerts.silences import AdHocSilence
 from alerts.silencing import SilenceExpired, SilenceNotFound, SilenceStore
 from alerts.store import AlertNotFound, AlertResolved, AlertStore
@@ -71,13 +72,10 @@ def build_router(store: AlertStore, deliver: Deliver) -> APIRouter:
         why = (await store.muting()).why(alert)
         return json_response({**alert.as_json(), **why, "firings": firings, "groups": groups})
 
-    @router.post("/{alert_id}/acknowledge", summary="Someone is on it: stop the repeats")
-    async def acknowledge(alert_id: str, body: AcknowledgeBody | None = None) -> Response:
-        body = body or AcknowledgeBody()
+    async def changed(change: Awaitable[tuple[Alert, Result]]) -> Response:
+        """A hand change's answer: the alert, after what it decided is published."""
         try:
-            alert, result = await store.acknowledge(
-                alert_id, for_=body.for_, by=body.by, comment=body.comment
-            )
+            alert, result = await change
         except AlertNotFound as exc:
             return problem(404, str(exc))
         except AlertResolved as exc:
@@ -85,17 +83,17 @@ def build_router(store: AlertStore, deliver: Deliver) -> APIRouter:
         await deliver(result)
         return json_response(alert.as_json())
 
+    @router.post("/{alert_id}/acknowledge", summary="Someone is on it: stop the repeats")
+    async def acknowledge(alert_id: str, body: AcknowledgeBody | None = None) -> Response:
+        body = body or AcknowledgeBody()
+        return await changed(
+            store.acknowledge(alert_id, for_=body.for_, by=body.by, comment=body.comment)
+        )
+
     @router.post("/{alert_id}/resolve", summary="Resolve by hand: groups send resolved notices")
     async def resolve(alert_id: str, body: ResolveBody | None = None) -> Response:
         body = body or ResolveBody()
-        try:
-            alert, result = await store.resolve(alert_id, by=body.by, comment=body.comment)
-        except AlertNotFound as exc:
-            return problem(404, str(exc))
-        except AlertResolved as exc:
-            return problem(409, str(exc))
-        await deliver(result)
-        return json_response(alert.as_json())
+        return await changed(store.resolve(alert_id, by=body.by, comment=body.comment))
 
     return router
 

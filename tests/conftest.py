@@ -13,6 +13,8 @@ import asyncpg
 import pytest
 
 from events.embedded import EmbeddedNats, free_port
+from tests.actions.prefect_server import PREFECT, PREFECT_VENV
+from tests.events.prefect_follow_server import RestartablePrefect
 from tests.support import POSTGRES_URL, Running, StartEngine, asyncpg_dsn, serve
 from tripwire.engine import Engine, Role
 from tripwire.settings import Settings
@@ -25,6 +27,23 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def restartable_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePrefect]:
+    """A Prefect server (`prefect server start`) for a module's tests; a missing venv is
+    skipped locally and fails in CI."""
+    if not PREFECT.exists():
+        reason = f"no Prefect venv at {PREFECT_VENV}: run `make .venv-prefect/bin/prefect`"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = RestartablePrefect(tmp_path_factory.mktemp("prefect-follow"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

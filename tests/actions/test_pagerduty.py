@@ -476,7 +476,7 @@ def test_the_runner_finds_the_executor() -> None:
 
 
 def test_the_model_defaults_and_class_alias() -> None:
-    action = ACTIONS.validate_python(pd_action(**{"class": "latency"}))
+    action = ACTIONS.validate_python(pd_action(None, **{"class": "latency"}))
     assert isinstance(action, PagerDuty)
     assert action.url == "https://events.pagerduty.com/v2/enqueue"
     assert (action.class_, action.severity, action.summary, action.grouping) == (

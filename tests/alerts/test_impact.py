@@ -5,8 +5,6 @@ names what is downstream, from the lineage and the SLA's own `downstream:` list.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ from typing import Any
 import pytest
 
 from events import clock
-from tests.actions.prefect_server import PREFECT, PREFECT_VENV
 from tests.actions.test_live import named
 from tests.alerts.test_live import alerts
 from tests.events.prefect_follow_server import PYTHON, SCRIPTS, RestartablePrefect, prefect_env
@@ -37,22 +34,6 @@ SALES_FRESH: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePrefect]:
-    """A Prefect server; a missing venv is skipped locally and fails in CI."""
-    if not PREFECT.exists():
-        reason = f"no Prefect venv at {PREFECT_VENV}: run `make .venv-prefect/bin/prefect`"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = RestartablePrefect(tmp_path_factory.mktemp("prefect-assets"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def run_assets(server: RestartablePrefect, home: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         str(PYTHON),
@@ -67,10 +48,10 @@ async def run_assets(server: RestartablePrefect, home: Path) -> None:
 
 
 async def test_a_missed_sla_names_what_is_downstream(
-    start_engine: StartEngine, prefect: RestartablePrefect, tmp_path: Path
+    start_engine: StartEngine, restartable_prefect: RestartablePrefect, tmp_path: Path
 ) -> None:
     running = await start_engine(
-        prefect_api_url=prefect.url,
+        prefect_api_url=restartable_prefect.url,
         prefect_follow=True,
         prefect_follow_events=["prefect.asset.*"],
     )
@@ -80,7 +61,7 @@ async def test_a_missed_sla_names_what_is_downstream(
         answer = await client.post("/api/slas/apply", json={"slas": [SALES_FRESH]})
     assert answer.status_code == 200, answer.text
 
-    await run_assets(prefect, tmp_path)
+    await run_assets(restartable_prefect, tmp_path)
     await stored(running, named("prefect.asset.materialization.succeeded"), 3, timeout=30)
     missed_at = clock.now() + timedelta(hours=1, seconds=5)
     await running.engine.pipeline.run_due(missed_at)

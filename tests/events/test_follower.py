@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from events import clock
 from events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventOrder
 from events.follower import PrefectFollower, Timing
 from events.model import Event, ReceivedEvent
-from tests.actions.prefect_server import PREFECT, PREFECT_VENV
 from tests.events.prefect_follow_server import PYTHON, SCRIPTS, RestartablePrefect, prefect_env
 from tests.support import Running, StartEngine, eventually
 
@@ -32,22 +29,6 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(180)]
 
 FLOW_RUNS = "prefect.flow-run."
 FAST = Timing(first_retry=0.2, max_retry=3.0, persist_delay=1.0)
-
-
-@pytest.fixture(scope="module")
-def restartable_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePrefect]:
-    """A Prefect server for this module's tests; missing venv = skipped locally, failed in CI."""
-    if not PREFECT.exists():
-        reason = f"no Prefect venv at {PREFECT_VENV}: run `make .venv-prefect/bin/prefect`"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = RestartablePrefect(tmp_path_factory.mktemp("prefect-follow"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def follow(

@@ -277,7 +277,7 @@ async def test_the_live_feed_brings_what_was_stored_while_the_page_loaded(
 
 # Alerts --------------------------------------------------------------------------------
 
-ALERTING = {
+ALERTING: dict[str, Any] = {
     "name": "loads-alert",
     "description": "every failed load is an alert",
     "severity": "critical",
