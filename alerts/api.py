@@ -98,8 +98,11 @@ def build_router(store: AlertStore, deliver: Deliver) -> APIRouter:
     return router
 
 
-def build_silences_router(store: SilenceStore, deliver: Deliver) -> APIRouter:
-    """Routes under /api/silences: hand silences and the maintenance windows."""
+def build_silences_router(
+    store: SilenceStore, deliver: Deliver, changed: Callable[[], Awaitable[None]]
+) -> APIRouter:
+    """Routes under /api/silences: hand silences and the maintenance windows; `changed`
+    tells the actions roles when one is added or expired."""
     router = APIRouter(prefix="/api/silences", tags=["alerts"], route_class=ReadableErrors)
 
     @router.get("", summary="Silences in force or to come, then the maintenance windows")
@@ -115,15 +118,18 @@ def build_silences_router(store: SilenceStore, deliver: Deliver) -> APIRouter:
         except ValueError as exc:
             return problem(422, str(exc), "ends")
         await deliver(result)
+        await changed()
         return json_response(silence, 201)
 
     @router.delete("/{silence_id}", summary="Expire a silence now")
     async def expire_silence(silence_id: str) -> Response:
         try:
-            return json_response(await store.expire(silence_id))
+            expired = await store.expire(silence_id)
         except SilenceNotFound as exc:
             return problem(404, str(exc))
         except SilenceExpired as exc:
             return problem(409, str(exc))
+        await changed()
+        return json_response(expired)
 
     return router

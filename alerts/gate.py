@@ -5,6 +5,7 @@ own notification actions (those without `grouping:`) and, under a silence that s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actions.model import NOTIFICATION_TYPES
 from actions.request import ActionRequest
 from alerts.matchers import Labels
-from alerts.muting import read_muting
+from alerts.muting import Muting, read_muting
 from alerts.signals import automation_labels, sla_labels
 from events import clock
 from triggers.repository import AutomationNotFound, AutomationStore
@@ -20,18 +21,42 @@ from triggers.repository import AutomationNotFound, AutomationStore
 log = logging.getLogger("tripwire.alerts")
 
 
+READ_EVERY = 1.0  # seconds a reading of what mutes serves the attempts after it
+
+
 class SilenceGate:
-    """Says why an action request is held back, or None to run it."""
+    """Says why an action request is held back, or None to run it.
+
+    What mutes is read at most once a second, not for every attempt: a busy actions role
+    runs thousands a second. A silence added or expired by hand is read at once (`forget`,
+    told over NATS); a window or silence that ends, when it ends; anything else (an
+    inhibiting alert, a silence that ended with its alerts) within the second."""
 
     def __init__(self, db: AsyncEngine, automations: AutomationStore) -> None:
         self.db = db
         self.automations = automations
+        self._muting: Muting | None = None
+        self._read_at = 0.0
+
+    async def muting(self) -> Muting:
+        """What mutes now, read again when the last reading is a second old."""
+        now = clock.now()
+        cached = self._muting
+        fresh = time.monotonic() - self._read_at < READ_EVERY
+        if cached is None or not fresh or (cached.next_change and now >= cached.next_change):
+            async with self.db.connect() as conn:
+                cached = self._muting = await read_muting(conn, now)
+            self._read_at = time.monotonic()
+        return cached
+
+    def forget(self, _: bytes = b"") -> None:
+        """Silences changed: read them again before the next attempt."""
+        self._muting = None
 
     async def __call__(self, request: ActionRequest) -> str | None:
         if request.notice is not None:
             return None  # sent by the alerts engine, which has decided already
-        async with self.db.connect() as conn:
-            muting = await read_muting(conn, clock.now())
+        muting = await self.muting()
         if not muting.silences and not muting.rules:
             return None
         labels = await self._labels(request)

@@ -91,6 +91,11 @@ class Names:
         """Core NATS (not a stream): workers tell the timer process of new due instants."""
         return f"{self.namespace}.timers.due"
 
+    @property
+    def silences_subject(self) -> str:
+        """Core NATS: the api tells the actions roles that silences changed."""
+        return f"{self.namespace}.silences.changed"
+
 
 class Bus:
     """Connection to NATS, stream declaration and publishing."""

@@ -74,6 +74,7 @@ class Acting:
             max_retry_delay=s.action_max_retry_delay,
             attempt_timeout=s.action_timeout,
         )
+        self.silence_gate = SilenceGate(db, automations)
         self.runner = ActionRunner(
             ledger=self.ledger,
             executors=EXECUTORS,
@@ -86,7 +87,7 @@ class Acting:
                 prefect_connections(s), self.connections, http=self.prefect_http
             ),
             policy=policy,
-            hold=SilenceGate(db, automations),
+            hold=self.silence_gate,
         )
         names = bus.names
         self.consumer = MessageConsumer(

@@ -112,7 +112,8 @@ def definitions_router(engine: Engine, reload: Reload | None) -> APIRouter:
 
     @router.post(
         "/api/definitions/apply",
-        summary="Create, update (and prune) connections, webhooks, SLAs and automations",
+        summary="Create, update (and prune) connections, webhooks, SLAs, silences, "
+        "inhibition rules and automations",
     )
     async def apply_definitions(
         body: DefinitionsBody,
@@ -133,6 +134,9 @@ def definitions_router(engine: Engine, reload: Reload | None) -> APIRouter:
         changed = any(c.kind is not ChangeKind.unchanged for c in chain(*changes.values()))
         if reload is not None and changed and not dry_run:
             await reload()
+        muting = chain(changes["silences"], changes["inhibit"])
+        if not dry_run and any(c.kind is not ChangeKind.unchanged for c in muting):
+            await engine.silences_changed()
         return events_api.json_response(
             {name: [c.as_json() for c in found] for name, found in changes.items()}
         )
@@ -201,7 +205,11 @@ def create_app(engine: Engine, *, manage_engine: bool = True) -> FastAPI:
     app.include_router(triggers_api.build_router(engine.automations, engine.db, reload))
     app.include_router(sla_api.build_router(engine.slas, reload))
     app.include_router(alerts_api.build_router(engine.alerts, engine.pipeline.deliver))
-    app.include_router(alerts_api.build_silences_router(engine.silences, engine.pipeline.deliver))
+    app.include_router(
+        alerts_api.build_silences_router(
+            engine.silences, engine.pipeline.deliver, engine.silences_changed
+        )
+    )
     app.include_router(definitions_router(engine, reload))
     app.include_router(actions_api.build_router(engine.acting.ledger, engine.acting.resubmit))
     app.include_router(actions_api.build_connections_router(engine.acting.connections))

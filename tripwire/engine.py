@@ -176,6 +176,8 @@ class Engine:
             await consumer.start()
         for follower in self.followers:
             await follower.start()
+        if Role.actions in self.roles:
+            await self.bus.listen(self.bus.names.silences_subject, self.acting.silence_gate.forget)
         if Role.sla in self.roles:
             await self.bus.listen(self.bus.names.timers_subject, self._told)
             self.timer.start()
@@ -251,6 +253,11 @@ class Engine:
         if not await self.leadership.held():
             return None  # a standby: the next poll tries to take the lead
         return (await self.pipeline.run_due(now)).next_due
+
+    async def silences_changed(self) -> None:
+        """Tell every actions role (this one at once) to read the silences again."""
+        self.acting.silence_gate.forget()
+        await self.bus.notify(self.bus.names.silences_subject, b"")
 
     def _tell_timer(self, when: datetime) -> None:
         body = when.isoformat().encode()
