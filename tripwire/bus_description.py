@@ -72,6 +72,16 @@ def bus_description(names: Names, nats_url: str) -> dict[str, Any]:
         ),
         schema=str,
     )
+    broker.publisher(
+        names.silences_subject,
+        title="silence notices",
+        description=(
+            "Core NATS, best effort, empty body: the api role tells the actions roles that a "
+            "silence was added or expired, or that maintenance windows or inhibition rules "
+            "were applied, so they read them again at once; they do within a second anyway."
+        ),
+        schema=str,
+    )
     document = AsyncAPI(
         broker, title="tripwire bus", version=__version__, description=DESCRIPTION
     ).to_specification()

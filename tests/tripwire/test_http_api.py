@@ -168,7 +168,12 @@ async def test_asyncapi_describes_the_bus_subjects_and_their_messages(engine: Ru
     assert document["asyncapi"].startswith("3.")
     names = engine.engine.bus.names
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == {names.events_subject, names.actions_subject, names.timers_subject}
+    assert addresses == {
+        names.events_subject,
+        names.actions_subject,
+        names.timers_subject,
+        names.silences_subject,
+    }
     schemas = document["components"]["schemas"]
     # The messages are the engine's own models, so their fields appear as the engine writes them.
     assert {"event", "resource", "received"} <= set(schemas["ReceivedEvent"]["properties"])
