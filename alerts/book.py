@@ -196,9 +196,7 @@ class AlertBook:
     ) -> None:
         grouping = grouping_of(action)
         labels = by_values(grouping, {**alert.labels, "alert": alert.fingerprint})
-        stored = action.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        stored["type"] = action.type
-        gid = group_id(stored, labels)
+        gid = group_id(_as_stored(action), labels)
         entry = joined.setdefault(gid, _Joined(None, action, signal, labels))
         entry.alert_ids.add(alert.id)
 
@@ -215,11 +213,9 @@ class AlertBook:
             entry = joined[gid]
             group = found.get(gid)
             if group is None:
-                stored = entry.action.model_dump(mode="json", by_alias=True, exclude_unset=True)
-                stored["type"] = entry.action.type
                 group = found[gid] = Group(
                     id=gid,
-                    action=stored,
+                    action=_as_stored(entry.action),
                     source_kind=entry.signal.kind,
                     source_id=entry.signal.source_id,
                     source_name=entry.signal.name,
@@ -321,6 +317,14 @@ class AlertBook:
                 delete(alert_group_members).where(alert_group_members.c.alert_id.in_(ids))
             )
             await conn.execute(delete(alerts).where(alerts.c.id.in_(ids)))
+
+
+def _as_stored(action: Action) -> dict[str, Any]:
+    """An action as its group keeps it: what was written (so defaults added later do not
+    split a group), with its type."""
+    stored = action.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    stored["type"] = action.type
+    return stored
 
 
 SHOWN_DOWNSTREAM = 5  # named in the summary; the alert holds the whole list
