@@ -88,8 +88,8 @@ async def test_a_silence_from_the_command_line_holds_notifications_until_it_expi
     (message,) = await slack.wait_for(1)
     assert message.json()["text"] == "3 alerts firing: etl-failures"
     await fail_runs(running, 1)  # a firing's own message runs again at once
-    plain = (await slack.wait_for(2))[1]
-    assert plain.json()["text"].startswith("etl-failures-plain triggered")
+    own = (await slack.wait_for(2))[1]
+    assert own.json()["text"].startswith("etl-failures-plain triggered")
 
 
 async def test_a_resolved_notice_follows_a_firing_notice_sent_before_the_silence(
