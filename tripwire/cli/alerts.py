@@ -10,7 +10,7 @@ from urllib.parse import quote
 import typer
 
 from tripwire.cli.api import ApiOption, call
-from tripwire.cli.output import table, when
+from tripwire.cli.output import plural, table, when
 
 alerts_app = typer.Typer(
     help="List alerts, show one, acknowledge or resolve it.", no_args_is_help=True
@@ -88,7 +88,7 @@ def alerts_show(
     typer.echo(f"  {alert['summary']}")
     typer.echo(f"  key          {_key(alert)}")
     typer.echo(f"  first fired  {when(alert['first_fired'])}")
-    typer.echo(f"  last fired   {when(alert['last_fired'])} ({alert['count']} firings)")
+    typer.echo(f"  last fired   {when(alert['last_fired'])} ({plural(alert['count'], 'firing')})")
     if alert["acknowledged"]:
         until = f" until {when(alert['acknowledged_until'])}" if alert["acknowledged_until"] else ""
         by = f" by {alert['acknowledged_by']}" if alert["acknowledged_by"] else ""
