@@ -126,6 +126,7 @@ class AlertBook:
         joined: dict[str, _Joined] = {}
         resolved: list[Alert] = []
         opened: list[tuple[Alert, Signal]] = []
+        walk: bool | None = None  # whether there is lineage to walk
         for signal in sorted(signals, key=lambda s: s.at):
             alert = current.get(signal.fingerprint)
             if not signal.opens:
@@ -141,7 +142,9 @@ class AlertBook:
                 continue
             if alert is None:
                 alert = _opened(signal)
-                await _impact(conn, alert, signal)
+                if walk is None:  # once a batch: most engines keep no lineage at all
+                    walk = await lineage.known(conn)
+                await _impact(conn, alert, signal, walk)
                 current[signal.fingerprint] = alert
                 opened.append((alert, signal))
                 messages.append(self._event(alert, "opened", signal.at, signal.depth))
@@ -330,11 +333,12 @@ def _as_stored(action: Action) -> dict[str, Any]:
 SHOWN_DOWNSTREAM = 5  # named in the summary; the alert holds the whole list
 
 
-async def _impact(conn: AsyncConnection, alert: Alert, signal: Signal) -> None:
+async def _impact(conn: AsyncConnection, alert: Alert, signal: Signal, walk: bool) -> None:
     """What is downstream of the alert's resource: its source's `downstream:` list, then
-    the asset lineage; the first few join the summary, as messages show it."""
+    the asset lineage (when `walk`: there is some); the first few join the summary, as
+    messages show it."""
     found = list(signal.downstream)
-    if signal.resource_id:
+    if walk and signal.resource_id:
         found += await lineage.downstream_of(conn, signal.resource_id)
     alert.downstream = list(dict.fromkeys(found))
     if alert.downstream:

@@ -51,6 +51,11 @@ async def record(conn: AsyncConnection, documents: Sequence[dict[str, Any]]) -> 
         await conn.execute(upsert(conn, asset_edges, ["upstream", "downstream"]), rows)
 
 
+async def known(conn: AsyncConnection) -> bool:
+    """Whether any lineage is kept at all: without it, no alert walks it."""
+    return (await conn.execute(select(asset_edges.c.upstream).limit(1))).first() is not None
+
+
 async def downstream_of(conn: AsyncConnection, resource_id: str) -> list[str]:
     """Everything downstream of `resource_id`, nearest first, by name where one is known;
     at most MAX_NODES, MAX_DEPTH steps away."""
