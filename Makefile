@@ -54,7 +54,8 @@ format: $(BIN)/tripwire
 
 # Benchmarks (bench/, not part of the engine). `make bench-sla ARGS="--keys 1000"` passes
 # options on; `python -m bench.sla --help` lists them.
-.PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale bench-ui
+.PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale bench-ui \
+	bench-alerts
 
 bench: bench-ingest
 
@@ -75,6 +76,11 @@ bench-sla: $(BIN)/tripwire
 
 bench-scale: $(BIN)/tripwire
 	$(BIN)/python -m bench.scale $(ARGS)
+
+# 20 minutes of event time on a moved clock (4 minutes on SQLite), then the worker's CPU
+# with alerts on and off (8 more): `make bench-alerts ARGS="--database-url postgresql://..."`.
+bench-alerts: $(BIN)/tripwire
+	$(BIN)/python -m bench.alerts $(ARGS)
 
 # Seeding 1,000,000 events takes minutes: `make bench-ui ARGS="--reuse .tripwire/bench-ui.db"`
 # seeds that file once and reuses it.
