@@ -148,7 +148,11 @@ class AlertBook:
                 current[signal.fingerprint] = alert
                 opened.append((alert, signal))
                 messages.append(self._event(alert, "opened", signal.at, signal.depth))
+                joins = True
             else:
+                # A firing of an alert its groups hold already changes nothing they say;
+                # an SLA's at-risk alert that misses joins the miss's actions' groups.
+                joins = alert.labels.get("sla_state") != signal.labels.get("sla_state")
                 _fed(alert, signal)
             firings.append(
                 {
@@ -159,7 +163,7 @@ class AlertBook:
                     "state": signal.state,
                 }
             )
-            for action in signal.actions:
+            for action in signal.actions if joins else ():
                 self._join(joined, action, signal, alert)
         if opened:
             messages += await self._silenced(conn, opened, now)
