@@ -267,7 +267,9 @@ class _Pass:
     def _met(
         self, watched: Watched, window: Window, document: dict[str, Any], at: datetime
     ) -> None:
-        if watched.sla.emit_met:
+        # Met after its early warning went out: said always, so the at-risk alert resolves.
+        warned_at = watched.warn_at(window.deadline)
+        if watched.sla.emit_met or (warned_at is not None and at >= warned_at):
             event = ReceivedEvent.from_stored(document)
             self.report(watched, window, SLAState.met, at=at, event=event, last_seen=at)
 

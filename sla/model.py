@@ -23,7 +23,6 @@ CatchUp = Literal["fire", "skip"]
 FreshnessStart = Literal["apply", "first_event"]
 
 
-
 def _expect() -> Any:
     return Field(min_length=1, description="Event names (globs) expected, e.g. dbt.model.*.")
 
@@ -92,7 +91,9 @@ class _SLA(BaseModel):
         "late) or skip.",
     )
     emit_met: bool = Field(
-        default=False, description="Also emit an event when the SLA is met (default: only misses)."
+        default=False,
+        description="Also emit an event whenever the SLA is met; without it, only when it "
+        "is met after its early warning (so the at-risk alert resolves).",
     )
     _where: ParsedResult | None = PrivateAttr(default=None)
 

@@ -140,3 +140,31 @@ async def test_prefects_declare_incident_opens_a_critical_alert(
     assert alert["labels"]["severity"] == "critical"
     ledger = await running.engine.acting.ledger.list(automation="etl-failures")
     assert ledger == []  # nothing to run: the alert is the incident
+
+
+async def test_an_at_risk_sla_alert_resolves_when_the_sla_is_met(
+    start_engine: StartEngine,
+) -> None:
+    running = await start_engine()
+    sla = {
+        "name": "etl-within-1h",
+        "kind": "duration",
+        "start": ["prefect.flow-run.Running"],
+        "expect": ["prefect.flow-run.Completed"],
+        "for_each": ["prefect.resource.id"],
+        "within": "1h",
+        "warn_before": {"before": "10m", "actions": [{"type": "do-nothing"}]},
+    }
+    async with running.client() as client:
+        answer = await client.post("/api/slas/apply", json={"slas": [sla]})
+    assert answer.status_code == 200, answer.text
+    started = clock.now()
+    await post(running, flow_run("Running", when=started))
+    await running.wait_stored(1)
+    await running.engine.pipeline.run_due(started + timedelta(minutes=51))
+    (alert,) = await alerts(running, 1, state="firing")
+    assert alert["labels"]["sla_state"] == "at-risk"
+    await post(running, flow_run("Completed", when=started + timedelta(minutes=55)))
+    (done,) = await alerts(running, 1, state="resolved")
+    assert done["id"] == alert["id"]
+    assert done["resolved_by"] == "sla met"
