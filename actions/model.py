@@ -463,10 +463,15 @@ NOTIFICATION_TYPES = frozenset({"send-slack", "send-notification", "call-webhook
 ALERT_TYPES = frozenset({"pagerduty", "declare-incident"})
 
 
-def grouped(action: Any) -> bool:
-    """True when the alerts engine, not the firing, sends (or carries out) this action."""
-    return getattr(action, "type", None) in ALERT_TYPES or (
-        getattr(action, "grouping", None) is not None
+def grouped(action: Any, damped: bool = False) -> bool:
+    """True when the alerts engine, not the firing, sends (or carries out) this action.
+    `damped`: its automation has `pending_for`, so the alert decides whether any of its
+    notifications go out."""
+    kind = getattr(action, "type", None)
+    return (
+        kind in ALERT_TYPES
+        or getattr(action, "grouping", None) is not None
+        or (damped and kind in NOTIFICATION_TYPES)
     )
 
 

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerts.groups import Group
 from alerts.model import Alert
 from alerts.tables import alert_firings, alert_group_members, alert_groups, alerts
 from events import clock
+from events.bulk import chunked
 from triggers.state import lock, upsert
 
 CHUNK = 500  # keys per IN list: under SQLite's bound-parameter limit
@@ -32,26 +33,25 @@ async def lock_groups(conn: AsyncConnection, group_ids: Iterable[str]) -> None:
     await lock(conn, [f"alert-group:{g}" for g in group_ids])
 
 
+async def _alerts_where(
+    conn: AsyncConnection, column: ColumnElement[Any], keys: Sequence[str]
+) -> list[Alert]:
+    """The alerts whose `column` is one of `keys`."""
+    found: list[Alert] = []
+    for chunk in chunked(keys, CHUNK):
+        rows = await conn.execute(select(alerts).where(column.in_(chunk)))
+        found += [Alert.from_row(row) for row in rows]
+    return found
+
+
 async def open_alerts(conn: AsyncConnection, fingerprints: Sequence[str]) -> dict[str, Alert]:
     """The open alert of each fingerprint that has one."""
-    found: dict[str, Alert] = {}
-    for start in range(0, len(fingerprints), CHUNK):
-        chunk = fingerprints[start : start + CHUNK]
-        rows = await conn.execute(select(alerts).where(alerts.c.open_fingerprint.in_(chunk)))
-        for row in rows:
-            alert = Alert.from_row(row)
-            found[alert.fingerprint] = alert
-    return found
+    found = await _alerts_where(conn, alerts.c.open_fingerprint, fingerprints)
+    return {alert.fingerprint: alert for alert in found}
 
 
 async def alerts_by_id(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Alert]:
-    found: dict[str, Alert] = {}
-    for start in range(0, len(ids), CHUNK):
-        rows = await conn.execute(select(alerts).where(alerts.c.id.in_(ids[start : start + CHUNK])))
-        for row in rows:
-            alert = Alert.from_row(row)
-            found[alert.id] = alert
-    return found
+    return {alert.id: alert for alert in await _alerts_where(conn, alerts.c.id, ids)}
 
 
 async def save_alerts(conn: AsyncConnection, changed: Iterable[Alert]) -> None:
@@ -105,9 +105,8 @@ async def next_alert_due(conn: AsyncConnection) -> datetime | None:
 
 async def load_groups(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Group]:
     found: dict[str, Group] = {}
-    for start in range(0, len(ids), CHUNK):
-        query = select(alert_groups).where(alert_groups.c.id.in_(ids[start : start + CHUNK]))
-        for row in await conn.execute(query):
+    for chunk in chunked(ids, CHUNK):
+        for row in await conn.execute(select(alert_groups).where(alert_groups.c.id.in_(chunk))):
             group = Group.from_row(row)
             found[group.id] = group
     return found
@@ -155,9 +154,9 @@ async def remove_members(conn: AsyncConnection, group_id: str, alert_ids: Sequen
 async def groups_of(conn: AsyncConnection, alert_ids: Sequence[str]) -> list[str]:
     """The groups the alerts are in."""
     found: set[str] = set()
-    for start in range(0, len(alert_ids), CHUNK):
+    for chunk in chunked(alert_ids, CHUNK):
         query = select(alert_group_members.c.group_id).where(
-            alert_group_members.c.alert_id.in_(alert_ids[start : start + CHUNK])
+            alert_group_members.c.alert_id.in_(chunk)
         )
         found.update(r[0] for r in await conn.execute(query))
     return sorted(found)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actions.causation import cascade_depth
-from actions.model import NOTIFICATION_TYPES, Action, grouped
+from actions.model import Action, grouped
 from alerts.model import Labels, fingerprint
 from events.model import ReceivedEvent
 from sla.model import SLA
@@ -68,9 +68,8 @@ def _declares_incident(actions: list[Action]) -> bool:
 def _sent_by_alerts(action: Action, damped: bool) -> bool:
     """Notifications the alerts engine sends: grouped ones and PagerDuty, and every one
     of an automation with `pending_for` (the alert decides whether to tell)."""
-    if action.type == "declare-incident":
-        return False  # it made the alert critical; nothing to send
-    return grouped(action) or (damped and action.type in NOTIFICATION_TYPES)
+    # declare-incident made the alert critical; nothing to send
+    return action.type != "declare-incident" and grouped(action, damped)
 
 
 @dataclass
@@ -115,7 +114,7 @@ class Sources:
     def read(self, document: dict[str, Any]) -> Signal | None:
         """The signal in a stored event, or None when it is not one."""
         name = document["event"]
-        if not name.startswith(("tripwire.automation.", "tripwire.sla.")):
+        if not name.startswith((AUTOMATION_PREFIX, SLA_PREFIX)):
             return None
         try:
             if name.startswith(AUTOMATION_PREFIX):

@@ -142,7 +142,8 @@ class DeadlineCalendar(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron_parses(cls, value: str) -> str:
-        weekday = value.split()[4] if len(value.split()) == 5 else ""
+        fields = value.split()
+        weekday = fields[4] if len(fields) == 5 else ""
         if any(c.isdigit() for c in weekday):
             # APScheduler 3 counts weekdays from Monday = 0, cron from Sunday = 0.
             raise ValueError(

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from actions.causation import cascade_depth, cause
-from actions.model import NOTIFICATION_TYPES, grouped
+from actions.model import grouped
 from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
@@ -134,5 +134,5 @@ def action_requests(firing: Firing) -> list[ActionRequest]:
             depth=firing.depth,
         )
         for index, action in enumerate(chosen)
-        if not (grouped(action) or (damped and action.type in NOTIFICATION_TYPES))
+        if not grouped(action, damped)
     ]

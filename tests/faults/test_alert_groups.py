@@ -85,10 +85,7 @@ async def test_a_group_waiting_when_its_timer_is_killed_is_sent_once(rig: Rig) -
     leader.start()  # back, as a standby
     await leader.wait_healthy()
 
-    async def settled() -> bool:
-        return await rig.probe.outbox() == 0 and await rig.probe.pending() == 0
-
-    await eventually(settled, 30, "outbox and consumers drained")
+    await eventually(rig.probe.drained, 30, "outbox and consumers drained")
     (message,) = [r for r in rig.receiver.requests if r.path == "/grouped"]
     notice = message.json()
     assert (notice["status"], notice["total"], notice["firing"]) == ("firing", RUNS, RUNS)

@@ -72,10 +72,7 @@ async def missed_once_each(rig: Rig, prefix: str) -> list[dict[str, Any]]:
 
     await eventually(all_missed, 30, f"{RUNS} misses")
 
-    async def settled() -> bool:
-        return await rig.probe.outbox() == 0 and await rig.probe.pending() == 0
-
-    await eventually(settled, 30, "outbox and consumers drained")
+    await eventually(rig.probe.drained, 30, "outbox and consumers drained")
     bodies = await rig.probe.bodies(MISSED)
     keys = sorted(b["payload"]["key"]["prefect.resource.id"] for b in bodies)
     assert keys == sorted(f"prefect.flow-run.{prefix}-{n}" for n in range(RUNS))

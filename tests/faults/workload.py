@@ -236,6 +236,10 @@ class Probe:
             return None
         return sum(int(i.num_pending or 0) + int(i.num_ack_pending or 0) for i in infos)
 
+    async def drained(self) -> bool:
+        """Nothing left in the outbox, nothing pending on either consumer."""
+        return await self.outbox() == 0 and await self.pending() == 0
+
     async def delivered_unacked(self) -> int:
         """Events delivered to a worker and not acknowledged (in a batch or prefetched)."""
         infos = await self._consumers()
@@ -259,8 +263,7 @@ class Probe:
             and len(ledger) >= 2 * keys
             and all(row["status"] == "succeeded" for row in ledger)
             and len(receiver.by_key()) >= keys
-            and await self.outbox() == 0
-            and await self.pending() == 0
+            and await self.drained()
         )
 
     async def wait_settled(

@@ -10,6 +10,7 @@ again; a replay answers with its result instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
@@ -19,10 +20,12 @@ from pydantic import ValidationError
 
 from actions.api import retry
 from alerts.api import AcknowledgeBody, ResolveBody
+from alerts.model import Alert
 from alerts.store import AlertNotFound, AlertResolved
 from events import clock
 from triggers.replay import replay
 from triggers.repository import AutomationNotFound
+from triggers.results import Result
 from tripwire.auth import Access
 from tripwire.replaying import stored_events
 from tripwire.ui.access import COOKIE, SESSION_SECONDS, Visitor
@@ -179,6 +182,24 @@ def build_changes(board: Dashboard) -> APIRouter:
     # whether its visitors sign in.
     by = "dashboard (signed in)" if board.sessions.auth.enabled else "dashboard"
 
+    async def changed(
+        request: Request,
+        visitor: Visitor,
+        alert_id: str,
+        change: Awaitable[tuple[Alert, Result]],
+        done: str,
+    ) -> Response:
+        """A hand change's answer: back to the alert once what it decided is published."""
+        try:
+            _, result = await change
+        except AlertNotFound as exc:
+            return board.not_found(request, visitor, str(exc))
+        except AlertResolved as exc:
+            return board.message(request, visitor, 409, f"Not {done}", str(exc))
+        await board.deliver(result)
+        log.info("dashboard: %s alert %s", done, alert_id)
+        return RedirectResponse(_alert_page(alert_id), status_code=303)
+
     @router.post("/alerts/{alert_id}/acknowledge")
     async def acknowledge_alert(
         request: Request,
@@ -195,17 +216,10 @@ def build_changes(board: Dashboard) -> APIRouter:
             return await show_alert(
                 board, request, visitor, alert_id, status=400, ack_error=error, typed=typed
             )
-        try:
-            _, result = await engine.alerts.acknowledge(
-                alert_id, for_=body.for_, by=body.by, comment=body.comment
-            )
-        except AlertNotFound as exc:
-            return board.not_found(request, visitor, str(exc))
-        except AlertResolved as exc:
-            return board.message(request, visitor, 409, "Not acknowledged", str(exc))
-        await board.deliver(result)
-        log.info("dashboard: acknowledged alert %s", alert_id)
-        return RedirectResponse(_alert_page(alert_id), status_code=303)
+        change = engine.alerts.acknowledge(
+            alert_id, for_=body.for_, by=body.by, comment=body.comment
+        )
+        return await changed(request, visitor, alert_id, change, "acknowledged")
 
     @router.post("/alerts/{alert_id}/resolve")
     async def resolve_alert(
@@ -222,14 +236,7 @@ def build_changes(board: Dashboard) -> APIRouter:
             return await show_alert(
                 board, request, visitor, alert_id, status=400, resolve_error=error, typed=typed
             )
-        try:
-            _, result = await engine.alerts.resolve(alert_id, by=body.by, comment=body.comment)
-        except AlertNotFound as exc:
-            return board.not_found(request, visitor, str(exc))
-        except AlertResolved as exc:
-            return board.message(request, visitor, 409, "Not resolved", str(exc))
-        await board.deliver(result)
-        log.info("dashboard: resolved alert %s", alert_id)
-        return RedirectResponse(_alert_page(alert_id), status_code=303)
+        change = engine.alerts.resolve(alert_id, by=body.by, comment=body.comment)
+        return await changed(request, visitor, alert_id, change, "resolved")
 
     return router
