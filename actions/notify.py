@@ -42,27 +42,34 @@ def _reasons(result: apprise.AppriseResult, url: str, run: Execution) -> str:
 
 
 async def send_notification(action: SendNotification, run: Execution) -> Outcome:
-    """Render the URL, subject and body, guard a self-hosted host, and notify."""
+    """Render the URL, subject and body, and notify."""
     if action.block_document_id is not None or action.url is None:
         raise ActionFailed(PREFECT_BLOCK)
     url = run.render(action.url, "send-notification url").strip()
+    title = run.render(action.subject, "send-notification subject")
+    body = run.render(action.body, "send-notification body")
+    return await deliver(url, title, body, run, "send-notification url")
+
+
+async def deliver(url: str, title: str, body: str, run: Execution, field: str) -> Outcome:
+    """Send one message through the Apprise URL `url`, guarding a self-hosted host; `field`
+    ("send-notification url") names where the URL came from in errors."""
+    what = field.partition(" ")[0]
     scheme = _scheme(url)
     # The first parse loads Apprise's plugins (a fraction of a second): off the loop.
     plugin: Any = await asyncio.to_thread(apprise.Apprise.instantiate, url)
     if plugin is None:
-        what = f"this {scheme} URL" if scheme else "this URL (it does not start with scheme://)"
+        which = f"this {scheme} URL" if scheme else "this URL (it does not start with scheme://)"
         raise ActionFailed(
-            f"send-notification url: Apprise did not recognise {what}; check the scheme and "
+            f"{field}: Apprise did not recognise {which}; check the scheme and "
             "the parts its service needs in Apprise's documentation (a few services also "
             "need an extra Python package)"
         )
     target = apprise_target(plugin)
     if target is not None:
-        await run.guard.check(target, f"send-notification url ({scheme} host)")
-    title = run.render(action.subject, "send-notification subject")
-    body = run.render(action.body, "send-notification body")
+        await run.guard.check(target, f"{field} ({scheme} host)")
     if not body.strip() and not title.strip():
-        raise ActionFailed("send-notification: subject and body rendered empty; nothing to send")
+        raise ActionFailed(f"{what}: subject and body rendered empty; nothing to send")
 
     notifier = apprise.Apprise()
     notifier.add(plugin)
@@ -74,7 +81,7 @@ async def send_notification(action: SendNotification, run: Execution) -> Outcome
             reason = f"no answer within {NOTIFY_TIMEOUT:g} s"
         else:
             reason = _reasons(result, url, run) or "Apprise gave no reason"
-        raise ActionRetry(f"send-notification via {via} failed: {reason}")
+        raise ActionRetry(f"{what} via {via} failed: {reason}")
     return Outcome(summary=f"notified via {via}", details={"service": service, "scheme": scheme})
 
 
