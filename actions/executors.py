@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from actions.builtin import BUILTIN_EXECUTORS
+from actions.email import EMAIL_EXECUTORS
 from actions.execution import Executor
 from actions.notify import NOTIFY_EXECUTORS
 from actions.pagerduty import PAGERDUTY_EXECUTORS
@@ -17,6 +18,7 @@ EXECUTORS: Mapping[str, Executor] = {
     **PREFECT_EXECUTORS,
     **SLACK_EXECUTORS,
     **NOTIFY_EXECUTORS,
+    **EMAIL_EXECUTORS,
     **WEBHOOK_EXECUTORS,
     **PAGERDUTY_EXECUTORS,
 }

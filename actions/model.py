@@ -337,6 +337,11 @@ class SendNotification(_Action):
     block_document_id: UUID | None = Field(
         default=None, description="Prefect: a notification block on the Prefect server."
     )
+    connection: str | None = Field(
+        default=None,
+        description="tripwire: the named Prefect connection the block is read from "
+        "(default: settings).",
+    )
     subject: str = Field(default="Prefect automated notification", description="Template.")
     body: str = Field(description="The notification's text (template).")
     grouping: Grouping | None = _grouping()
@@ -345,6 +350,8 @@ class SendNotification(_Action):
     def _one_destination(self) -> SendNotification:
         if (self.url is None) == (self.block_document_id is None):
             raise ValueError("set exactly one of url (an Apprise URL) or block_document_id")
+        if self.connection is not None and self.block_document_id is None:
+            raise ValueError("connection names where a block is read from: set block_document_id")
         return self
 
 
@@ -374,6 +381,11 @@ class CallWebhook(_Action):
     block_document_id: UUID | None = Field(
         default=None, description="Prefect: a webhook block on the Prefect server."
     )
+    connection: str | None = Field(
+        default=None,
+        description="tripwire: the named Prefect connection the block is read from "
+        "(default: settings).",
+    )
     payload: str | None = Field(default=None, description="Prefect: the body (template).")
     grouping: Grouping | None = _grouping()
 
@@ -383,6 +395,8 @@ class CallWebhook(_Action):
     def _one_target(self) -> CallWebhook:
         if (self.url is None) == (self.block_document_id is None):
             raise ValueError("set exactly one of url or block_document_id (a Prefect block)")
+        if self.connection is not None and self.block_document_id is None:
+            raise ValueError("connection names where a block is read from: set block_document_id")
         if self.json_body is not None and (self.body is not None or self.payload is not None):
             raise ValueError("set json or body (payload), not both")
         return self
@@ -439,6 +453,28 @@ class DeclareIncident(_Action):
     type: Literal["declare-incident"] = "declare-incident"
 
 
+class SendEmailNotification(_Action):
+    """Prefect Cloud's email action: a message to `emails`, sent through your SMTP server
+    with Apprise."""
+
+    type: Literal["send-email-notification"] = "send-email-notification"
+    template_fields: ClassVar[tuple[str, ...]] = ("emails", "subject", "body", "smtp")
+    emails: list[str] = Field(min_length=1, description="The recipients (templates).")
+    subject: str = Field(default="Prefect automated notification", description="Template.")
+    body: str = Field(description="The message's text (template).")
+    block_document_id: UUID | None = Field(
+        default=None,
+        description="Prefect Cloud: its own email sender; tripwire sends through `smtp`.",
+    )
+    smtp: str = Field(
+        default="{{ secret('SMTP_URL') }}",
+        description="tripwire: the SMTP server as an Apprise mailto:// or mailtos:// URL with "
+        "its sender, e.g. mailtos://user:password@smtp.example.com?from=alerts@example.com "
+        "(template; by default the secret SMTP_URL).",
+    )
+    grouping: Grouping | None = _grouping()
+
+
 class EmitEvent(_Action):
     """Emit an event onto the bus (its fields are templates)."""
 
@@ -458,7 +494,9 @@ class EmitEvent(_Action):
 
 # Actions that tell people; the alerts engine sends those with `grouping:` (and
 # pagerduty always), and silences hold them back.
-NOTIFICATION_TYPES = frozenset({"send-slack", "send-notification", "call-webhook", "pagerduty"})
+NOTIFICATION_TYPES = frozenset(
+    {"send-slack", "send-notification", "send-email-notification", "call-webhook", "pagerduty"}
+)
 # Actions the alerts engine carries out, never a firing's action request.
 ALERT_TYPES = frozenset({"pagerduty", "declare-incident"})
 
@@ -496,6 +534,7 @@ Action = Annotated[
     | CallWebhook
     | PagerDuty
     | DeclareIncident
+    | SendEmailNotification
     | EmitEvent,
     Field(discriminator="type"),
 ]
