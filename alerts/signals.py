@@ -45,9 +45,11 @@ def automation_labels(
 
 def sla_labels(context: Mapping[str, Any], state: str) -> Labels:
     """An SLA's alert labels, from what its events and actions carry (`sla` in templates):
-    the keyed resource's labels, the key, then `sla`, `severity` and `sla_state`."""
+    the keyed resource's labels, the key, the SLA's own `labels`, then `sla`, `severity`
+    and `sla_state`."""
     labels: Labels = {str(k): str(v) for k, v in (context.get("resource") or {}).items()}
     labels.update({str(k): str(v) for k, v in (context.get("key") or {}).items()})
+    labels.update({str(k): str(v) for k, v in (context.get("labels") or {}).items()})
     severity = "warning" if state == "at-risk" else str(context.get("severity", "warning"))
     labels.update(sla=str(context["name"]), severity=severity, sla_state=state)
     return labels

@@ -11,7 +11,8 @@ Usage::
 A file is a mapping of sections (`automations: [...]`, `webhooks: [...]`), or, for the
 `default` section, a list of its items or a single one: Prefect's exports are a list of
 automations (or one), and JSON is read as YAML, so `--output json` files load the same
-way. This module knows no section of its own: the composition root says which there are
+way. A Prefect project file (prefect.yaml) gives its known sections only. This module
+knows no section of its own: the composition root says which there are
 (tripwire.definitions), so each package's models stay in their package.
 """
 
@@ -31,6 +32,9 @@ from events.reconcile import Kind
 
 SUFFIXES = (".yaml", ".yml", ".json")
 DISCRIMINATORS = ("type", "kind")  # fields whose value pydantic puts in an error's loc
+# Prefect's project file: its own keys (name, prefect-version, build, push, pull ...) are
+# Prefect's, so only the sections tripwire knows (its `deployments:`) are read from it.
+PROJECT_FILES = ("prefect.yaml", "prefect.yml")
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,12 @@ def _message(error: Any) -> str:
     return message
 
 
+def prefect_project(data: Any, file: str) -> bool:
+    """The document is a Prefect project file (prefect.yaml)."""
+    named = Path(file).name in PROJECT_FILES
+    return isinstance(data, dict) and ("prefect-version" in data or named)
+
+
 def _ordered(sections: Sequence[Section]) -> list[Section]:
     """The default section first (it is read and named first), then the others."""
     ordered = sorted(sections, key=lambda s: not s.default)
@@ -155,6 +165,8 @@ def _documents(
 ) -> list[tuple[Any, Node]]:
     """The default section's items: the file's list, its one item, or its section."""
     default, known = sections[0], [s.name for s in sections]
+    if prefect_project(data, file):
+        return []
     if isinstance(data, list) and isinstance(node, SequenceNode):
         return list(zip(data, node.value, strict=True))
     if isinstance(data, dict) and isinstance(node, MappingNode):

@@ -14,6 +14,10 @@ Each kind is a `Kind` that says only what differs: its table and key column, how
 write and compare a row, which evaluation state an update resets and a delete drops, and
 the revision bump that tells workers to reload. Only `same` must be written; the others
 default to a `definition` column holding the model's JSON and no state.
+
+A kind whose definitions come in groups (a Prefect deployment's SLAs) says which rows a
+group owns (`scope`) and that a group replaces them (`replaces`): applying a group
+creates, updates and deletes its own rows and leaves every other group's alone.
 """
 
 from __future__ import annotations
@@ -79,6 +83,16 @@ class Kind(ABC, Generic[T]):
     section: ClassVar[str]  # its list in a file and a request body: "webhooks"
     key: ClassVar[str] = "name"  # the column (and field) apply matches by
     raced: ClassVar[str]  # the 409 when another apply stored one meanwhile
+    replaces: ClassVar[bool] = False  # rows in scope that are not wanted go, without prune
+
+    def items(self, given: Sequence[Any]) -> Sequence[T]:
+        """The definitions a section's items stand for (each is one by default)."""
+        return given
+
+    def scope(self, row: Row, given: Sequence[Any], prune: bool) -> bool:
+        """Whether `apply` of `given` compares `row` with what it wants and (pruning or
+        replacing) deletes it when not wanted. Every row by default."""
+        return True
 
     def name(self, item: T) -> str:
         """What apply matches `item` by."""
@@ -146,18 +160,21 @@ async def applying(engine: AsyncEngine, *, dry_run: bool = False) -> AsyncIterat
 async def reconcile(
     conn: AsyncConnection,
     kind: Kind[T],
-    wanted: Sequence[T],
+    given: Sequence[Any],
     *,
     prune: bool = False,
     dry_run: bool = False,
 ) -> list[Change]:
-    """Make `kind`'s table hold `wanted`, matched by name: create, update, leave alone and
-    (with `prune`) delete the others, one Change each, in that order. Raises
+    """Make `kind`'s table hold what `given` stands for (`Kind.items`), matched by name:
+    create, update, leave alone and (with `prune`, or within the scope of a kind that
+    `replaces`) delete the others, one Change each, in that order. Raises
     DuplicateName or ApplyConflict before writing anything, or ApplyConflict when
     another apply stored one meanwhile."""
-    _unique(kind, wanted)
-    stored = {getattr(r, kind.key): r for r in (await conn.execute(select(kind.table))).all()}
-    kind.check(wanted, stored)
+    _unique(kind, given)
+    wanted = kind.items(given)
+    rows = (await conn.execute(select(kind.table))).all()
+    kind.check(wanted, {getattr(r, kind.key): r for r in rows})
+    stored = {getattr(r, kind.key): r for r in rows if kind.scope(r, given, prune)}
     now = clock.now()
     changes: list[Change] = []
     try:
@@ -176,7 +193,7 @@ async def reconcile(
                 if not dry_run:
                     await kind.drop(conn, resets)
                     await kind.update(conn, row, item, now)
-        if prune:
+        if prune or kind.replaces:
             names = {kind.name(item) for item in wanted}
             for name, row in sorted(stored.items()):
                 if name not in names:

@@ -17,6 +17,7 @@ from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
 from sla.model import SLA
+from sla.violations import violation_event
 from triggers.firing import Message
 from triggers.identity import NAMESPACE
 
@@ -69,6 +70,7 @@ class Occurrence:
             "deadline": self.deadline.isoformat(),
             "window": {"start": self.window_start.isoformat(), "end": self.window_end.isoformat()},
             "expected": list(sla.expect),
+            "labels": dict(sla.labels),
             "key": self.key,
             "resource": self.resource,
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
@@ -125,9 +127,13 @@ def _actions(occurrence: Occurrence) -> tuple[list[Action], FiringState]:
 
 
 def messages(occurrence: Occurrence, events_subject: str, actions_subject: str) -> list[Message]:
-    """The event, then one action request per action."""
+    """The event (and for a miss of a Prefect deployment SLA, `prefect.sla.violation`),
+    then one action request per action."""
     event = sla_event(occurrence)
     out = [Message(event.id, events_subject, event.model_dump_json().encode())]
+    violation = violation_event(occurrence) if occurrence.state is SLAState.missed else None
+    if violation is not None:
+        out.append(Message(violation.id, events_subject, violation.model_dump_json().encode()))
     chosen, state = _actions(occurrence)
     context = occurrence.context()
     for index, action in enumerate(chosen):

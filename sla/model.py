@@ -21,6 +21,8 @@ from triggers.model import LabelSpec, compile_where, one_or_many
 
 CatchUp = Literal["fire", "skip"]
 FreshnessStart = Literal["apply", "first_event"]
+PrefectSeverity = Literal["minor", "low", "moderate", "high", "critical"]
+PrefectSLAType = Literal["time-to-completion", "lateness", "frequency"]
 
 
 def _expect() -> Any:
@@ -50,6 +52,22 @@ class WarnBefore(BaseModel):
         return _longer_than_zero(value)
 
 
+class PrefectOrigin(BaseModel):
+    """The Prefect deployment SLA an SLA was made from (sla.prefect_slas): which
+    deployment owns it, and the SLA as Prefect names it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment: str = Field(
+        min_length=1,
+        description="The owning deployment: flow-name/deployment-name, or the "
+        "deployment's name alone (as in prefect.yaml).",
+    )
+    type: PrefectSLAType = Field(description="time-to-completion, lateness or frequency.")
+    name: str = Field(min_length=1, description="The SLA's name, unique per deployment.")
+    severity: PrefectSeverity = Field(description="Prefect's severity, as declared.")
+
+
 class _SLA(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +90,16 @@ class _SLA(BaseModel):
     where: str | None = Field(
         default=None,
         description="A JMESPath expression over the whole event that must be true.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels its alerts carry (besides the keyed resource's, the key's, "
+        "sla, severity and sla_state, which win).",
+    )
+    prefect: PrefectOrigin | None = Field(
+        default=None,
+        description="Set on the SLAs a deployments: section (or a prefect.yaml) makes from "
+        "Prefect's deployment SLAs; their misses also emit prefect.sla.violation.",
     )
     actions: list[Action] = Field(default_factory=list, description="Run on a miss.")
     downstream: list[str] = Field(

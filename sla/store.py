@@ -9,7 +9,7 @@ keeps them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,9 +20,11 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from events.errors import ApplyConflict
 from events.reconcile import Change, Kind, applying, reconcile
 from sla.errors import SLANotFound
 from sla.model import SLA
+from sla.prefect_slas import to_slas
 from sla.tables import sla_windows, slas
 from triggers.identity import NAMESPACE
 from triggers.repository import bump_revision
@@ -30,7 +32,16 @@ from triggers.repository import bump_revision
 _SLA: TypeAdapter[SLA] = TypeAdapter(SLA)
 
 # What an SLA does about a miss, not what it watches: changing these keeps its windows.
-_NOT_WATCHED = {"description", "severity", "enabled", "actions", "actions_on_resolve", "emit_met"}
+_NOT_WATCHED = {
+    "description",
+    "severity",
+    "enabled",
+    "labels",
+    "prefect",
+    "actions",
+    "actions_on_resolve",
+    "emit_met",
+}
 
 
 def sla_id(name: str) -> str:
@@ -76,13 +87,39 @@ def _from_row(row: Any) -> StoredSLA:
     )
 
 
+def owner(row: Any) -> str | None:
+    """The Prefect deployment a stored SLA belongs to, or None (an SLA of its own)."""
+    origin = row.definition.get("prefect")
+    return str(origin["deployment"]) if origin else None
+
+
 class SLAKind(Kind[SLA]):
     """SLAs for `reconcile`: by name, with the fingerprint of what each watches; a change
-    to it, or a delete, drops the SLA's windows."""
+    to it, or a delete, drops the SLA's windows. The SLAs of Prefect deployments are
+    applied (and pruned) by their deployments (`DeploymentSLAKind`), not here."""
 
     table = slas
     section = "slas"
     raced = "an SLA was created meanwhile by another apply; apply again"
+
+    def scope(self, row: Any, given: Sequence[Any], prune: bool) -> bool:
+        return owner(row) is None
+
+    def check(self, wanted: Sequence[SLA], stored: Mapping[str, Any]) -> None:
+        for index, item in enumerate(wanted):
+            if item.prefect is not None:
+                raise ApplyConflict(
+                    "is set from a deployment's Prefect SLAs; declare those under "
+                    "deployments: (or in a prefect.yaml)",
+                    field=f"{self.section}[{index}].prefect",
+                )
+            row = stored.get(item.name)
+            if row is not None and owner(row) is not None:
+                raise ApplyConflict(
+                    f"{item.name!r} is an SLA of the Prefect deployment {owner(row)}; "
+                    "give this one another name",
+                    field=f"{self.section}[{index}].name",
+                )
 
     def values(self, item: SLA) -> dict[str, Any]:
         return {
@@ -124,6 +161,39 @@ class SLAKind(Kind[SLA]):
 
 
 SLAS = SLAKind()
+
+
+class DeploymentSLAKind(SLAKind):
+    """Prefect deployments' SLAs for `reconcile`: a deployment given with an `sla:` list
+    replaces its SLAs (created, updated, deleted, as Prefect applies them) and leaves the
+    other deployments' alone; with prune, the SLAs of deployments not given go too."""
+
+    section = "deployments"
+    replaces = True
+
+    def items(self, given: Sequence[Any]) -> list[SLA]:
+        return [sla for deployment in given for sla in to_slas(deployment)]
+
+    def scope(self, row: Any, given: Sequence[Any], prune: bool) -> bool:
+        found = owner(row)
+        if found is None:
+            return False
+        replaced = {d.name for d in given if d.sla is not None}
+        return found in replaced or (prune and found not in {d.name for d in given})
+
+    def check(self, wanted: Sequence[SLA], stored: Mapping[str, Any]) -> None:
+        for item in wanted:
+            row = stored.get(item.name)
+            if row is not None and owner(row) is None:
+                assert item.prefect is not None
+                raise ApplyConflict(
+                    f"the SLA {item.name!r} of the Prefect deployment "
+                    f"{item.prefect.deployment} is also the name of an SLA under slas:; "
+                    "rename one of them"
+                )
+
+
+DEPLOYMENT_SLAS = DeploymentSLAKind()
 
 
 class SLAStore:

@@ -28,7 +28,8 @@ from events.sources import PrefectSource
 from events.webhooks.model import WebhookDefinition
 from events.webhooks.store import WEBHOOKS
 from sla.model import SLA
-from sla.store import SLAS
+from sla.prefect_slas import PrefectDeployment
+from sla.store import DEPLOYMENT_SLAS, SLAS
 from triggers.automation import Automation
 from triggers.repository import AUTOMATIONS
 
@@ -63,6 +64,14 @@ SECTIONS: tuple[Section, ...] = (
         "SLA",
         "Deadlines, durations and freshness that events must meet.",
         kind=SLAS,
+    ),
+    Section(
+        "deployments",
+        PrefectDeployment,
+        "deployment",
+        "Prefect deployments and their SLAs (`sla:`), as prefect.yaml lists them: "
+        "TimeToCompletion, Lateness and Frequency SLAs.",
+        kind=DEPLOYMENT_SLAS,
     ),
     Section(
         "silences",
@@ -106,6 +115,10 @@ class Definitions(loading.Definitions):
     @property
     def slas(self) -> list[SLA]:
         return self.of("slas")
+
+    @property
+    def deployments(self) -> list[PrefectDeployment]:
+        return self.of("deployments")
 
     @property
     def silences(self) -> list[RecurringSilence]:
@@ -152,6 +165,10 @@ class DefinitionsBody(BaseModel):
         default_factory=list, description="Created or updated by slug."
     )
     slas: list[SLA] = Field(default_factory=list, description="Created or updated by name.")
+    deployments: list[PrefectDeployment] = Field(
+        default_factory=list,
+        description="Prefect deployments: each one's `sla:` list replaces its SLAs.",
+    )
     silences: list[RecurringSilence] = Field(
         default_factory=list, description="Maintenance windows, created or updated by name."
     )

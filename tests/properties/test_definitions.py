@@ -220,7 +220,7 @@ def test_merge_keys_and_deep_nesting_are_reported_not_raised() -> None:
     merged = load_text("x: &b {automations: [{name: a}]}\n<<: *b\n", FILE)
     assert [str(e) for e in merged.errors] == [
         "automations.yaml:1: x: is not a known section; use automations:, connections:, "
-        "sources:, webhooks:, slas:, silences: or inhibit:",
+        "sources:, webhooks:, slas:, deployments:, silences: or inhibit:",
         "automations.yaml:1: 'trigger' is required",
     ]
     deep = load_text("[" * 5000, FILE)

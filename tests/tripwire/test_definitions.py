@@ -244,7 +244,7 @@ def test_an_unknown_section_lists_the_known_ones_automations_first() -> None:
     errors = [str(e) for e in load_text("slos: []\n", "s.yaml").errors]
     assert errors == [
         "s.yaml:1: slos: is not a known section; "
-        "use automations:, connections:, sources:, webhooks:, slas:, silences: or inhibit:"
+        "use automations:, connections:, sources:, webhooks:, slas:, deployments:, silences: or inhibit:"
     ]
 
 
@@ -328,6 +328,7 @@ async def test_one_apply_stores_every_kind_or_none(engine: Running) -> None:
             "connections": [{"name": "prod", **created}],
             "webhooks": [{"name": "orders", **created}],
             "slas": [],
+            "deployments": [],
             "silences": [],
             "inhibit": [],
             "automations": [{"name": "a", **created}],

@@ -15,6 +15,8 @@ commands = typer.Typer()
 
 # What `apply --dry-run` says it would do, per kind of change.
 VERBS = {"created": "create", "updated": "update", "deleted": "delete"}
+# A Prefect deployment's changes are to its SLAs, one line each.
+NOUNS = {"deployments": "SLA"}
 
 
 def change_line(section: str, noun: str, change: dict[str, Any], dry_run: bool) -> str:
@@ -31,7 +33,7 @@ def change_line(section: str, noun: str, change: dict[str, Any], dry_run: bool) 
             f"{line} (resets state of {plural(resets, 'trigger')}, "
             f"{plural(windows, 'open window')})"
         )
-    if section == "slas" and windows:
+    if section in ("slas", "deployments") and windows:
         return f"{line} (drops the state of {windows} key(s))"
     if kind == "deleted" and windows:
         return f"{line} (drops {plural(windows, 'open window')})"
@@ -54,7 +56,8 @@ def apply(
     api: str = ApiOption,
 ) -> None:
     """Create or update automations, SLAs, connections (by name) and webhooks (by slug) from
-    files, all in one transaction; the same files again change nothing."""
+    files, all in one transaction; the same files again change nothing. A prefect.yaml
+    gives its deployments' SLAs: each deployment's list replaces the SLAs it had."""
     from tripwire.definitions import APPLIED
 
     definitions = load_definitions(files, "nothing was applied")
@@ -78,7 +81,7 @@ def apply(
     params = {"prune": str(prune).lower(), "dry_run": str(dry_run).lower()}
     changes = call(api, "POST", "/api/definitions/apply", body=body, params=params)
     for section in APPLIED:
-        noun = "" if section.default else section.noun
+        noun = "" if section.default else NOUNS.get(section.name, section.noun)
         for change in changes.get(section.name, []):
             typer.echo(change_line(section.name, noun, change, dry_run))
     if dry_run:
