@@ -18,7 +18,7 @@ from jmespath.parser import ParsedResult
 
 from events.model import ReceivedEvent
 from triggers.matching import document_labels, expression_holds, key_text
-from triggers.model import EventTrigger, LabelSpec
+from triggers.model import EventTrigger, LabelSpec, ResourceTrigger
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -97,7 +97,7 @@ class Screens:
             into.append(make())
         return slot
 
-    def compile(self, trigger: EventTrigger) -> CompiledTrigger:
+    def compile(self, trigger: ResourceTrigger) -> CompiledTrigger:
         resource = (
             self._slot("r", trigger.match, lambda: LabelsTest(trigger.match), self._labels)
             if trigger.match
@@ -107,11 +107,10 @@ class Screens:
             self._slot("r", spec, lambda spec=spec: LabelsTest(spec), self._labels)
             for spec in trigger.match_related
         )
-        where = (
-            self._slot("w", trigger.where, lambda: trigger.where_expression, self._wheres)
-            if trigger.where_expression is not None
-            else None
-        )
+        where: int | None = None
+        if isinstance(trigger, EventTrigger) and trigger.where_expression is not None:
+            expression = trigger.where_expression
+            where = self._slot("w", trigger.where, lambda: expression, self._wheres)
         return CompiledTrigger(resource, related, where)
 
     def screen(self, document: dict[str, Any]) -> EventScreen:

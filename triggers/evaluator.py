@@ -2,13 +2,15 @@
 
 `evaluate` takes a batch of newly stored events and, in the caller's transaction: finds
 candidate triggers by event name, tests labels, related resources and `where`, updates
-the windows (buckets) the events fall into, fires, records why each candidate did or did
-not fire, and queues the resulting messages in the outbox. `evaluate_due` does the same
-for proactive windows whose time is up. Live evaluation, the timers and `tripwire test`
-all run this code.
+the windows (buckets) the events fall into and the flow runs metric triggers measure,
+fires, records why each candidate did or did not fire, and queues the resulting messages
+in the outbox. `evaluate_due` does the same for proactive windows whose time is up and
+for metric triggers at each tick. Live evaluation, the timers and `tripwire test` all run
+this code.
 
 The parts: `triggers.budget` screens candidates and keeps the decision budget,
-`triggers.windows` holds the window rules, `triggers.propagation` hands firings of
+`triggers.windows` holds the window rules, `triggers.metering` the metric triggers'
+passes, `triggers.propagation` hands firings of
 compound and sequence children up, and a pass here fires, acts and writes it all back.
 """
 
@@ -27,7 +29,7 @@ from actions.request import FiringState
 from events import clock
 from events.model import ReceivedEvent
 from events.tables import events
-from triggers import state
+from triggers import metering, state
 from triggers.automation import Automation
 from triggers.budget import Candidate, Recorder, Sampling
 from triggers.compiled import Screens
@@ -42,6 +44,7 @@ from triggers.firing import (
 from triggers.identity import Composite, event_triggers, stamped, walk
 from triggers.index import CandidateIndex, Watch
 from triggers.matching import key_text
+from triggers.metering import MetricWatch
 from triggers.ordering import causal_order, overdue
 from triggers.propagation import propagate
 from triggers.results import Decision, Outcome, Result, instant_text, span_text
@@ -78,6 +81,7 @@ class Evaluator:
         self.automations: dict[str, Automation] = {}
         self.watches: list[Watch] = []
         self.watch_by_id: dict[str, Watch] = {}
+        self.metric_watches: list[MetricWatch] = []
         self.index = CandidateIndex(())
         self.screens = Screens()
         self._parents: dict[str, Composite | None] = {}
@@ -85,6 +89,7 @@ class Evaluator:
     def load(self, automations: Sequence[Automation]) -> None:
         """Replace the loaded automations (ids are filled in when missing)."""
         watches: list[Watch] = []
+        metric_watches: list[MetricWatch] = []
         parents: dict[str, Composite | None] = {}
         loaded: dict[str, Automation] = {}
         screens = Screens()
@@ -95,6 +100,8 @@ class Evaluator:
                 parents[str(placed.trigger.id)] = placed.parent
             for trigger, parent in event_triggers(automation):
                 watches.append(Watch(automation, trigger, parent, screens.compile(trigger)))
+            metric_watches += metering.watches_of(automation, screens)
+        self.metric_watches = metric_watches
         self.automations, self.watches, self._parents = loaded, watches, parents
         self.watch_by_id = {w.id: w for w in watches}
         self.screens = screens
@@ -111,9 +118,15 @@ class Evaluator:
         work: list[Candidate] = []
         for document in documents:
             work += run.recorder.screen_event(self.index, self.screens, document)
+        feeding = metering.fed(self.metric_watches, self.screens, documents)
+        idents = list(dict.fromkeys((w.id, key) for _, w, key, _ in work))
+        if idents or feeding:
+            # One sorted set of locks for windows and runs: taken in two steps, two
+            # workers could each hold what the other waits for.
+            locks = [state.bucket_lock(i) for i in idents] + metering.run_locks(feeding)
+            await state.lock(conn, locks)
+        await metering.feed(conn, feeding)
         if work:
-            idents = list(dict.fromkeys((w.id, key) for _, w, key, _ in work))
-            await state.lock(conn, [state.bucket_lock(i) for i in idents])
             run.windows.loaded(await state.load_buckets(conn, idents))
             for event, watch, key, roles in work:
                 await run.windows.on_event(watch, key, event, roles)
@@ -154,8 +167,15 @@ class Evaluator:
                 if watch is not None and bucket.end <= now:  # still due under the lock
                     await run.windows.evaluate_bucket(watch, bucket, now, None)
         await state.sweep_buckets(conn, now - SWEEP_GRACE)
+        for evaluated in await metering.evaluate(conn, self.metric_watches, now):
+            await run.metric(evaluated)
         await run.finish()
-        run.result.next_due = await state.next_due(conn, ids)
+        run.result.next_due = min(
+            filter(
+                None, (await state.next_due(conn, ids), metering.next_due(self.metric_watches, now))
+            ),
+            default=None,
+        )
         for part in ("firings", "messages", "decisions"):
             getattr(run.result, part)[:0] = getattr(followers, part)
         return run.result
@@ -250,6 +270,57 @@ class _Pass:
         )
         outcome, reason = self.act(firing)
         self.decide(watch, outcome, f"{reason}: {firing.why}", event)
+
+    async def metric(self, evaluated: metering.Evaluated) -> None:
+        """One key of a metric trigger evaluated at a tick: fire, resolve, or record the
+        value against the threshold."""
+        watch, key, change = evaluated.watch, evaluated.state.key, evaluated.step.change
+        labels = dict(zip(watch.for_each, orjson.loads(key), strict=False))
+        why = evaluated.step.reason
+        if change is None:
+            self.recorder.decide(
+                Decision(
+                    automation_id=watch.automation_id,
+                    trigger_id=watch.id,
+                    outcome=Outcome.measured,
+                    reason=why,
+                )
+            )
+            return
+        tick = evaluated.at.isoformat()
+        if change == "fire":
+            firing = Firing(
+                id=firing_id(watch.id, key, "metric", tick),
+                trigger_id=watch.id,
+                automation=watch.automation,
+                triggered=evaluated.at,
+                labels=labels,
+                why=why,
+            )
+            outcome, reason = await propagate(
+                self.conn, self.ev._parents, watch.parent, firing, self.act
+            )
+        elif watch.parent is not None:
+            outcome, reason = Outcome.measured, "children of compound triggers do not resolve"
+        else:
+            firing = Firing(
+                id=firing_id(watch.id, key, "resolved", tick),
+                trigger_id=watch.id,
+                automation=watch.automation,
+                triggered=evaluated.at,
+                state=FiringState.resolved,
+                labels=labels,
+                why=why,
+            )
+            outcome, reason = self.act(firing)
+        self.recorder.decide(
+            Decision(
+                automation_id=watch.automation_id,
+                trigger_id=watch.id,
+                outcome=outcome,
+                reason=f"{reason}: {why}",
+            )
+        )
 
     def act(self, firing: Firing) -> tuple[Outcome, str]:
         """Queue the firing's event and action requests, unless the cascade guard stops

@@ -18,7 +18,7 @@ from uuid import UUID, uuid5
 import orjson
 
 from triggers.automation import Automation
-from triggers.model import CompoundTrigger, EventTrigger, SequenceTrigger, Trigger
+from triggers.model import CompoundTrigger, EventTrigger, MetricTrigger, SequenceTrigger, Trigger
 
 NAMESPACE = UUID("6f1b0c53-5a8e-4a39-9d1e-2b8f3f3d7c11")
 
@@ -82,4 +82,11 @@ def event_triggers(automation: Automation) -> Iterator[tuple[EventTrigger, Compo
     """The event triggers (the leaves) with their parents."""
     for placed in walk(automation.trigger):
         if isinstance(placed.trigger, EventTrigger):
+            yield placed.trigger, placed.parent
+
+
+def metric_triggers(automation: Automation) -> Iterator[tuple[MetricTrigger, Composite | None]]:
+    """The metric triggers (leaves too) with their parents."""
+    for placed in walk(automation.trigger):
+        if isinstance(placed.trigger, MetricTrigger):
             yield placed.trigger, placed.parent

@@ -18,7 +18,7 @@ from jmespath.parser import ParsedResult
 
 from events.filters import labels_match
 from events.model import RESOURCE_ROLE, Event, Resource
-from triggers.model import EventTrigger, LabelSpec
+from triggers.model import EventTrigger, LabelSpec, ResourceTrigger
 
 RELATED_PREFIX = "related:"
 
@@ -71,7 +71,7 @@ def expression_holds(expression: ParsedResult, document: Mapping[str, Any]) -> b
         return False
 
 
-def covers(trigger: EventTrigger, event: Event) -> bool:
+def covers(trigger: ResourceTrigger, event: Event) -> bool:
     """The event's resources are ones this trigger watches (labels and related)."""
     return resource_matches(event.resource, trigger.match) and related_match(
         event.related, trigger.match_related
@@ -96,7 +96,7 @@ def label_value(event: Event, label: str) -> str | None:
     return _label(event.resource, event.related, label)
 
 
-def bucket_key(trigger: EventTrigger, event: Event) -> tuple[str, ...]:
+def bucket_key(trigger: ResourceTrigger, event: Event) -> tuple[str, ...]:
     """The `for_each` key the event counts under; a missing label counts as empty,
     as in Prefect."""
     return tuple(label_value(event, label) or "" for label in trigger.for_each)
@@ -118,7 +118,7 @@ def _spec_text(spec: str | list[str]) -> str:
     return spec if isinstance(spec, str) else " or ".join(spec)
 
 
-def why_not_covered(trigger: EventTrigger, event: Event) -> str | None:
+def why_not_covered(trigger: ResourceTrigger, event: Event) -> str | None:
     """In words, the first reason the event's resources fail the trigger (None: they pass)."""
     for label, spec in trigger.match.items():
         actual = event.resource.get(label)

@@ -1,5 +1,6 @@
 """Triggers, in Prefect's shape (so Prefect's exported automations load unchanged), plus
-tripwire's `where` filter and human durations for `within`."""
+tripwire's `where` filter, human durations for `within`, and `for_each` and spans below
+Prefect's 5-minute floor for metric triggers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from events.durations import Duration
 
 LabelSpec = dict[str, str | list[str]]
 MIN_PROACTIVE_WITHIN = timedelta(seconds=10)
+MIN_METRIC_RANGE = timedelta(seconds=10)  # Prefect's floor is 5 minutes; tripwire's is one tick
 
 
 class Posture(StrEnum):
@@ -131,6 +133,84 @@ def compile_where(expression: str) -> ParsedResult:
         raise ValueError(f"is not a valid JMESPath expression ({exc})") from None
 
 
+class MetricName(StrEnum):
+    """Prefect's flow-run metrics (see `triggers.metrics` for how each is computed)."""
+
+    lateness = "lateness"
+    duration = "duration"
+    successes = "successes"
+
+
+class MetricOperator(StrEnum):
+    """How the metric's value is compared with the threshold."""
+
+    lt = "<"
+    lte = "<="
+    gt = ">"
+    gte = ">="
+
+
+class MetricQuery(BaseModel):
+    """Prefect's `MetricTriggerQuery`: which metric, over how long, against what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: MetricName = Field(description="lateness, duration or successes.")
+    threshold: float = Field(description="The value the metric is compared with.")
+    operator: MetricOperator = Field(description="<, <=, > or >=: metric OPERATOR threshold.")
+    range: Duration = Field(
+        default=timedelta(seconds=300),
+        description="How far back the metric looks, at least 10s (Prefect: at least 300).",
+    )
+    firing_for: Duration = Field(
+        default=timedelta(seconds=300),
+        description="How long the condition must hold (or stop holding) without a break "
+        "before the trigger fires (or resolves); 0 means at the first evaluation.",
+    )
+
+    @field_validator("range")
+    @classmethod
+    def _long_enough(cls, value: timedelta) -> timedelta:
+        if value < MIN_METRIC_RANGE:
+            raise ValueError("must be at least 10s: the metric is evaluated every 10 seconds")
+        return value
+
+    @field_validator("firing_for")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
+class MetricTrigger(_Trigger):
+    """Fires when a flow-run metric over `metric.range` has compared true with the
+    threshold for `metric.firing_for`, and resolves when it has compared false as long."""
+
+    type: Literal["metric"] = "metric"
+    posture: Literal["Metric"] = Field(
+        default="Metric", description="Always Metric: evaluated periodically."
+    )
+    match: LabelSpec = Field(
+        default_factory=dict, description="Labels the flow run must have (ANDed)."
+    )
+    match_related: list[LabelSpec] = Field(
+        default_factory=list,
+        description="Each spec must be satisfied by some related resource (one spec or a list).",
+    )
+    metric: MetricQuery = Field(description="The metric, its threshold and its spans.")
+    for_each: list[str] = Field(
+        default_factory=list,
+        description="tripwire: a metric per value of these labels, e.g. "
+        "related:deployment:prefect.resource.id (as in event triggers).",
+    )
+
+    @field_validator("match_related", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return one_or_many(value)
+
+
 class CompoundTrigger(_Trigger):
     """Fires when `require` of its triggers (any, all, or a number) fired within `within`."""
 
@@ -157,7 +237,10 @@ class SequenceTrigger(_Trigger):
     within: Duration | None = Field(default=None, description="Window for the whole sequence.")
 
 
-Trigger = Annotated[EventTrigger | CompoundTrigger | SequenceTrigger, Field(discriminator="type")]
+Trigger = Annotated[
+    EventTrigger | MetricTrigger | CompoundTrigger | SequenceTrigger, Field(discriminator="type")
+]
+ResourceTrigger = EventTrigger | MetricTrigger  # the triggers that match resources
 
 CompoundTrigger.model_rebuild()
 SequenceTrigger.model_rebuild()

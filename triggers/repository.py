@@ -2,7 +2,8 @@
 
 Every change bumps `automation_revision` in the same transaction, so running workers see
 it on their next poll and reload. Changing or removing a trigger deletes its in-flight
-state (windows, counts, child firings); changing only actions or the description keeps it.
+state (windows, counts, child firings, a metric trigger's runs and keys); changing only
+actions or the description keeps it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from events import clock
 from events.errors import ApplyConflict
 from events.reconcile import Change, Kind, applying, reconcile
+from triggers import metric_store
 from triggers.automation import Automation
 from triggers.errors import TriggersError
 from triggers.identity import automation_id, stamped, trigger_fingerprints
@@ -27,6 +29,8 @@ from triggers.tables import (
     automations,
     child_firings,
     decisions,
+    metric_runs,
+    metric_states,
     trigger_buckets,
 )
 
@@ -274,15 +278,17 @@ class AutomationKind(Kind[Automation]):
             return 0
         count = await conn.scalar(select(func.count()).where(trigger_buckets.c.trigger_id.in_(ids)))
         firings = await conn.scalar(select(func.count()).where(child_firings.c.parent_id.in_(ids)))
-        return int(count or 0) + int(firings or 0)
+        keys = await metric_store.count_states(conn, ids)
+        return int(count or 0) + int(firings or 0) + keys
 
     async def drop(self, conn: AsyncConnection, ids: list[str]) -> None:
         if ids:
             await conn.execute(delete(trigger_buckets).where(trigger_buckets.c.trigger_id.in_(ids)))
             await conn.execute(delete(child_firings).where(child_firings.c.parent_id.in_(ids)))
+            await metric_store.drop(conn, ids)
 
     async def delete(self, conn: AsyncConnection, row: Any) -> None:
-        for table in (trigger_buckets, child_firings, decisions):
+        for table in (trigger_buckets, child_firings, decisions, metric_runs, metric_states):
             await conn.execute(delete(table).where(table.c.automation_id == row.id))
         await conn.execute(delete(automations).where(automations.c.id == row.id))
 

@@ -27,6 +27,7 @@ class Outcome(StrEnum):
     paused = "paused"
     stopped = "stopped"  # the cascade guard
     expired = "expired"  # a proactive window ended with enough events
+    measured = "measured"  # a metric trigger's value against its threshold, no change
 
 
 # Recorded whatever the decision budget says (see `triggers.budget`).

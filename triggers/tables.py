@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     String,
@@ -54,6 +55,43 @@ trigger_buckets = Table(
     Column("proactive", Boolean, nullable=False),
     Column("updated", UTCDateTime(), nullable=False),  # wall clock
     Index(None, "proactive", "end"),
+    Index(None, "automation_id"),
+)
+
+# What one metric trigger knows of one flow run: the state changes a metric needs, and the
+# sample the run gives (its duration, lateness or success) once it has one.
+metric_runs = Table(
+    "metric_runs",
+    metadata,
+    Column("trigger_id", String(36), primary_key=True),
+    Column("run", String(200), primary_key=True),  # the flow run's resource id
+    Column("automation_id", String(36), nullable=False),
+    Column("key", Text, nullable=False),  # JSON array of the for_each values
+    Column("late", UTCDateTime()),  # when it went Late
+    Column("started", UTCDateTime()),  # its first Running
+    Column("running", UTCDateTime()),  # its latest Running
+    Column("ended", UTCDateTime()),  # its latest terminal state
+    Column("outcome", String(20)),  # that state's type: COMPLETED, FAILED ...
+    Column("at", UTCDateTime()),  # when the sample counts (event time)
+    Column("value", Float),  # seconds, or 1 / 0 for a success
+    Column("touched", UTCDateTime(), nullable=False),  # its latest event (event time)
+    Index(None, "trigger_id", "at"),
+    Index(None, "automation_id"),
+)
+
+# Where one metric trigger stands for one for_each key: firing or not, and since when
+# the condition has held (or, firing, stopped holding) without a break.
+metric_states = Table(
+    "metric_states",
+    metadata,
+    Column("trigger_id", String(36), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("automation_id", String(36), nullable=False),
+    Column("since", UTCDateTime()),  # the streak towards a change began
+    Column("triggered", UTCDateTime()),  # firing since (None: quiet)
+    Column("value", Float),  # at the last evaluation (None: no runs in range)
+    Column("runs", Integer, nullable=False),  # the runs that value came from
+    Column("evaluated", UTCDateTime(), nullable=False),  # the tick (event time)
     Index(None, "automation_id"),
 )
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from events import clock
-from triggers.model import CompoundTrigger, EventTrigger, Posture, SequenceTrigger, Trigger
+from triggers.model import (
+    CompoundTrigger,
+    EventTrigger,
+    MetricTrigger,
+    Posture,
+    SequenceTrigger,
+    Trigger,
+)
 
 RELATED_PREFIX = "related:"
 
@@ -84,10 +91,25 @@ def event_trigger(trigger: EventTrigger) -> str:
     return text
 
 
+def metric_trigger(trigger: MetricTrigger) -> str:
+    query = trigger.metric
+    text = (
+        f"{query.name.value} {query.operator.value} {query.threshold:g} over "
+        f"{duration(query.range)}"
+    )
+    if query.firing_for:
+        text += f" for {duration(query.firing_for)}"
+    if trigger.for_each:
+        text += ", per " + " and ".join(label_noun(label) for label in trigger.for_each)
+    return text
+
+
 def trigger_words(trigger: Trigger) -> str:
     """The whole trigger in one line."""
     if isinstance(trigger, EventTrigger):
         return event_trigger(trigger)
+    if isinstance(trigger, MetricTrigger):
+        return metric_trigger(trigger)
     children = "; ".join(trigger_words(child) for child in trigger.triggers)
     if isinstance(trigger, SequenceTrigger):
         text = f"in order: {children}"
