@@ -67,6 +67,11 @@ class ConnectionDefinition(BaseModel):
     auth_string: str | None = Field(
         default=None, description="Self-hosted basic auth 'user:pass'; a template."
     )
+    ui_url: str | None = Field(
+        default=None,
+        description="The Prefect UI templates' ui_url filters link to; default: derived from "
+        "api_url as Prefect does (the API URL without /api; app.prefect.cloud on Cloud).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -75,9 +80,11 @@ class ConnectionDefinition(BaseModel):
             raise ValueError(f"{value!r}: use letters, digits, '-', '_' and '.' only")
         return value
 
-    @field_validator("api_url")
+    @field_validator("api_url", "ui_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")) or "{" in value:
             raise ValueError(f"must be an http(s) URL (not a template), got {value!r}")
         return value.rstrip("/")
@@ -103,7 +110,10 @@ class ConnectionDefinition(BaseModel):
             return SecretStr(templates.render(source, {}, f"{field} of connection {self.name!r}"))
 
         return PrefectConnection(
-            api_url=self.api_url, api_key=rendered("api_key"), auth_string=rendered("auth_string")
+            api_url=self.api_url,
+            api_key=rendered("api_key"),
+            auth_string=rendered("auth_string"),
+            ui_url=self.ui_url,
         )
 
 

@@ -8,13 +8,14 @@ Endpoints and bodies follow Prefect 3.8's server (`prefect/server/api/`).
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from actions.errors import ActionFailed, ActionRetry
 from actions.http import check, transport_error
@@ -41,7 +42,8 @@ class PrefectConnection(BaseModel):
         PrefectConnection(api_url="http://prefect:4200/api")  # self-hosted, no auth
         PrefectConnection(api_url="http://prefect:4200/api", auth_string=SecretStr("u:p"))
         PrefectConnection(api_url="https://api.prefect.cloud/api/accounts/A/workspaces/W",
-                          api_key=SecretStr("pnu_..."))
+                          api_key=SecretStr("pnu_..."))  # UI: app.prefect.cloud/account/A/...
+        PrefectConnection(api_url="http://10.0.0.5:4200/api", ui_url="https://prefect.example")
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,13 +53,25 @@ class PrefectConnection(BaseModel):
     auth_string: SecretStr | None = Field(
         default=None, description="Self-hosted basic auth, 'user:pass'."
     )
+    ui_url: str | None = Field(
+        default=None,
+        description="The Prefect UI that templates' ui_url filters link to; default: derived "
+        "from api_url as Prefect does.",
+    )
 
-    @field_validator("api_url")
+    @field_validator("api_url", "ui_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"api_url must be an http(s) URL, got {value!r}")
+            raise ValueError(f"{info.field_name} must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @property
+    def ui(self) -> str:
+        """The UI root links are made from: `ui_url`, or the one Prefect derives."""
+        return self.ui_url or derived_ui_url(self.api_url)
 
     def headers(self) -> dict[str, str]:
         """The Authorization header; the auth string wins, as in Prefect's own client."""
@@ -88,6 +102,21 @@ class PrefectConnections(BaseModel):
         except KeyError:
             known = ", ".join(sorted(self.named)) or "none"
             raise ActionFailed(f"no Prefect connection named {name!r}; known: {known}") from None
+
+
+CLOUD_API: Final = re.compile(r"^https://api[.\w]*\.prefect\.[^./]+/")
+
+
+def derived_ui_url(api_url: str) -> str:
+    """The UI Prefect derives from an API URL (its `ui_url` setting's default): the API
+    root without `/api` when self-hosted; on Prefect Cloud, app. for api. and singular
+    routes (`https://api.prefect.cloud/api/accounts/A/workspaces/W` →
+    `https://app.prefect.cloud/account/A/workspace/W`)."""
+    url = api_url.rstrip("/")
+    if CLOUD_API.match(url):
+        url = url.replace("https://api", "https://app", 1)
+    url = url.removesuffix("/api").replace("/api/", "/")
+    return url.replace("/accounts/", "/account/").replace("/workspaces/", "/workspace/")
 
 
 def segment(value: str) -> str:

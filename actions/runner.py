@@ -36,6 +36,7 @@ from actions.http import transport_error
 from actions.ledger import Claim, Ledger, Record, Status
 from actions.lifecycle import lifecycle_event
 from actions.model import CHECKED
+from actions.prefect_objects import prefect_context
 from actions.request import ActionRequest
 from actions.templating import Templates
 from events import clock
@@ -233,11 +234,12 @@ class ActionRunner:
         held = await self._held(request)
         if held is not None:
             return Outcome(summary=f"not run: {held}", details={"held": held})
+        context = template_context(request)
         run = Execution(
             request=request,
             attempt=claim.attempts,
             templates=self.templates,
-            context=template_context(request),
+            context=context,
             http=self.http,
             guard=self.guard,
             emit=self.emit,
@@ -249,6 +251,10 @@ class ActionRunner:
         limit = self.policy.attempt_timeout.total_seconds()
         try:
             async with asyncio.timeout_at(deadline):
+                # Only what the templates name, read within the attempt's time limit.
+                context.update(
+                    await prefect_context(request, self.prefect, self.templates, self.http)
+                )
                 return await executor(request.action, run)
         except ActionFailed as exc:
             return _Failure(redact(exc.message), exc.status_code, retryable=False)

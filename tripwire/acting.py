@@ -37,6 +37,7 @@ def prefect_connections(settings: Settings) -> PrefectConnections:
             api_url=settings.prefect_api_url,
             api_key=settings.prefect_api_key,
             auth_string=settings.prefect_api_auth_string,
+            ui_url=settings.prefect_ui_url,
         )
     return PrefectConnections(default=default, named=settings.prefect_connections)
 

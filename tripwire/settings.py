@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     prefect_api_auth_string: SecretStr | None = Field(
         default=None, description="Self-hosted Prefect basic auth 'user:pass'."
     )
+    prefect_ui_url: str | None = Field(
+        default=None,
+        description="The Prefect UI that templates' ui_url filters link to; default: derived "
+        "from prefect_api_url as Prefect does (without /api; app.prefect.cloud on Cloud).",
+    )
     prefect_connections: dict[str, PrefectConnection] = Field(
         default_factory=dict,
         description="More Prefect servers by name, as JSON: "

@@ -5,6 +5,7 @@ tests/events/test_templating.py."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import pytest
@@ -60,7 +61,12 @@ def test_context_of_a_flow_run_event(late: dict[str, Any]) -> None:
         id="96d45afe-51de-4397-9730-aeb8e148128f",
         name="didactic-bulldog",
         labels=dict(event.resource),
-        state=RunState(name="Late", type="SCHEDULED"),
+        state=RunState(
+            name="Late",
+            type="SCHEDULED",
+            message="",
+            timestamp=datetime(2026, 11, 21, 9, 38, 37, 24705, tzinfo=UTC),
+        ),
     )
     assert (late["flow"].id, late["flow"].name) == (
         "fde78461-c5bd-47fe-be86-850fb1e69223",
@@ -99,7 +105,10 @@ def test_context_of_a_task_run_event(templates: Templates) -> None:
     failed = fixture_event("prefect.task-run.Failed")
     context = template_context(request_for({"type": "do-nothing"}, failed))
     assert context["task_run"].id == "01a1fd7c-d0e1-7c7c-b2fb-97d4f1aeb54f"
-    assert context["task_run"].state == RunState(name="Failed", type="FAILED")
+    state = context["task_run"].state
+    assert (state.name, state.type) == ("Failed", "FAILED")
+    assert state.message == "Task run encountered an exception ValueError: too few rows"
+    assert state.timestamp == datetime.fromisoformat(failed.resource["prefect.state-timestamp"])
     # The flow run is only related: its id and name, no state labels.
     assert context["flow_run"] == PrefectRef(
         id="ca9ccda5-45a7-457c-838e-c987f0b2d62d",
