@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from events.model import Event
+from events.model import Event, ReceivedEvent
+from tests.support import fixture_events
 from tests.triggers.conftest import (
     ACTIONS_SUBJECT,
     EVENTS_SUBJECT,
@@ -24,6 +25,7 @@ from tests.triggers.conftest import (
 )
 from triggers.automation import Automation
 from triggers.identity import stamped
+from triggers.metrics import tick_at
 from triggers.replay import replay
 from triggers.results import Result
 from triggers.tables import metric_runs, metric_states
@@ -320,3 +322,50 @@ async def test_replay_gives_the_firings_of_live_evaluation(harness: Harness) -> 
     report = await replay(automations, received, start=T0, until=end)
     replayed = [(f.at.isoformat(), f.state, f.why, f.labels) for f in report.firings]
     assert replayed == live
+
+
+def prefect_metric(name: str, operator: str, threshold: float, **more: Any) -> dict[str, Any]:
+    definition = metric(name, operator, threshold, match_related=[], firing_for=0, **more)
+    definition["name"] = f"prefect-{name}"
+    return definition
+
+
+async def test_metrics_of_a_real_prefect_servers_flow_runs(harness: Harness) -> None:
+    """The captured events of a real Prefect server: etl-sales ran 0.09 s and completed,
+    etl-orders failed after 1.03 s, bars-dep's run went Late and never ran."""
+    definitions = [
+        prefect_metric("duration", ">", 0.5, for_each=["related:flow:prefect.resource.name"]),
+        prefect_metric("successes", "<", 0.75),
+        prefect_metric("lateness", ">", 0),
+    ]
+    lateness = harness.load(*definitions)[2].trigger
+    received = [ReceivedEvent.model_validate(e) for e in fixture_events()]
+    await harness.send(*received)
+    start = tick_at(received[0].occurred)
+    end = tick_at(received[-1].occurred) + timedelta(seconds=10)
+    live: list[tuple[str, str, str, dict[str, str]]] = []
+    now = start
+    while now <= end:
+        live += firings_of(await harness.due(now))
+        now += timedelta(seconds=10)
+    assert [(state, why, labels) for _, state, why, labels in live] == [
+        (
+            "triggered",
+            "duration 1.03s > 0.5s over 5m (1 run): true for 0s",
+            {"related:flow:prefect.resource.name": "etl-orders"},
+        ),
+        ("triggered", "successes 0.5 < 0.75 over 5m (2 runs): true for 0s", {}),
+    ]
+    reasons = await measured(harness)
+    assert "duration 0.0874s > 0.5s over 5m (1 run): false" in reasons  # etl-sales
+    # bars-dep's run went Late and never ran: known to the lateness trigger, no sample.
+    async with harness.db.connect() as conn:
+        query = select(metric_runs).where(metric_runs.c.trigger_id == str(lateness.id))
+        runs = {r.run: r for r in (await conn.execute(query)).all()}
+    late = runs["prefect.flow-run.96d45afe-51de-4397-9730-aeb8e148128f"]
+    assert late.late is not None
+    assert [r.at for r in runs.values()] == [None, None, None]  # the other two never went Late
+
+    automations = [stamped(Automation.model_validate(d)) for d in definitions]
+    report = await replay(automations, received, start=start, until=end)
+    assert [(f.at.isoformat(), f.state, f.why, f.labels) for f in report.firings] == live
