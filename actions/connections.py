@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
 import httpx
@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actions.blocks import DEFAULT_TTL, BlockDocuments
 from actions.errors import ActionFailed, ActionRetry
 from actions.prefect_api import PrefectConnection, PrefectConnections
 from actions.tables import connections
@@ -191,7 +192,8 @@ class ConnectionStore:
 class ConnectionBook:
     """Where a Prefect action's connection comes from: the settings (the default server and
     TRIPWIRE_PREFECT_CONNECTIONS) first, then the stored connections, read at most every
-    `cache_seconds` so a burst of actions does not read the table for each one."""
+    `cache_seconds` so a burst of actions does not read the table for each one. `blocks`
+    keeps the Prefect blocks notifications name for `block_ttl`."""
 
     def __init__(
         self,
@@ -200,6 +202,7 @@ class ConnectionBook:
         *,
         http: httpx.AsyncClient | None = None,
         cache_seconds: float = CACHE_SECONDS,
+        block_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         self.settings = settings or PrefectConnections()
         self.store = store
@@ -207,6 +210,7 @@ class ConnectionBook:
         # often on a private network: their calls skip the guard automations' URLs get.
         self.http = http
         self.cache_seconds = cache_seconds
+        self.blocks = BlockDocuments(block_ttl)
         self._cached: dict[str, ConnectionDefinition] = {}
         self._read_at: float | None = None
         self._lock = asyncio.Lock()

@@ -10,6 +10,9 @@ Headers sent besides the action's own:
 `json` is rendered keeping JSON types and sent as application/json; `body` (Prefect's
 `payload`) is rendered as text and sent as is, with whatever Content-Type the headers give.
 Redirects are not followed (the SSRF guard checked the first URL only).
+
+With `block_document_id`, Prefect's Webhook block gives the method, URL and headers (the
+action's own headers go on top); its URL is a secret, so only its origin is shown.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from actions.blocks import resolve
 from actions.errors import ActionFailed, ActionRetry
 from actions.execution import Execution, Executor, Outcome
-from actions.guard import parse_url
+from actions.guard import origin, parse_url
 from actions.http import check, transport_error
 from actions.model import CallWebhook
+from actions.prefect_blocks import block_details, block_guard, webhook_target
 from events import clock
 
-PREFECT_BLOCK = "Prefect webhook blocks are not supported; give url instead"
 MIN_KEY_BYTES = 24  # the Standard Webhooks spec: 24 to 64 bytes
 MAX_KEY_BYTES = 64
 
@@ -88,12 +92,23 @@ def _body(action: CallWebhook, run: Execution) -> tuple[str | None, str | None]:
 
 async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
     """Send the request; 2xx is success, 408/425/429/5xx and transport errors are retried."""
-    if action.block_document_id is not None or action.url is None:
-        raise ActionFailed(PREFECT_BLOCK)
-    url = run.render(action.url, "call-webhook url").strip()
-    await run.guard.check(url, "call-webhook url")
-    parsed = parse_url(url)  # the guard accepted it, so it parses
+    method: str = action.method
     headers: dict[str, str] = {}
+    details: dict[str, Any] = {}
+    if action.block_document_id is not None:
+        block = await resolve(run, action.block_document_id, action.connection)
+        target = webhook_target(block)
+        method, url, headers = target.method, target.url, dict(target.headers)
+        await block_guard(block, run).check(url, f"call-webhook ({block}) url")
+        parsed = parse_url(url)
+        shown = f"{origin(parsed)}/… ({block})"
+        details = block_details(block)
+    else:
+        assert action.url is not None  # the model requires url or block_document_id
+        url = run.render(action.url, "call-webhook url").strip()
+        await run.guard.check(url, "call-webhook url")
+        parsed = parse_url(url)  # the guard accepted it, so it parses
+        shown = shown_url(parsed)
     for name, value in action.headers.items():
         rendered = run.render(value, f"call-webhook headers.{name}")
         if "\r" in rendered or "\n" in rendered:  # else the client refuses it, as a transport error
@@ -111,11 +126,10 @@ async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
         signed = _sign(secret, request_id, body or "")
         headers = {k: v for k, v in headers.items() if k.lower() not in signed} | signed
 
-    shown = shown_url(parsed)
-    what = f"{action.method} {shown}"
+    what = f"{method} {shown}"
     try:
         response = await run.http.request(
-            action.method,
+            method,
             parsed,
             headers=headers,
             content=body.encode() if body is not None else None,
@@ -126,7 +140,7 @@ async def call_webhook(action: CallWebhook, run: Execution) -> Outcome:
         error = transport_error(exc, what)
         raise ActionRetry(error.message.replace(url, shown)) from None
     check(response, what)
-    details: dict[str, Any] = {"method": action.method, "url": shown}
+    details |= {"method": method, "url": shown}
     return Outcome(
         summary=f"{what} → {response.status_code} {response.reason_phrase}".rstrip(),
         status_code=response.status_code,

@@ -70,6 +70,10 @@ class Secrets:
             self._seen.add(value)
         return value
 
+    def remember(self, *values: str) -> None:
+        """Redact these values too: secrets read from elsewhere (a Prefect block's)."""
+        self._seen.update(v for v in values if len(v) >= MIN_REDACTED)
+
     def redact(self, text: str) -> str:
         """`text` with every secret value handed out so far replaced by ***."""
         for value in sorted(self._seen, key=len, reverse=True):

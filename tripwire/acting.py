@@ -85,7 +85,10 @@ class Acting:
             emit=self.emit,
             automations=automations,
             prefect=ConnectionBook(
-                prefect_connections(s), self.connections, http=self.prefect_http
+                prefect_connections(s),
+                self.connections,
+                http=self.prefect_http,
+                block_ttl=s.prefect_block_cache_ttl,
             ),
             policy=policy,
             hold=self.silence_gate,

@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         description="More Prefect servers by name, as JSON: "
         '{"staging": {"api_url": "...", "api_key": "..."}}; actions pick one with connection:.',
     )
+    prefect_block_cache_ttl: Duration = Field(
+        default=timedelta(seconds=60),
+        ge=timedelta(0),
+        description="How long a worker keeps a Prefect block it read for send-notification or "
+        "call-webhook (block_document_id), so a burst of firings reads it once; 0 = every time.",
+    )
     prefect_follow: bool = Field(
         default=False,
         description="Follow the event stream of the Prefect server at prefect_api_url "

@@ -137,8 +137,12 @@ async def test_a_cloud_service_url_is_not_guarded(make_execution: MakeExecution)
         await notify(run)
 
 
-async def test_a_prefect_notification_block_is_refused(make_execution: MakeExecution) -> None:
+async def test_a_prefect_notification_block_needs_a_prefect_server(
+    make_execution: MakeExecution,
+) -> None:
     action = {"type": "send-notification", "block_document_id": str(uuid4()), "body": "x"}
     run = make_execution(action)
-    with pytest.raises(ActionFailed, match="Prefect notification blocks are not supported"):
+    with pytest.raises(
+        ActionFailed, match="no Prefect server configured: set TRIPWIRE_PREFECT_API_URL"
+    ):
         await notify(run)

@@ -205,9 +205,13 @@ async def test_a_header_rendered_with_a_line_break_is_refused(
     assert hook.requests == []
 
 
-async def test_a_prefect_webhook_block_is_refused(make_execution: MakeExecution) -> None:
+async def test_a_prefect_webhook_block_needs_a_prefect_server(
+    make_execution: MakeExecution,
+) -> None:
     run = make_execution({"type": "call-webhook", "block_document_id": str(uuid4())})
-    with pytest.raises(ActionFailed, match="Prefect webhook blocks are not supported"):
+    with pytest.raises(
+        ActionFailed, match="no Prefect server configured: set TRIPWIRE_PREFECT_API_URL"
+    ):
         await call(run)
 
 
