@@ -2,7 +2,8 @@
 
 The events and the trigger state go into a throwaway SQLite database and through the
 same `Evaluator` the workers run; proactive windows are closed at the event-time instant
-they end, exactly when a live timer would. Firings are collected instead of published.
+they end, and metric triggers evaluated at every tick, exactly when a live timer would.
+Firings are collected instead of published.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from triggers import tables as _tables  # noqa: F401  (registers the trigger tab
 from triggers.automation import Automation
 from triggers.evaluator import Evaluator, Subjects
 from triggers.firing import Firing
+from triggers.metrics import next_tick
 from triggers.results import Outcome, Result
 
 BATCH = 500
@@ -146,7 +148,8 @@ async def replay(
     """What the automations would have done on these events (sorted by `occurred`).
 
     `start` is when the automations were applied (default: the first event), `until`
-    when the replay stops (default: the last event); proactive windows ending by then fire.
+    when the replay stops (default: the last event, or with metric triggers the tick after
+    it); proactive windows ending and metric ticks by then are evaluated.
     """
     ordered = sorted(events, key=lambda e: (e.occurred, str(e.id)))
     with tempfile.TemporaryDirectory(prefix="tripwire-replay-") as folder:
@@ -162,6 +165,8 @@ async def replay(
                 await replayer.add(event)
             await replayer.flush()
             end = until or (ordered[-1].occurred if ordered else begin)
+            if until is None and end is not None and replayer.evaluator.metric_watches:
+                end = next_tick(end)  # a run that ended last counts from the next tick
             if end is not None:
                 await replayer.due_until(end)
             return replayer.report

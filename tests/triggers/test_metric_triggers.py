@@ -24,6 +24,7 @@ from tests.triggers.conftest import (
     published,
 )
 from triggers.automation import Automation
+from triggers.explain import match_report
 from triggers.identity import stamped
 from triggers.metrics import tick_at
 from triggers.replay import replay
@@ -369,3 +370,34 @@ async def test_metrics_of_a_real_prefect_servers_flow_runs(harness: Harness) -> 
     automations = [stamped(Automation.model_validate(d)) for d in definitions]
     report = await replay(automations, received, start=start, until=end)
     assert [(f.at.isoformat(), f.state, f.why, f.labels) for f in report.firings] == live
+
+
+def test_explain_says_whether_an_event_feeds_the_metric() -> None:
+    automation = stamped(Automation.model_validate(metric("lateness", ">", 60)))
+    late = flow_run("Late", run="r1", flow="etl-orders").receive()
+    elsewhere = flow_run("Late", run="r2", flow="sales").receive()
+    heartbeat = flow_run("heartbeat", run="r1", flow="etl-orders").receive()
+    reports = [match_report(automation, e)[0] for e in (late, elsewhere, heartbeat)]
+    assert [(r["outcome"], r["reason"]) for r in reports] == [
+        (
+            "measured",
+            "the event feeds the lateness metric (Late of prefect.flow-run.r1); each "
+            "evaluation's value is in the decisions",
+        ),
+        (
+            "unmatched",
+            "no related resource has prefect.resource.role=flow, prefect.resource.name=etl-*",
+        ),
+        ("not-measured", "prefect.flow-run.heartbeat is not a flow-run state change"),
+    ]
+    assert reports[0]["trigger_id"] == str(automation.trigger.id)
+
+
+async def test_a_replay_runs_to_the_tick_after_the_last_event() -> None:
+    definition = prefect_metric("duration", ">", 0.5)
+    received = [ReceivedEvent.model_validate(e) for e in fixture_events()]
+    report = await replay([stamped(Automation.model_validate(definition))], received)
+    # etl-orders failed at 09:42:59.02, the last event: its run counts from 09:43:00.
+    assert [(f.at.isoformat(), f.state) for f in report.firings] == [
+        ("2026-11-21T09:43:00+00:00", "triggered")
+    ]

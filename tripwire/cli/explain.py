@@ -18,6 +18,8 @@ def _expected(trigger: dict[str, Any]) -> list[str]:
     """Every event name (glob) the trigger's event triggers expect."""
     if trigger.get("type") == "event":
         return list(trigger.get("expect") or [])
+    if trigger.get("type") == "metric":  # measured from flow-run state changes
+        return ["prefect.flow-run.*"]
     return [name for child in trigger.get("triggers", []) for name in _expected(child)]
 
 
