@@ -72,6 +72,7 @@ def test_yaml_example_is_a_valid_definitions_file(example: Example, tmp_path: Pa
     defined = (
         definitions.automations
         + definitions.slas
+        + definitions.deployments
         + definitions.webhooks
         + definitions.sources
         + definitions.connections
