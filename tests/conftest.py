@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from events.embedded import EmbeddedNats, free_port
-from tests.actions.prefect_server import PREFECT, PREFECT_VENV
+from tests.actions.prefect_server import PREFECT, PREFECT_VENV, prefect_server  # noqa: F401
 from tests.events.prefect_follow_server import RestartablePrefect
 from tests.support import POSTGRES_URL, Running, StartEngine, asyncpg_dsn, serve
 from tripwire.engine import Engine, Role

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from events.embedded import free_port
+from tests.actions.prefect_server import PrefectServer
 from tests.actions.receivers import Receiver, Reply
+from tests.actions.test_prefect_blocks import save_blocks
 from tests.support import StartEngine, eventually
 
 SECRET = "s3cr3t-Hook-T0ken-4f9a"
@@ -130,3 +132,86 @@ async def test_a_secret_is_in_no_log_event_ledger_row_answer_or_file(
     leaked = [place for place, text in places.items() if SECRET in text]
     assert not leaked
     assert len(places) > 3  # the database files were read
+
+
+@pytest.mark.prefect
+async def test_a_prefect_blocks_secrets_are_in_no_log_event_ledger_row_answer_or_file(
+    start_engine: StartEngine,
+    prefect_server: PrefectServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with Receiver(Reply(400, f"invalid token {SECRET} for this hook")) as target:
+        # Saved with Prefect's own classes: the secret lives only on the Prefect server.
+        ids = save_blocks(
+            prefect_server,
+            tmp_path,
+            [
+                {
+                    "class": "CustomWebhookNotificationBlock",
+                    "name": "leaky-custom",
+                    "fields": {
+                        "name": "ops",
+                        "url": target.url("/custom/{{token}}"),
+                        "json_data": {"text": "{{body}}", "token": "{{token}}"},
+                        "secrets": {"token": SECRET},
+                    },
+                },
+                {
+                    "class": "Webhook",
+                    "name": "leaky-webhook",
+                    "fields": {
+                        "method": "POST",
+                        "url": target.url("/webhook"),
+                        "headers": {"Authorization": f"Bearer {SECRET}"},
+                    },
+                },
+            ],
+        )
+        running = await start_engine(allow_private_urls=True, prefect_api_url=prefect_server.url)
+        automations = [
+            automation(
+                "custom-block",
+                {
+                    "type": "send-notification",
+                    "block_document_id": ids["leaky-custom"],
+                    "body": "b",
+                },
+            ),
+            automation(
+                "webhook-block",
+                {"type": "call-webhook", "block_document_id": ids["leaky-webhook"], "payload": "p"},
+            ),
+        ]
+        async with running.client() as http:
+            for definition in automations:
+                created = await http.post("/api/automations/", json=definition)
+                assert created.status_code == 201, created.text
+            event = {"event": "leak.test", "resource": {"prefect.resource.id": "leak.r"}}
+            assert (await http.post("/api/events", json=event)).status_code == 202
+
+            async def all_failed() -> list[dict[str, Any]] | None:
+                listed: list[dict[str, Any]] = (await http.get("/api/actions")).json()
+                failed = [a for a in listed if a["status"] == "failed"]
+                return listed if len(failed) == len(automations) else None
+
+            listed = await eventually(all_failed, 30, "both block actions failed")
+            # The target got the real secret from both blocks.
+            paths = sorted(call.path for call in target.requests)
+            assert paths == [f"/custom/{SECRET}", "/webhook"]
+            await running.wait_stored(1 + 2 * len(automations))
+            answers = [await http.get("/api/actions")]
+            answers += [await http.get(f"/api/actions/{a['id']}") for a in listed]
+            answers.append(await http.post("/api/events/filter", json={"limit": 200}))
+        assert all("***" in str(entry) for entry in listed)  # masked where quoted
+        await running.stop()
+
+    places: dict[str, str] = {
+        "answers": "\n".join(a.text for a in answers),
+        "log output": caplog.text,
+    }
+    places.update(files(running.engine.settings.home))
+    leaked = [place for place, text in places.items() if SECRET in text]
+    assert not leaked
+    assert len(places) > 2  # the database files were read
