@@ -5,14 +5,14 @@ tick reads. Everything runs on the connection of the caller's transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from events import bulk
 from triggers.metrics import KeyState, RunProgress
-from triggers.state import upsert
 from triggers.tables import metric_runs, metric_states
 
 IN_FLIGHT_FOR = timedelta(days=7)  # a run with no sample yet is forgotten after this long
@@ -28,29 +28,53 @@ def trigger_lock(trigger_id: str) -> str:
     return f"metric:{trigger_id}"
 
 
+RUN_COLUMNS = (
+    "trigger_id",
+    "run",
+    "automation_id",
+    "key",
+    "late",
+    "started",
+    "running",
+    "ended",
+    "outcome",
+    "at",
+    "value",
+    "touched",
+)
+TIMES = frozenset({"late", "started", "running", "ended", "at", "touched"})
+
+
 async def load_runs(
     conn: AsyncConnection, idents: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], RunProgress]:
-    """The stored progress of these (trigger, run) pairs."""
-    wanted = set(idents)
+    """The stored progress of these (trigger, run) pairs. Hand-written, as the windows'
+    read (`triggers.state.load_buckets`): flow-run events are most of a Prefect
+    platform's events, and building the query with SQLAlchemy cost more than running it."""
     found: dict[tuple[str, str], RunProgress] = {}
-    if not wanted:
-        return found
-    query = select(metric_runs).where(
-        metric_runs.c.trigger_id.in_({t for t, _ in wanted}),
-        metric_runs.c.run.in_({r for _, r in wanted}),
-    )
-    for row in (await conn.execute(query)).mappings():
-        progress = RunProgress(**row)
-        if progress.ident in wanted:
+    selected = ", ".join(f'm."{c}"' for c in RUN_COLUMNS)
+    for chunk in bulk.padded_chunks(idents, bulk.per_statement(2)):
+        marks = bulk.Marks(conn.dialect.name)
+        wanted = ", ".join(f"({marks.many(2)})" for _ in chunk)
+        query = (
+            f"WITH wanted (t, r) AS (VALUES {wanted}) SELECT {selected} FROM wanted"
+            ' JOIN metric_runs m ON m."trigger_id" = wanted.t AND m."run" = wanted.r'
+        )
+        for row in await bulk.execute(conn, query, tuple(v for i in chunk for v in i)):
+            fields: dict[str, Any] = {
+                c: bulk.read_time(v) if c in TIMES and v is not None else v
+                for c, v in zip(RUN_COLUMNS, row, strict=True)
+            }
+            progress = RunProgress(**fields)
             found[progress.ident] = progress
     return found
 
 
 async def save_runs(conn: AsyncConnection, runs: Iterable[RunProgress]) -> None:
-    rows = [asdict(r) for r in runs]
+    rows = [tuple(getattr(r, c) for c in RUN_COLUMNS) for r in runs]
     if rows:
-        await conn.execute(upsert(conn, metric_runs, ["trigger_id", "run"]), rows)
+        upsert = bulk.updating(("trigger_id", "run"), RUN_COLUMNS)
+        await bulk.insert(conn, metric_runs, RUN_COLUMNS, rows, upsert, repeatable=True)
 
 
 async def aggregates(
@@ -97,10 +121,23 @@ async def load_states(
     }
 
 
+STATE_COLUMNS = (
+    "trigger_id",
+    "key",
+    "automation_id",
+    "since",
+    "triggered",
+    "value",
+    "runs",
+    "evaluated",
+)
+
+
 async def save_states(conn: AsyncConnection, states: Iterable[KeyState]) -> None:
-    rows = [asdict(s) for s in states]
+    rows = [tuple(getattr(s, c) for c in STATE_COLUMNS) for s in states]
     if rows:
-        await conn.execute(upsert(conn, metric_states, ["trigger_id", "key"]), rows)
+        upsert = bulk.updating(("trigger_id", "key"), STATE_COLUMNS)
+        await bulk.insert(conn, metric_states, STATE_COLUMNS, rows, upsert, repeatable=True)
 
 
 async def drop_states(conn: AsyncConnection, idents: Sequence[tuple[str, str]]) -> None:
