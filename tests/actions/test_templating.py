@@ -232,6 +232,7 @@ def test_template_fields_are_declared_on_each_action() -> None:
         "call-webhook": ("url", "headers", "json_body", "body", "payload", "signing_secret"),
         "emit-event": ("event", "resource", "related", "payload"),
         "pagerduty": ("routing_key", "summary", "source", "component", "group", "class_", "url"),
+        "send-email-notification": ("emails", "subject", "body", "smtp"),
     }
 
 
