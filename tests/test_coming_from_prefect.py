@@ -21,7 +21,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from actions import prefect_objects
+from actions.context import template_context
 from actions.model import Action
+from sla import prefect_slas
+from tests.actions.conftest import request_for
 from tests.support import require_venv
 from triggers.automation import Automation
 from triggers.model import Trigger
@@ -150,15 +154,25 @@ def test_the_page_lists_every_action_type_and_tripwire_reads_its_fields():
         assert not unread, f"action {kind}: tripwire does not read {sorted(unread)}"
 
 
-def test_the_page_lists_every_sla_type_and_field():
+def test_the_page_lists_every_sla_type_and_field_and_tripwire_reads_them():
     slas: dict[str, list[str]] = prefect_schemas()["slas"]
-    check_rows("SLA types", slas)
+    rows = check_rows("SLA types", slas)
     fields = dict.fromkeys(name for names in slas.values() for name in names)
     check_rows("SLA fields", fields)
+    for kind in supported(rows):
+        model = getattr(prefect_slas, kind, None)
+        assert isinstance(model, type), f"SLA type {kind} is marked {rows[kind].status}"
+        assert issubclass(model, BaseModel)
+        unread = set(slas[kind]) - accepted(model)
+        assert not unread, f"SLA type {kind}: tripwire does not read {sorted(unread)}"
 
 
-def test_the_page_lists_every_template_variable():
-    check_rows("Template variables", prefect_schemas()["template_variables"])
+def test_the_page_lists_every_template_variable_and_templates_see_them():
+    rows = check_rows("Template variables", prefect_schemas()["template_variables"])
+    request = request_for({"type": "do-nothing"})
+    seen = set(template_context(request)) | prefect_objects.NAMES
+    unseen = [name for name in supported(rows) if name not in seen]
+    assert not unseen, f"templates do not see {unseen}"
 
 
 def test_the_checks_fail_on_a_bad_row(tmp_path: Path):
