@@ -98,7 +98,7 @@ def build_router(store: SLAStore, changed: Changed | None = None) -> APIRouter:
             await changed()
         return json_response([c.as_json() for c in changes])
 
-    @router.get("/{ref}", summary="One SLA: its definition and each key's window")
+    @router.get("/{ref:path}", summary="One SLA: its definition and each key's window")
     async def read_sla(ref: str) -> Response:
         try:
             stored = await store.get(ref)
@@ -108,7 +108,7 @@ def build_router(store: SLAStore, changed: Changed | None = None) -> APIRouter:
         return json_response({**summary_json(stored, windows), "definition": stored.as_json(),
                               "windows": windows})  # fmt: skip
 
-    @router.delete("/{ref}", status_code=204, summary="Delete an SLA and its state")
+    @router.delete("/{ref:path}", status_code=204, summary="Delete an SLA and its state")
     async def delete_sla(ref: str) -> Response:
         try:
             await store.delete(ref)

@@ -92,10 +92,9 @@ def violation_event(occurrence: Occurrence) -> ReceivedEvent | None:
         _part(flow_id, flow_name, "flow"),
         cause(UUID(occurrence.sla_id), sla.name, occurrence.depth),
     ]
-    primary = dict(run) if run else _part(deployment_id, deployment_name, "deployment") or {}
-    primary.pop(RESOURCE_ROLE, None)
-    if not primary:
-        primary = {RESOURCE_ID: f"prefect.deployment.{deployment_name}"}
+    # Every window of these SLAs is keyed on flow-run events; the deployment stands in
+    # should one ever lack its run.
+    primary = dict(run) or {RESOURCE_ID: deployment_id or f"prefect.deployment.{deployment_name}"}
     return ReceivedEvent(
         id=uuid5(occurrence.id, EVENT),
         occurred=occurrence.at,

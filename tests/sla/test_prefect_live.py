@@ -13,6 +13,7 @@ from events.model import Event
 from tests.alerts.test_live import alerts
 from tests.support import Running
 from tests.triggers.test_live import stored
+from tests.tripwire.test_cli_automations import invoke
 
 DEPLOYMENT_ID = "prefect.deployment.0c4c1b60-6d3e-4a57-8f43-5d1f7a0f0001"
 
@@ -131,3 +132,12 @@ async def test_each_kind_is_violated_and_prefects_automation_fires(engine: Runni
     assert ttc["labels"]["prefect.sla.severity"] == "high"
     assert found["etl/daily:late"]["severity"] == "info"  # low
     assert found["etl/daily:freq"]["severity"] == "critical"
+
+    # A flow-name/deployment-name SLA is shown and deleted by its name, slash and all.
+    code, out, err = await invoke("sla", "status", "etl/daily:ttc", "--api", engine.url)
+    assert code == 0, err
+    assert out.splitlines()[0] == "etl/daily:ttc (duration, warning)"
+    assert "prefect.flow-run.r2" in out
+    async with engine.client() as client:
+        assert (await client.delete("/api/slas/etl%2Fdaily%3Alate")).status_code == 204
+        assert (await client.get("/api/slas/etl%2Fdaily%3Alate")).status_code == 404
