@@ -20,6 +20,8 @@ from triggers.matching import (
 from triggers.model import (
     CompoundTrigger,
     EventTrigger,
+    MetricQuery,
+    MetricTrigger,
     Posture,
     SequenceTrigger,
     Trigger,
@@ -46,6 +48,8 @@ __all__ = [
     "Firing",
     "InvalidDefinition",
     "Message",
+    "MetricQuery",
+    "MetricTrigger",
     "Outcome",
     "Pipeline",
     "Posture",

@@ -11,9 +11,10 @@ time:
   ran), counted when it started; only runs Prefect marked Late count, as in Prefect;
 - `successes`: 1 when its latest terminal state is Completed, else 0, counted when it ended.
 
-The metric at a tick is the mean of the samples counted in the range before it: the average duration or
-lateness, and for successes the share of finished runs that completed. A range without
-samples has no value, and a trigger with no value changes nothing.
+The metric at a tick is the mean of the samples counted in the range before it: the
+average duration or lateness, and for successes the share of finished runs that
+completed. A range without samples has no value, and a trigger with no value changes
+nothing.
 """
 
 from __future__ import annotations
