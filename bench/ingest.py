@@ -1,12 +1,16 @@
 """Ingest benchmark: POST batches of events to a throwaway engine and time them into the store.
 
     python -m bench.ingest [--seconds 60] [--batch 500] [--concurrency 4] [--port P]
+    python -m bench.ingest --prefect-client [--events 7000] [--clients 1,4] [--rounds 3]
 
 Starts `tripwire up` on a free port with a fresh temporary home, keeps `--concurrency`
 POST /api/events requests of `--batch` pre-serialised events in flight for `--seconds`,
 polls the store's count once a second, waits until every accepted event is stored, then
 reads `received` and `recorded` from the SQLite file for the ingest-to-store latency.
 Progress goes to stderr; one JSON object with the results goes to stdout.
+
+With `--prefect-client` it compares websocket ingest from Prefect's own events client,
+tripwire against a Prefect server started beside it (bench/prefect_ingest.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import httpx
 import orjson
 from uuid6 import uuid7
 
-from bench import harness
+from bench import harness, prefect_ingest
 from bench.harness import log
 from events.embedded import free_port
 
@@ -290,12 +294,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="offer this many events/s (paced); default: as fast as the engine accepts",
     )
+    parser.add_argument(
+        "--prefect-client",
+        action="store_true",
+        help="websocket ingest from Prefect's own events client, tripwire against a "
+        "Prefect server (the options below; the ones above do not apply)",
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=7000,
+        help="with --prefect-client: events per client, a multiple of 700 (default 7000)",
+    )
+    parser.add_argument(
+        "--clients",
+        default="1,4",
+        help="with --prefect-client: client counts to run, comma-separated (default 1,4)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --prefect-client: rounds (default 3)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every accepted event was stored without errors."""
     args = parse_args(argv)
+    if args.prefect_client:
+        return prefect_ingest.main(args.events, args.clients, args.rounds)
     result = harness.run_or_log_error(
         lambda: run(args.seconds, args.batch, args.concurrency, args.port, args.max_rate, args.rate)
     )
