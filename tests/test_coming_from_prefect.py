@@ -86,9 +86,15 @@ def section(title: str, page: Path = PAGE) -> dict[str, Row]:
 
 
 def members(union: Any) -> list[type[BaseModel]]:
-    """The models of a discriminated union (Annotated[A | B, Field(...)])."""
+    """The models of a discriminated union (Annotated[A | Annotated[B, Tag] ..., ...])."""
     inner = typing.get_args(union)[0]
-    return [model for model in typing.get_args(inner) if isinstance(model, type)]
+    found = []
+    for arg in typing.get_args(inner):
+        if typing.get_origin(arg) is typing.Annotated:
+            arg = typing.get_args(arg)[0]
+        if isinstance(arg, type):
+            found.append(arg)
+    return found
 
 
 def by_type(union: Any) -> dict[str, type[BaseModel]]:

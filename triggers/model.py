@@ -15,8 +15,10 @@ from jmespath.parser import ParsedResult
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -237,8 +239,25 @@ class SequenceTrigger(_Trigger):
     within: Duration | None = Field(default=None, description="Window for the whole sequence.")
 
 
+def trigger_kind(value: Any) -> str:
+    """A trigger's `type`, told as Prefect tells it when the field is left out: triggers
+    with `require` are compound, with `triggers` alone a sequence, with posture Metric a
+    metric trigger, and any other an event trigger (hand-written Prefect files omit it)."""
+    if not isinstance(value, dict):
+        return str(getattr(value, "type", "event"))
+    if "type" in value:
+        return str(value["type"])
+    if "triggers" in value:
+        return "compound" if "require" in value else "sequence"
+    return "metric" if value.get("posture") == "Metric" else "event"
+
+
 Trigger = Annotated[
-    EventTrigger | MetricTrigger | CompoundTrigger | SequenceTrigger, Field(discriminator="type")
+    Annotated[EventTrigger, Tag("event")]
+    | Annotated[MetricTrigger, Tag("metric")]
+    | Annotated[CompoundTrigger, Tag("compound")]
+    | Annotated[SequenceTrigger, Tag("sequence")],
+    Discriminator(trigger_kind),
 ]
 ResourceTrigger = EventTrigger | MetricTrigger  # the triggers that match resources
 

@@ -10,7 +10,14 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from tests.support import FIXTURES
-from triggers.model import CompoundTrigger, EventTrigger, Posture, Trigger
+from triggers.model import (
+    CompoundTrigger,
+    EventTrigger,
+    MetricTrigger,
+    Posture,
+    SequenceTrigger,
+    Trigger,
+)
 
 triggers: TypeAdapter[Any] = TypeAdapter(Trigger)
 
@@ -103,3 +110,30 @@ def test_nested_compound_and_sequence() -> None:
     )
     assert nested.within == timedelta(hours=1)
     assert nested.triggers[1].require == 1
+
+
+@pytest.mark.parametrize(
+    ("trigger", "kind"),
+    [
+        ({"match": {"prefect.resource.id": "prefect.flow-run.*"}, "expect": ["x"]}, EventTrigger),
+        ({"posture": "Proactive", "expect": ["x"], "within": 60}, EventTrigger),
+        ({"triggers": [{"expect": ["a"]}, {"expect": ["b"]}], "require": "all"}, CompoundTrigger),
+        ({"triggers": [{"expect": ["a"]}, {"expect": ["b"]}], "within": 60}, SequenceTrigger),
+        (
+            {"posture": "Metric", "metric": {"name": "duration", "threshold": 60, "operator": ">"}},
+            MetricTrigger,
+        ),
+    ],
+)
+def test_a_trigger_without_type_is_told_as_prefect_tells_it(trigger: Any, kind: type) -> None:
+    # Hand-written Prefect files (a deployment's triggers in prefect.yaml) leave type out.
+    loaded = TypeAdapter(Trigger).validate_python(trigger)
+
+    assert type(loaded) is kind
+    for child in getattr(loaded, "triggers", []):
+        assert type(child) is EventTrigger
+
+
+def test_an_unknown_trigger_type_names_the_types_there_are() -> None:
+    with pytest.raises(ValidationError, match="'event', 'metric', 'compound', 'sequence'"):
+        TypeAdapter(Trigger).validate_python({"type": "threshold", "expect": ["x"]})
