@@ -41,6 +41,9 @@ class BatchPublisher:
         self._subscription: Any = None
         self._batches: dict[str, _Batch] = {}
         self._tokens = itertools.count()
+        # One batch's messages are written whole before the next one's: a caller with
+        # several batches in flight gets them on the stream in the order it gave them.
+        self._writing = asyncio.Lock()
 
     async def start(self) -> None:
         """Subscribe to the acks' inbox."""
@@ -57,8 +60,9 @@ class BatchPublisher:
         reply = self._prefix + token
         publish = self.connection.publish
         try:
-            for msg_id, data in messages:
-                await publish(subject, data, reply=reply, headers={MSG_ID: str(msg_id)})
+            async with self._writing:
+                for msg_id, data in messages:
+                    await publish(subject, data, reply=reply, headers={MSG_ID: str(msg_id)})
             async with asyncio.timeout(timeout):
                 await batch.done.wait()
         except TimeoutError as exc:

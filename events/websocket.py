@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
+from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
 from events.bus import Bus
+from events.checkpoints import Checkpoints, checkpoints
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
 from events.filters import EventFilter, EventOrder
 from events.live import LIVE_QUEUE_LIMIT, OVERFLOW, live_events
@@ -32,9 +35,16 @@ log = logging.getLogger("tripwire.websocket")
 
 POLICY_VIOLATION = 1008
 PROTOCOL_ERROR = 1002
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 BACKFILL_LIMIT = 1000
 AUTH_TIMEOUT = 10.0  # seconds for a `prefect` client's first (auth) message
+# `/in`, per connection: publishes awaiting JetStream's acks, events per publish, and
+# events read but not acknowledged before the socket stops reading (the client then
+# waits on TCP).
+MAX_IN_FLIGHT = 4
+MAX_BATCH = 1000
+MAX_UNPUBLISHED = 10_000
 
 # Checks a token (the auth message's) or an Authorization header; True = allowed.
 TokenCheck = Callable[[str | None], bool]
@@ -47,10 +57,14 @@ def _reason(text: str) -> str:
     return data.decode(errors="ignore")
 
 
+def _prefect_subprotocol(websocket: WebSocket) -> bool:
+    offered = websocket.headers.get("sec-websocket-protocol", "").split(",")
+    return "prefect" in (p.strip() for p in offered)
+
+
 async def accept(websocket: WebSocket, token_ok: TokenCheck, header_ok: HeaderCheck) -> bool:
     """Accept and authenticate; False when the socket was closed instead."""
-    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
-    if "prefect" not in offered:
+    if not _prefect_subprotocol(websocket):
         if not header_ok(websocket.headers.get("authorization")):
             await websocket.close(
                 POLICY_VIOLATION, reason="authentication required: send an Authorization header"
@@ -114,28 +128,13 @@ def build_router(
 
     @router.websocket("/in")
     async def events_in(websocket: WebSocket) -> None:
+        held = checkpoints(websocket)
+        if held is not None:
+            held.hold()  # before accept: no ping can come earlier
         if not await accept(websocket, token_ok, header_ok):
             return
-        try:
-            while True:
-                text = await websocket.receive_text()
-                try:
-                    events = receive_events_json(text.encode())
-                    encoded = encode(events)
-                except InvalidEvent as exc:
-                    reason = "too_large" if isinstance(exc, EventTooLarge) else "invalid"
-                    EVENTS_REJECTED.labels("websocket", reason).inc()
-                    await _close(websocket, POLICY_VIOLATION, f"invalid event: {exc}")
-                    return
-                try:
-                    await bus.publish_events(encoded)
-                except BusUnavailable as exc:
-                    EVENTS_REJECTED.labels("websocket", "bus_unavailable").inc()
-                    await _close(websocket, TRY_AGAIN_LATER, str(exc))
-                    return
-                EVENTS_ACCEPTED.labels("websocket").inc(len(events))
-        except WebSocketDisconnect:
-            return
+        # With the `prefect` subprotocol the first message was the auth message.
+        await _Ingest(bus, held, int(_prefect_subprotocol(websocket))).run(websocket)
 
     @router.websocket("/out")
     async def events_out(websocket: WebSocket) -> None:
@@ -162,6 +161,128 @@ def build_router(
         await _stream(websocket, bus, store, flt, backfill=bool(message.get("backfill", True)))
 
     return router
+
+
+class _Ingest:
+    """One `/in` connection. Frames are validated as they arrive and published in batches,
+    several in flight at once; the messages of a batch count as handled, which answers the
+    pings that came after them, once JetStream acknowledged it and every batch before it.
+
+    Messages are numbered as the protocol numbers them: every data message since accept,
+    the auth message included. Batches are written to NATS in the order the frames came,
+    so the stream holds one connection's events in that order.
+    """
+
+    def __init__(self, bus: Bus, held: Checkpoints | None, received: int) -> None:
+        self.bus = bus
+        self.held = held
+        self.received = received  # data messages read so far
+        self.queued: deque[tuple[int, list[tuple[UUID, bytes]]]] = deque()  # (message, events)
+        self.queued_events = 0
+        self.in_flight: deque[tuple[int, int, asyncio.Task[None]]] = deque()  # (to, n, task)
+        self.in_flight_events = 0
+        self.starting = False
+        self.failure: BaseException | None = None
+        self.changed = asyncio.Event()
+        if held is not None:
+            held.handled(received)
+
+    async def run(self, websocket: WebSocket) -> None:
+        """Until the client leaves or a frame is refused, and what came before is published;
+        or until publishing fails."""
+        reader = asyncio.create_task(self._read(websocket))
+        refused: InvalidEvent | None = None
+        try:
+            while not reader.done() and self.failure is None:
+                await self._wait(reader)
+            if self.failure is None:
+                refused = reader.result()
+                # Frames read before the client left or erred are published all the same.
+                while (self.queued or self.in_flight) and self.failure is None:
+                    self.changed.clear()
+                    await self.changed.wait()
+            if self.failure is not None:
+                await self._fail(websocket)
+            elif refused is not None:
+                await _close(websocket, POLICY_VIOLATION, f"invalid event: {refused}")
+        finally:
+            reader.cancel()
+            for _, _, task in self.in_flight:
+                task.cancel()
+
+    async def _wait(self, reader: asyncio.Task[InvalidEvent | None]) -> None:
+        self.changed.clear()
+        changed = asyncio.ensure_future(self.changed.wait())
+        try:
+            await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+
+    async def _fail(self, websocket: WebSocket) -> None:
+        failure = self.failure
+        if isinstance(failure, BusUnavailable):
+            EVENTS_REJECTED.labels("websocket", "bus_unavailable").inc()
+            await _close(websocket, TRY_AGAIN_LATER, str(failure))
+            return
+        log.error("publishing a websocket's events failed", exc_info=failure)
+        await _close(
+            websocket, INTERNAL_ERROR, "the events could not be published; send them again"
+        )
+
+    async def _read(self, websocket: WebSocket) -> InvalidEvent | None:
+        """Read, validate and queue frames until the client leaves (None) or sends one
+        that is not valid (the error; nothing after it is published)."""
+        while True:
+            while self.queued_events + self.in_flight_events >= MAX_UNPUBLISHED:
+                self.changed.clear()
+                await self.changed.wait()  # stop reading: the client waits on TCP
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            self.received += 1
+            data = message.get("bytes") or message.get("text", "").encode()
+            try:
+                events = receive_events_json(data)
+                encoded = encode(events)
+            except InvalidEvent as exc:
+                reason = "too_large" if isinstance(exc, EventTooLarge) else "invalid"
+                EVENTS_REJECTED.labels("websocket", reason).inc()
+                return exc
+            self.queued.append((self.received, encoded))
+            self.queued_events += len(encoded)
+            if not self.starting:
+                # After the frames already parsed are read: they go out as one batch.
+                self.starting = True
+                asyncio.get_running_loop().call_soon(self._start)
+
+    def _start(self) -> None:
+        self.starting = False
+        while self.queued and len(self.in_flight) < MAX_IN_FLIGHT and self.failure is None:
+            batch: list[tuple[UUID, bytes]] = []
+            to = 0
+            while self.queued and len(batch) < MAX_BATCH:
+                to, events = self.queued.popleft()
+                batch.extend(events)
+            self.queued_events -= len(batch)
+            self.in_flight_events += len(batch)
+            task = asyncio.create_task(self.bus.publish_events(batch))
+            self.in_flight.append((to, len(batch), task))
+            task.add_done_callback(self._published)
+
+    def _published(self, _: asyncio.Task[None]) -> None:
+        while self.in_flight and self.in_flight[0][2].done() and self.failure is None:
+            to, count, task = self.in_flight.popleft()
+            self.in_flight_events -= count
+            if task.cancelled():
+                self.failure = asyncio.CancelledError()
+            elif (error := task.exception()) is not None:
+                self.failure = error
+            else:
+                EVENTS_ACCEPTED.labels("websocket").inc(count)
+                if self.held is not None:
+                    self.held.handled(to)
+        self._start()
+        self.changed.set()
 
 
 async def _stream(

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from events.checkpoints import CheckpointProtocol
 from tripwire.app import create_app
 from tripwire.engine import Engine
 
@@ -112,6 +113,7 @@ async def serve(engine: Engine, name: str = "engine") -> Running:
         port=settings.port,
         log_level="warning",
         lifespan="on",
+        ws=CheckpointProtocol,  # as `tripwire up` serves
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

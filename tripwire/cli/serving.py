@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 import uvicorn
 
+from events.checkpoints import CheckpointProtocol
 from events.errors import EventsError
 from tripwire.app import create_app
 from tripwire.cli.output import fail, redact_url
@@ -47,6 +48,7 @@ def serve(
         log_level="warning",
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ws=CheckpointProtocol,  # a pong on /api/events/in means the events are on JetStream
     )
     server = _AnnouncingServer(config, lambda: typer.echo(_banner(settings, engine)))
     try:
