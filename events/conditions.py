@@ -7,32 +7,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
 
-from events.filters import EventFilter, EventResourceFilter, LabelValues
+from events.filters import EventFilter, EventNameFilter, EventResourceFilter, LabelValues
 from events.tables import event_resources, events
 
 
 def matching(flt: EventFilter) -> list[ColumnElement[bool]]:
     """The conditions an `events` row meets when its event matches `flt` (all of them)."""
     c = events.c
-    conditions: list[ColumnElement[bool]] = []
-    if flt.occurred.since is not None:
-        conditions.append(c.occurred >= flt.occurred.since)
-    if flt.occurred.until is not None:
-        conditions.append(c.occurred <= flt.occurred.until)
+    conditions = _within(flt, c.occurred)
     if flt.event is not None:
-        e = flt.event
-        if e.prefix is not None:
-            conditions.append(
-                or_(false(), *(c.event.startswith(p, autoescape=True) for p in e.prefix))
-            )
-        if e.exclude_prefix:
-            conditions.extend(
-                not_(c.event.startswith(p, autoescape=True)) for p in e.exclude_prefix
-            )
-        if e.name is not None:
-            conditions.append(c.event.in_(e.name))
-        if e.exclude_name:
-            conditions.append(c.event.not_in(e.exclude_name))
+        conditions.extend(name_conditions(flt.event, c.event))
     if flt.resource is not None:
         conditions.extend(_resource_conditions(flt.resource, c.resource_id, c.resource))
     if flt.id is not None and flt.id.id is not None:
@@ -41,10 +25,14 @@ def matching(flt: EventFilter) -> list[ColumnElement[bool]]:
     # each event scanned, SQLite would search the EXISTS through the resource_id (or role)
     # index, every row of that resource, so a filter on one flow read the related rows
     # once per event (docs/architecture.md has the figures).
+    #
+    # The related rows carry their event's `occurred`: the time range bounds them too, so
+    # on PostgreSQL the subquery reads only the days in range of `event_resources`.
     r = event_resources.c
+    within = _within(flt, r.occurred)
     if flt.related is not None:
         rel = flt.related
-        related: list[ColumnElement[bool]] = []
+        related: list[ColumnElement[bool]] = list(within)
         if rel.id is not None:
             related.append(r.resource_id.in_(rel.id))
         if rel.role is not None:
@@ -56,10 +44,36 @@ def matching(flt: EventFilter) -> list[ColumnElement[bool]]:
         own = and_(true(), *_resource_conditions(flt.any_resource, c.resource_id, c.resource))
         other = c.id.in_(
             select(r.event_id).where(
-                true(), *_resource_conditions(flt.any_resource, r.resource_id, r.resource)
+                true(),
+                *within,
+                *_resource_conditions(flt.any_resource, r.resource_id, r.resource),
             )
         )
         conditions.append(or_(own, other))
+    return conditions
+
+
+def _within(flt: EventFilter, column: Any) -> list[ColumnElement[bool]]:
+    """The filter's time range on an `occurred` column."""
+    conditions: list[ColumnElement[bool]] = []
+    if flt.occurred.since is not None:
+        conditions.append(column >= flt.occurred.since)
+    if flt.occurred.until is not None:
+        conditions.append(column <= flt.occurred.until)
+    return conditions
+
+
+def name_conditions(e: EventNameFilter, column: Any) -> list[ColumnElement[bool]]:
+    """The conditions on an event name column (of `events` or `event_counts`)."""
+    conditions: list[ColumnElement[bool]] = []
+    if e.prefix is not None:
+        conditions.append(or_(false(), *(column.startswith(p, autoescape=True) for p in e.prefix)))
+    if e.exclude_prefix:
+        conditions.extend(not_(column.startswith(p, autoescape=True)) for p in e.exclude_prefix)
+    if e.name is not None:
+        conditions.append(column.in_(e.name))
+    if e.exclude_name:
+        conditions.append(column.not_in(e.exclude_name))
     return conditions
 
 

@@ -7,19 +7,19 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, literal, or_, select
+from sqlalchemy import BigInteger, cast, delete, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events import bulk, clock, paging
-from events.conditions import matching
-from events.filters import EventFilter
+from events import bulk, clock, paging, partitions
+from events.conditions import matching, name_conditions
+from events.filters import EventFilter, EventOccurredFilter
 from events.model import RESOURCE_ID, RESOURCE_ROLE, ReceivedEvent
-from events.tables import event_counts, event_resources, events
+from events.tables import event_counts, event_ids, event_resources, events
 from events.timestamps import as_utc
 
 MAX_PAGE = 1000
@@ -107,6 +107,42 @@ def _minute(moment: datetime) -> int:
     return int(moment.timestamp()) // 60
 
 
+def _start(minute: int) -> datetime:
+    return datetime.fromtimestamp(minute * 60, UTC)
+
+
+TICK = timedelta(microseconds=1)  # the finest time the stores keep
+
+
+def _by_minutes(flt: EventFilter) -> tuple[int | None, int | None, list[EventFilter]] | None:
+    """How to count a filter on time and names only from the per-minute counts: the
+    whole minutes of its range (first, end; minute numbers, None when open), and filters
+    for the parts of minutes at its edges, which are counted from the events. None when
+    the filter needs the events (resources, ids) or its range is within a minute."""
+    if flt.resource or flt.any_resource or flt.related or (flt.id and flt.id.id is not None):
+        return None
+    since, until = flt.occurred.since, flt.occurred.until
+    first = end = None
+    edges: list[EventFilter] = []
+    if since is not None:
+        first = _minute(since)
+        if _start(first) < since:
+            first += 1
+        if since < _start(first):
+            edges.append(_within(flt, since, _start(first) - TICK))
+    if until is not None:
+        end = _minute(until + TICK)  # minutes before it end at or before `until`
+        if _start(end) <= until:
+            edges.append(_within(flt, _start(end), until))
+    if first is not None and end is not None and first >= end:
+        return None
+    return first, end, edges
+
+
+def _within(flt: EventFilter, since: datetime, until: datetime) -> EventFilter:
+    return flt.model_copy(update={"occurred": EventOccurredFilter(since=since, until=until)})
+
+
 class EventStore:
     """Reads and writes events through one SQLAlchemy async engine."""
 
@@ -115,6 +151,21 @@ class EventStore:
         self.dialect = engine.dialect.name
         # This process's rows of `event_counts` (see events/tables.py).
         self.shard = secrets.randbelow(2**31)
+        self._partitioned: bool | None = None
+
+    async def partitioned(self, conn: AsyncConnection) -> bool:
+        """Whether `events` is split into day partitions (PostgreSQL; events/partitions.py)."""
+        if self._partitioned is None:
+            self._partitioned = await partitions.partitioned(conn)
+        return self._partitioned
+
+    async def prepare(self, now: datetime, keep: timedelta) -> list[date]:
+        """Make the day partitions that retention (`keep`) holds and the next few days
+        before events need them; returns the days made (none on SQLite)."""
+        async with self.engine.connect() as conn:
+            if not await self.partitioned(conn):
+                return []
+        return await partitions.ensure(self.engine, partitions.wanted(now, keep))
 
     async def write(self, bodies: Sequence[bytes]) -> None:
         """Store encoded ReceivedEvents in one transaction; ids already stored are skipped."""
@@ -137,15 +188,37 @@ class EventStore:
             return []
         # Sorted, so that two workers inserting overlapping batches lock rows in one order.
         rows.sort(key=lambda r: r[0])
-        stored = await bulk.insert(
-            conn,
-            events,
-            EVENT_COLUMNS,
-            rows,
-            "ON CONFLICT DO NOTHING RETURNING id",
-            repeatable=True,
-        )
-        fresh = {row[0] for row in stored}
+        if await self.partitioned(conn):
+            # Day partitions are unique per (id, occurred) only: the id is claimed in
+            # `event_ids` first, and only the events whose ids this transaction claimed
+            # are written (a copy with another `occurred` stays out too).
+            claimed = await bulk.insert(
+                conn,
+                event_ids,
+                ("id", "occurred"),
+                [(row[0], row[1]) for row in rows],
+                "ON CONFLICT DO NOTHING RETURNING id",
+                repeatable=True,
+            )
+            fresh = {row[0] for row in claimed}
+            await bulk.insert(
+                conn,
+                events,
+                EVENT_COLUMNS,
+                [row for row in rows if row[0] in fresh],
+                "ON CONFLICT DO NOTHING",
+                repeatable=True,
+            )
+        else:
+            stored = await bulk.insert(
+                conn,
+                events,
+                EVENT_COLUMNS,
+                rows,
+                "ON CONFLICT DO NOTHING RETURNING id",
+                repeatable=True,
+            )
+            fresh = {row[0] for row in stored}
         for row in rows:
             event_id, occurred = row[0], row[1]
             if event_id not in fresh:
@@ -170,10 +243,10 @@ class EventStore:
                 "ON CONFLICT DO NOTHING",
                 repeatable=True,
             )
-        await self._count(conn, [(row[1], row[2]) for row in rows if row[0] in fresh])
+        await self._add_counts(conn, [(row[1], row[2]) for row in rows if row[0] in fresh])
         return [doc for event_id, doc in documents.items() if event_id in fresh]
 
-    async def _count(self, conn: AsyncConnection, stored: list[tuple[datetime, str]]) -> None:
+    async def _add_counts(self, conn: AsyncConnection, stored: list[tuple[datetime, str]]) -> None:
         """Add the events just stored to the per-minute counts, in one upsert whose rows
         are sorted, so two transactions of this shard lock them in one order."""
         counted = Counter((_minute(occurred), name) for occurred, name in stored)
@@ -204,8 +277,13 @@ class EventStore:
 
     async def get(self, event_id: str) -> ReceivedEvent | None:
         """One event by id."""
+        query = select(events.c.body).where(events.c.id == event_id)
         async with self.engine.connect() as conn:
-            body = await conn.scalar(select(events.c.body).where(events.c.id == event_id))
+            if await self.partitioned(conn):
+                # The event's time, from its id, picks the one day partition to read.
+                at = select(event_ids.c.occurred).where(event_ids.c.id == event_id)
+                query = query.where(events.c.occurred == at.scalar_subquery())
+            body = await conn.scalar(query)
         return None if body is None else ReceivedEvent.model_validate_json(body)
 
     async def read(
@@ -226,10 +304,7 @@ class EventStore:
         query = paging.ordered(query, flt.order).limit(limit + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-            total = None
-            if count:
-                matches = select(func.count()).select_from(events).where(*conditions)
-                total = int(await conn.scalar(matches) or 0)
+            total = await self._count(conn, flt) if count else None
         page = [ReceivedEvent.model_validate_json(row.body) for row in rows[:limit]]
         token = None
         if len(rows) > limit:
@@ -239,9 +314,47 @@ class EventStore:
 
     async def count(self, flt: EventFilter | None = None) -> int:
         """How many events match."""
-        query = select(func.count()).select_from(events).where(*matching(flt or EventFilter()))
         async with self.engine.connect() as conn:
+            return await self._count(conn, flt or EventFilter())
+
+    async def _count(self, conn: AsyncConnection, flt: EventFilter) -> int:
+        """How many events match: for a filter on time and names only, the per-minute
+        counts of its whole minutes plus the events of the minutes it cuts, so counting a
+        day or a month reads thousands of rows, not millions."""
+        split = _by_minutes(flt)
+        if split is None:
+            query = select(func.count()).select_from(events).where(*matching(flt))
             return int(await conn.scalar(query) or 0)
+        first, end, edges = split
+        total = int(
+            await conn.scalar(self._minutes(flt, first, end, func.sum(event_counts.c.count))) or 0
+        )
+        for edge in edges:
+            query = select(func.count()).select_from(events).where(*matching(edge))
+            total += int(await conn.scalar(query) or 0)
+        return total
+
+    @staticmethod
+    def _minutes(flt: EventFilter, first: int | None, end: int | None, *columns: Any) -> Any:
+        """`columns` of the per-minute counts in minutes [first, end) under `flt`'s names."""
+        c = event_counts.c
+        query = select(*columns)
+        if first is not None:
+            query = query.where(c.minute >= first)
+        if end is not None:
+            query = query.where(c.minute < end)
+        if flt.event is not None:
+            query = query.where(*name_conditions(flt.event, c.event))
+        return query
+
+    def _minute_bucket(self, unit: str) -> Any:
+        """`_bucket` of a per-minute count's minute."""
+        seconds = cast(event_counts.c.minute, BigInteger) * 60
+        if self.dialect == "postgresql":
+            moment = func.timezone("UTC", func.to_timestamp(seconds))
+            return func.to_char(func.date_trunc(unit, moment), 'YYYY-MM-DD"T"HH24:00:00')
+        pattern = "%Y-%m-%dT00:00:00" if unit == "day" else "%Y-%m-%dT%H:00:00"
+        return func.strftime(pattern, seconds, "unixepoch")
 
     def _bucket(self, unit: str) -> Any:
         if self.dialect == "postgresql":
@@ -262,6 +375,31 @@ class EventStore:
         query = (
             select(key, func.count().label("n")).where(*matching(flt)).group_by(key).order_by(key)
         )
+        split = None if countable is Countable.resource else _by_minutes(flt)
+        if split is not None:
+            # As `_count`: the whole minutes from the per-minute counts, the edges from
+            # the events, added up by key in the database.
+            first, end, edges = split
+            counted = (
+                self._minute_bucket(countable.value)
+                if countable is not Countable.event
+                else event_counts.c.event
+            ).label("key")
+            parts = [
+                self._minutes(
+                    flt, first, end, counted, func.sum(event_counts.c.count).label("n")
+                ).group_by(counted),
+                *(
+                    select(key, func.count().label("n")).where(*matching(edge)).group_by(key)
+                    for edge in edges
+                ),
+            ]
+            both = union_all(*parts).subquery()
+            query = (
+                select(both.c.key, func.sum(both.c.n).label("n"))
+                .group_by(both.c.key)
+                .order_by(both.c.key)
+            )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         step = {Countable.day: timedelta(days=1), Countable.hour: timedelta(hours=1)}.get(countable)
@@ -276,7 +414,22 @@ class EventStore:
         return buckets
 
     async def sweep(self, older_than: datetime, batch: int = 5000) -> int:
-        """Delete events (and their related rows) that occurred before `older_than`."""
+        """Delete events (and their related rows) that occurred before `older_than`,
+        taken down to its whole minute, so that the per-minute counts and the events
+        still agree. On PostgreSQL whole day partitions go: the day that holds the cut
+        stays until all of it is past (events/partitions.py)."""
+        older_than = _start(_minute(older_than))
+        async with self.engine.connect() as conn:
+            whole_days = await self.partitioned(conn)
+        if whole_days:
+            removed, cut = await partitions.drop_before(self.engine, older_than)
+        else:
+            removed, cut = await self._delete_before(older_than, batch), older_than
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(event_counts).where(event_counts.c.minute < _minute(cut)))
+        return removed
+
+    async def _delete_before(self, older_than: datetime, batch: int) -> int:
         removed = 0
         while True:
             old = select(events.c.id).where(events.c.occurred < older_than)
@@ -289,11 +442,6 @@ class EventStore:
             removed += result.rowcount or 0
             if (result.rowcount or 0) < batch:
                 break
-        # Whole minutes only: the counts of the minute the cut falls in stay until the next.
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(event_counts).where(event_counts.c.minute < _minute(older_than))
-            )
         return removed
 
     async def ping(self) -> None:

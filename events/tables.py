@@ -59,6 +59,15 @@ event_resources = Table(
     Index(None, "resource_role", "occurred"),
 )
 
+# PostgreSQL only (revision 0009): every stored event's id, unique across the day
+# partitions of `events`, whose own key must include `occurred` (events/partitions.py).
+event_ids = Table(
+    "event_ids",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("occurred", UTCDateTime(), nullable=False),
+)
+
 # Events per minute and name, kept up in the transaction that stores them, so counts over
 # a day are read from at most a few thousand rows. Each store process writes rows of its
 # own `shard`: workers storing at once never wait for one another's counters.

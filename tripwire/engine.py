@@ -160,6 +160,8 @@ class Engine:
         if self.embedded is not None:
             await self.embedded.astart()
         await migrate(self.db)
+        if Role.worker in self.roles:  # day partitions before the first event is stored
+            await self.store.prepare(clock.now(), self.settings.event_retention)
         if self.ledger_db is not self.db:
             await migrate(self.ledger_db)  # one history for both files; the ledger's is used
         if self.definitions is not None:
@@ -225,8 +227,11 @@ class Engine:
         return [self.settings.resolved_database_url, self.settings.ledger_database_url]
 
     async def sweep_once(self) -> int:
-        """Delete events older than the retention period; returns how many."""
-        removed = await self.store.sweep(clock.now() - self.settings.event_retention)
+        """Delete events older than the retention period, after making the days ahead's
+        partitions (PostgreSQL); returns how many."""
+        now = clock.now()
+        await self.store.prepare(now, self.settings.event_retention)
+        removed = await self.store.sweep(now - self.settings.event_retention)
         if removed:
             log.info(
                 "retention: swept %d events older than %s", removed, self.settings.event_retention
