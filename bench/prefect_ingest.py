@@ -118,8 +118,11 @@ async def _read_line(process: asyncio.subprocess.Process, timeout: float) -> byt
         return await process.stdout.readline()
 
 
-async def send_with_clients(api_url: str, home: Path, clients: int, events: int) -> float:
-    """Events/s of `clients` Prefect clients sending `events` each, released together."""
+async def send_with_clients(
+    api_url: str, home: Path, clients: int, events: int
+) -> tuple[float, float]:
+    """Events/s of `clients` Prefect clients sending `events` each, released together, and
+    the clients' own CPU time per event (µs)."""
     env = prefect_env(home, api_url)
     processes = [
         await asyncio.create_subprocess_exec(
@@ -147,12 +150,14 @@ async def send_with_clients(api_url: str, home: Path, clients: int, events: int)
             assert process.stdin is not None
             process.stdin.write(b"go\n")
         await asyncio.gather(*(p.stdin.drain() for p in processes if p.stdin))
+        cpu = 0.0
         for process in processes:
             line = await _read_line(process, RUN_TIMEOUT)
             if not line.startswith(b"{"):
                 assert process.stderr is not None
                 error = (await process.stderr.read()).decode(errors="replace")[-2000:]
                 raise RuntimeError(f"a Prefect client failed:\n{error}")
+            cpu += orjson.loads(line)["cpu_seconds"]
         seconds = time.perf_counter() - started
         for process in processes:
             await process.wait()
@@ -161,7 +166,7 @@ async def send_with_clients(api_url: str, home: Path, clients: int, events: int)
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    return clients * events / seconds
+    return clients * events / seconds, cpu * 1e6 / (clients * events)
 
 
 async def stream_messages(nats_url: str, stream: str) -> int:
@@ -216,6 +221,7 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
             f"no Prefect venv at {PREFECT_VENV}: run `make .venv-prefect/bin/prefect`"
         )
     figures: dict[str, dict[str, list[float]]] = {"tripwire": {}, "prefect": {}}
+    client_cpu: dict[str, dict[str, list[float]]] = {"tripwire": {}, "prefect": {}}
     missing = 0
     with tempfile.TemporaryDirectory(prefix="tripwire-bench-") as tmp:
         home = Path(tmp)
@@ -225,12 +231,18 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
                 for count in clients:
                     for system in ("tripwire", "prefect"):
                         before = asyncio.run(stream_messages(urls["nats"], stream))
-                        rate = asyncio.run(send_with_clients(urls[system], home, count, events))
+                        rate, cpu_us = asyncio.run(
+                            send_with_clients(urls[system], home, count, events)
+                        )
                         if system == "tripwire":
                             added = asyncio.run(stream_messages(urls["nats"], stream)) - before
                             missing += max(0, count * events - added)
                         figures[system].setdefault(str(count), []).append(round(rate, 1))
-                        log(f"round {number}: {system}, {count} client(s): {rate:,.0f} events/s")
+                        client_cpu[system].setdefault(str(count), []).append(round(cpu_us, 1))
+                        log(
+                            f"round {number}: {system}, {count} client(s): {rate:,.0f} events/s, "
+                            f"clients' CPU {cpu_us:.0f} µs per event"
+                        )
     return {
         "benchmark": "ingest-websocket",
         "events_per_client": events,
@@ -241,6 +253,12 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
             for system, by_count in figures.items()
         },
         "rounds_events_per_s": figures,
+        # What Prefect's client itself spends per event it emits: on a shared machine
+        # this is CPU the servers do not get.
+        "client_cpu_us_per_event": {
+            system: {count: statistics.median(values) for count, values in by_count.items()}
+            for system, by_count in client_cpu.items()
+        },
         "tripwire_events_missing_from_jetstream": missing,
         "machine": harness.machine(with_cpu_model=True),
     }

@@ -114,6 +114,7 @@ async def serve(engine: Engine, name: str = "engine") -> Running:
         log_level="warning",
         lifespan="on",
         ws=CheckpointProtocol,  # as `tripwire up` serves
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -49,6 +49,9 @@ def serve(
         ws_ping_interval=20,
         ws_ping_timeout=20,
         ws=CheckpointProtocol,  # a pong on /api/events/in means the events are on JetStream
+        # Compressing each small event frame cost Prefect's client as much CPU as sending
+        # it, and the engine the inflating; events are a few hundred bytes.
+        ws_per_message_deflate=False,
     )
     server = _AnnouncingServer(config, lambda: typer.echo(_banner(settings, engine)))
     try:
