@@ -55,7 +55,7 @@ format: $(BIN)/tripwire
 # Benchmarks (bench/, not part of the engine). `make bench-sla ARGS="--keys 1000"` passes
 # options on; `python -m bench.sla --help` lists them.
 .PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale bench-ui \
-	bench-alerts
+	bench-alerts bench-compare-prefect
 
 bench: bench-ingest
 
@@ -81,6 +81,11 @@ bench-scale: $(BIN)/tripwire
 # with alerts on and off (8 more): `make bench-alerts ARGS="--database-url postgresql://..."`.
 bench-alerts: $(BIN)/tripwire
 	$(BIN)/python -m bench.alerts $(ARGS)
+
+# tripwire and a Prefect server side by side (needs .venv-prefect); about 25 minutes at the
+# default sizes: `make bench-compare-prefect ARGS="--sizes 100x2000 --rounds 1"` is quicker.
+bench-compare-prefect: $(BIN)/tripwire
+	$(BIN)/python -m bench.compare_prefect $(ARGS)
 
 # Seeding 1,000,000 events takes minutes: `make bench-ui ARGS="--reuse .tripwire/bench-ui.db"`
 # seeds that file once and reuses it.

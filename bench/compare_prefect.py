@@ -55,7 +55,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import harness, prefect_ingest
+from bench import harness, prefect_ingest, triggers
 from bench.harness import log
 from events.embedded import free_port
 
@@ -619,6 +619,7 @@ def run(
             "latency_p99_ratio": TARGET_P99_RATIO,
         },
         "machine": harness.machine(with_cpu_model=True),
+        "revision": triggers.revision(),
     }
 
 
