@@ -150,8 +150,9 @@ class _DeploymentAction(_Targeted):
     deployment_id: UUID | None = Field(default=None, description="The deployment's id.")
     deployment: str | None = Field(
         default=None,
-        pattern=r"^[^/]+/[^/]+$",
-        description="tripwire: the deployment by name, as flow-name/deployment-name.",
+        pattern=r"^[^/]+(/[^/]+)?$",
+        description="tripwire: the deployment by name, as flow-name/deployment-name, or "
+        "the deployment's name alone when one flow has a deployment of that name.",
     )
     connection: str | None = Field(
         default=None, description="tripwire: a named Prefect connection (default: settings)."

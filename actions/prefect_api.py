@@ -288,13 +288,16 @@ async def find_deployment(
     action: RunDeployment | PauseDeployment | ResumeDeployment,
     request: ActionRequest,
 ) -> Target:
-    """The deployment by id, by flow/deployment name, or from the event."""
+    """The deployment by id, by flow/deployment name (or its name alone), or from the
+    event."""
     kind = "prefect.deployment"
     if action.source == "inferred":
         return inferred(request, kind)
     if action.deployment_id is not None:
         return Target(kind, action.deployment_id)
     assert action.deployment is not None  # the model requires one of the two
+    if "/" not in action.deployment:
+        return await _deployment_named(api, action.deployment)
     flow, _, name = action.deployment.partition("/")
     found = await api.fetch(
         "GET",
@@ -302,6 +305,26 @@ async def find_deployment(
         missing=f"deployment {action.deployment}",
     )
     return Target(kind, UUID(found["id"]), found["name"])
+
+
+async def _deployment_named(api: PrefectAPI, name: str) -> Target:
+    """The one deployment of that name, whatever its flow (a prefect.yaml names
+    deployments without their flows); several flows' deployments of the name fail, as
+    retrying cannot tell them apart."""
+    found = await api.fetch(
+        "POST", "/deployments/filter", json={"deployments": {"name": {"any_": [name]}}}
+    )
+    if not found:
+        raise ActionFailed(f"deployment {name} not found on {api.url}", status_code=404)
+    if len(found) > 1:
+        ids = sorted({str(d["flow_id"]) for d in found})
+        flows = await api.fetch("POST", "/flows/filter", json={"flows": {"id": {"any_": ids}}})
+        names = sorted(str(f["name"]) for f in flows) or ids
+        raise ActionFailed(
+            f"several flows have a deployment named {name} ({', '.join(names)}) on "
+            f"{api.url}: name it as flow/deployment, e.g. {names[0]}/{name}"
+        )
+    return Target("prefect.deployment", UUID(found[0]["id"]), found[0]["name"])
 
 
 async def find_work_queue(

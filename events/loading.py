@@ -49,10 +49,14 @@ class Section:
     key: str = "name"  # the field that names an item: unique across the files
     kind: Kind[Any] | None = None
     default: bool = False  # a file that is a list of items, or one item, holds these
+    # More kinds the items stand for, each with the section whose answer its changes join
+    # (a Prefect deployment's triggers are applied as automations).
+    also: tuple[tuple[str, Kind[Any]], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind is not None and (self.kind.section, self.kind.key) != (self.name, self.key):
-            raise ValueError(f"section {self.name!r} is stored as {self.kind.section!r}")
+        for kind in (self.kind, *(kind for _, kind in self.also)):
+            if kind is not None and (kind.section, kind.key) != (self.name, self.key):
+                raise ValueError(f"section {self.name!r} is stored as {kind.section!r}")
 
     @cached_property
     def adapter(self) -> TypeAdapter[Any]:

@@ -12,10 +12,13 @@ deployment's flow-run events (`to_slas`):
 
 The deployment is matched by the related `prefect.deployment` resource's name, and by the
 related flow's name when the name is `flow-name/deployment-name`.
+
+A deployment's `triggers:` list (sla.prefect_triggers) becomes automations that run it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Self
@@ -41,6 +44,8 @@ from sla.model import (
     PrefectSeverity,
     PrefectSLAType,
 )
+from sla.prefect_triggers import NAME_LIMIT as AUTOMATION_NAME_LIMIT
+from sla.prefect_triggers import DeploymentTrigger, automation_name
 from triggers.automation import Severity
 
 # Prefect's five severities onto tripwire's three.
@@ -70,6 +75,7 @@ RUN_KEY = [
 ]
 DEPLOYMENT_KEY = RUN_KEY[1:]
 NAME_LIMIT = 200  # a tripwire SLA's name
+RUNNABLE = re.compile(r"^[^/]+(/[^/]+)?$")  # what run-deployment takes as a name
 
 
 def _longer_than_zero(value: timedelta) -> timedelta:
@@ -200,8 +206,9 @@ PrefectSLA = Annotated[
 
 
 class PrefectDeployment(BaseModel):
-    """A deployment and its SLAs, as prefect.yaml lists deployments: the other keys of a
-    prefect.yaml entry (entrypoint, work_pool, schedules ...) are Prefect's and ignored."""
+    """A deployment with its SLAs and triggers, as prefect.yaml lists deployments: the
+    other keys of a prefect.yaml entry (entrypoint, work_pool, schedules ...) are
+    Prefect's and ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -215,6 +222,12 @@ class PrefectDeployment(BaseModel):
         default=None,
         description="The deployment's SLAs; apply replaces the ones it had (created, "
         "updated, deleted). [] deletes them all; left out, they are left alone.",
+    )
+    triggers: list[DeploymentTrigger] | None = Field(
+        default=None,
+        description="Prefect's deployment triggers: each becomes an automation that runs "
+        "the deployment; apply replaces the ones it had. [] deletes them all; left out, "
+        "they are left alone.",
     )
 
     @model_validator(mode="before")
@@ -237,6 +250,29 @@ class PrefectDeployment(BaseModel):
                 raise ValueError(
                     f"the deployment's and the SLA {sla.name!r}'s names are longer than "
                     f"{NAME_LIMIT - 1} characters together"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _runnable(self) -> Self:
+        if self.triggers and not RUNNABLE.match(self.name):
+            raise ValueError(
+                "a deployment with triggers is run by name: name it deployment-name or "
+                "flow-name/deployment-name"
+            )
+        seen: dict[str, int] = {}
+        for number, trigger in enumerate(self.triggers or [], start=1):
+            name = automation_name(self.name, number, trigger)
+            if name in seen:
+                raise ValueError(
+                    f"triggers[{seen[name] - 1}] and triggers[{number - 1}] are both the "
+                    f"automation {name!r}; automation names are unique"
+                )
+            seen[name] = number
+            if len(name) > AUTOMATION_NAME_LIMIT:
+                raise ValueError(
+                    f"triggers[{number - 1}]'s automation name {name!r} is longer than "
+                    f"{AUTOMATION_NAME_LIMIT} characters; give the trigger a shorter name"
                 )
         return self
 

@@ -1,4 +1,5 @@
-"""SLAs in the database: apply by name, read, delete.
+"""SLAs in the database: apply by name, read, delete; and what a Prefect deployment owns
+(its SLAs, and the automations of its triggers), applied by deployment.
 
 A change bumps `automation_revision` (the definitions' revision) in the same transaction,
 so running workers reload SLAs as they reload automations. Changing what an SLA watches
@@ -20,14 +21,16 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events.errors import ApplyConflict
+from events.errors import ApplyConflict, DuplicateName
 from events.reconcile import Change, Kind, applying, reconcile
 from sla.errors import SLANotFound
 from sla.model import SLA
 from sla.prefect_slas import to_slas
+from sla.prefect_triggers import to_automations
 from sla.tables import sla_windows, slas
+from triggers.automation import Automation
 from triggers.identity import NAMESPACE
-from triggers.repository import bump_revision
+from triggers.repository import AutomationKind, bump_revision
 
 _SLA: TypeAdapter[SLA] = TypeAdapter(SLA)
 
@@ -88,9 +91,21 @@ def _from_row(row: Any) -> StoredSLA:
 
 
 def owner(row: Any) -> str | None:
-    """The Prefect deployment a stored SLA belongs to, or None (an SLA of its own)."""
+    """The Prefect deployment a stored SLA or automation belongs to, or None (one of its
+    own)."""
     origin = row.definition.get("prefect")
     return str(origin["deployment"]) if origin else None
+
+
+def owned(row: Any, given: Sequence[Any], prune: bool, listed: str) -> bool:
+    """Whether applying the deployments `given` may replace `row`: it belongs to one that
+    gives its `listed` list (`sla`, `triggers`), or, with prune, to one not given. A
+    deployment that leaves the list out keeps what it owns."""
+    found = owner(row)
+    if found is None:
+        return False
+    replaced = {d.name for d in given if getattr(d, listed) is not None}
+    return found in replaced or (prune and found not in {d.name for d in given})
 
 
 class SLAKind(Kind[SLA]):
@@ -175,11 +190,7 @@ class DeploymentSLAKind(SLAKind):
         return [sla for deployment in given for sla in to_slas(deployment)]
 
     def scope(self, row: Any, given: Sequence[Any], prune: bool) -> bool:
-        found = owner(row)
-        if found is None:
-            return False
-        replaced = {d.name for d in given if d.sla is not None}
-        return found in replaced or (prune and found not in {d.name for d in given})
+        return owned(row, given, prune, "sla")
 
     def check(self, wanted: Sequence[SLA], stored: Mapping[str, Any]) -> None:
         for item in wanted:
@@ -194,6 +205,56 @@ class DeploymentSLAKind(SLAKind):
 
 
 DEPLOYMENT_SLAS = DeploymentSLAKind()
+
+
+class DeploymentTriggerKind(AutomationKind):
+    """Prefect deployments' triggers for `reconcile`, as the automations they become: a
+    deployment given with a `triggers:` list replaces its automations (created, updated,
+    deleted, as `prefect deploy` replaces the automations a deployment owns) and leaves
+    the other deployments' alone; with prune, those of deployments not given go too."""
+
+    section = "deployments"
+    replaces = True
+
+    def items(self, given: Sequence[Any]) -> list[Automation]:
+        return [a for d in given for a in to_automations(d.name, d.triggers or [])]
+
+    def scope(self, row: Any, given: Sequence[Any], prune: bool) -> bool:
+        return owned(row, given, prune, "triggers")
+
+    def check(self, wanted: Sequence[Automation], stored: Mapping[str, Any]) -> None:
+        seen: dict[str, Automation] = {}
+        for item in wanted:
+            assert item.prefect is not None
+            mine = _trigger(item)
+            other = seen.setdefault(item.name, item)
+            if other is not item:
+                raise DuplicateName(
+                    f"{mine} and {_trigger(other)} are both the automation {item.name!r}; "
+                    "automation names are unique, so give one of the triggers another name"
+                )
+            row = stored.get(item.name)
+            found = owner(row) if row is not None else None
+            if row is not None and found is None:
+                raise ApplyConflict(
+                    f"the automation {item.name!r} of {mine} is also the name of an "
+                    "automation of its own (under automations:); rename one of them"
+                )
+            if found is not None and found != item.prefect.deployment:
+                raise ApplyConflict(
+                    f"the automation {item.name!r} of {mine} belongs to a trigger of the "
+                    f"Prefect deployment {found}; give this trigger another name"
+                )
+
+
+def _trigger(automation: Automation) -> str:
+    """Which trigger of which deployment an automation was made from, for messages."""
+    assert automation.prefect is not None
+    origin = automation.prefect
+    return f"trigger {origin.trigger} of the Prefect deployment {origin.deployment}"
+
+
+DEPLOYMENT_TRIGGERS = DeploymentTriggerKind()
 
 
 class SLAStore:

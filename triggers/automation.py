@@ -15,6 +15,21 @@ from triggers.model import Trigger
 Severity = Literal["info", "warning", "critical"]
 
 
+class PrefectTriggerOrigin(BaseModel):
+    """The Prefect deployment trigger an automation was made from (a deployment's
+    `triggers:` in prefect.yaml or a `deployments:` section): the deployment owns it, and
+    applying the deployment again replaces it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment: str = Field(
+        min_length=1,
+        description="The owning deployment: flow-name/deployment-name, or the "
+        "deployment's name alone (as in prefect.yaml).",
+    )
+    trigger: int = Field(ge=1, description="Its place in the deployment's triggers, from 1.")
+
+
 class Automation(BaseModel):
     """What to watch for and what to do; Prefect's exported automations load unchanged."""
 
@@ -60,4 +75,9 @@ class Automation(BaseModel):
         "models), named in its alerts beside what Prefect's asset lineage shows.",
     )
     owner_resource: str | None = Field(default=None, description="Prefect: who owns it.")
+    prefect: PrefectTriggerOrigin | None = Field(
+        default=None,
+        description="tripwire: set by apply on the automation of a Prefect deployment's "
+        "trigger, naming the deployment that owns it; not written by hand.",
+    )
     id: UUID | None = Field(default=None, description="Prefect's id, kept when given.")

@@ -215,10 +215,30 @@ class AutomationKind(Kind[Automation]):
         "an id or name in the definitions was taken by another automation meanwhile; apply again"
     )
 
+    def scope(self, row: Any, given: Sequence[Any], prune: bool) -> bool:
+        # A Prefect deployment's triggers are applied (and pruned) by their deployment.
+        return _deployment(row) is None
+
     def check(self, wanted: Sequence[Automation], stored: Mapping[str, Any]) -> None:
-        """An automation to be created must not take the id of one of another name."""
+        """An automation to be created must not take the id of one of another name, nor
+        the name of a Prefect deployment trigger's automation."""
         by_id = {row.id: name for name, row in stored.items()}
         for index, automation in enumerate(wanted):
+            where = f"automations[{index}]" if len(wanted) > 1 else ""
+            if automation.prefect is not None:
+                raise ApplyConflict(
+                    "is set by apply for the automations of a Prefect deployment's "
+                    "triggers; declare those under the deployment's triggers: (in "
+                    "deployments:, or a prefect.yaml)",
+                    field=f"{where}.prefect".lstrip("."),
+                )
+            row = stored.get(automation.name)
+            if row is not None and _deployment(row) is not None:
+                raise ApplyConflict(
+                    f"{automation.name!r} is the automation of a trigger of the Prefect "
+                    f"deployment {_deployment(row)}; give this one another name",
+                    field=f"{where}.name".lstrip("."),
+                )
             if automation.name in stored:
                 continue  # updated by name, keeping its stored id
             given = automation.id is not None
@@ -297,6 +317,12 @@ class AutomationKind(Kind[Automation]):
 
 
 AUTOMATIONS = AutomationKind()
+
+
+def _deployment(row: Any) -> str | None:
+    """The Prefect deployment whose trigger a stored automation was made from, or None."""
+    origin = row.definition.get("prefect")
+    return str(origin["deployment"]) if origin else None
 
 
 def _over(row: Any, automation: Automation) -> Automation:

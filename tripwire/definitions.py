@@ -29,7 +29,7 @@ from events.webhooks.model import WebhookDefinition
 from events.webhooks.store import WEBHOOKS
 from sla.model import SLA
 from sla.prefect_slas import PrefectDeployment
-from sla.store import DEPLOYMENT_SLAS, SLAS
+from sla.store import DEPLOYMENT_SLAS, DEPLOYMENT_TRIGGERS, SLAS
 from triggers.automation import Automation
 from triggers.repository import AUTOMATIONS
 
@@ -69,9 +69,11 @@ SECTIONS: tuple[Section, ...] = (
         "deployments",
         PrefectDeployment,
         "deployment",
-        "Prefect deployments and their SLAs (`sla:`), as prefect.yaml lists them: "
-        "TimeToCompletion, Lateness and Frequency SLAs.",
+        "Prefect deployments with their SLAs (`sla:`: TimeToCompletion, Lateness and "
+        "Frequency) and triggers (`triggers:`, each an automation that runs the "
+        "deployment), as prefect.yaml lists them.",
         kind=DEPLOYMENT_SLAS,
+        also=(("automations", DEPLOYMENT_TRIGGERS),),
     ),
     Section(
         "silences",
@@ -167,7 +169,8 @@ class DefinitionsBody(BaseModel):
     slas: list[SLA] = Field(default_factory=list, description="Created or updated by name.")
     deployments: list[PrefectDeployment] = Field(
         default_factory=list,
-        description="Prefect deployments: each one's `sla:` list replaces its SLAs.",
+        description="Prefect deployments: each one's `sla:` list replaces its SLAs, its "
+        "`triggers:` list the automations of its triggers.",
     )
     silences: list[RecurringSilence] = Field(
         default_factory=list, description="Maintenance windows, created or updated by name."
@@ -189,14 +192,15 @@ async def apply(
 ) -> dict[str, list[Change]]:
     """Apply every kind in `wanted` (section -> items) in one transaction: all of them or,
     when one is refused (ApplyRefused), none. A kind with no items is left alone, with
-    `prune` too: files that define only SLAs never prune the automations."""
+    `prune` too: files that define only SLAs never prune the automations. The automations
+    of Prefect deployments' triggers are answered with the automations, first."""
     changes: dict[str, list[Change]] = {s.name: [] for s in APPLIED}
     async with applying(db, dry_run=dry_run) as conn:
         for section in APPLIED:
             assert section.kind is not None
             items = wanted.get(section.name) or []
-            if items:
-                changes[section.name] = await reconcile(
-                    conn, section.kind, items, prune=prune, dry_run=dry_run
-                )
+            if not items:
+                continue
+            for answer, kind in ((section.name, section.kind), *section.also):
+                changes[answer] += await reconcile(conn, kind, items, prune=prune, dry_run=dry_run)
     return changes

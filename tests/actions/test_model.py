@@ -38,7 +38,7 @@ def test_prefects_exported_actions_load_unchanged() -> None:
             {"type": "run-deployment", "source": "inferred", "deployment": "etl/prod"},
             "must not be set",
         ),
-        ({"type": "run-deployment", "deployment": "just-a-name"}, "pattern"),
+        ({"type": "run-deployment", "deployment": "etl/prod/x"}, "pattern"),
         (
             {
                 "type": "pause-automation",
