@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from events.bus import Bus
 from events.checkpoints import CheckpointProtocol
 from tripwire.app import create_app
 from tripwire.engine import Engine
@@ -127,3 +128,21 @@ async def serve(engine: Engine, name: str = "engine") -> Running:
 
     await eventually(serving, 20, f"the {name} serving")
     return Running(engine, server, task)
+
+
+async def stream_ids(bus: Bus) -> list[str]:
+    """The ids of every message on the events stream, in stream order."""
+    info = await bus.js.stream_info(bus.names.events_stream)
+    last = info.state.last_seq
+    ids: list[str] = []
+    if not info.state.messages:
+        return ids
+    subscription = await bus.js.subscribe(bus.names.events_wildcard, ordered_consumer=True)
+    try:
+        while True:
+            message = await subscription.next_msg(timeout=10)
+            ids.append(message.headers["Nats-Msg-Id"])
+            if message.metadata.sequence.stream >= last:
+                return ids
+    finally:
+        await subscription.unsubscribe()

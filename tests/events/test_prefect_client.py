@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Running, StartEngine, require_venv
+from tests.support import Running, StartEngine, require_venv, stream_ids
 
 pytestmark = pytest.mark.prefect
 
@@ -314,3 +314,33 @@ async def test_prefect_event_subscriber_reads_backfill_then_live(
     # the backfill (oldest first), then the live events; the excluded ones nowhere
     assert set(got[:3]) == {backfill[0], backfill[2], backfill[5]}
     assert set(got[3:]) == {live[1], live[3]}
+
+
+def script_lines(stdout: str) -> dict[str, list[str]]:
+    """The JSON lines a checkpointed_client.py run printed, merged."""
+    found: dict[str, list[str]] = {}
+    for line in stdout.strip().splitlines():
+        found.update(json.loads(line))
+    return found
+
+
+async def test_what_prefects_client_counts_as_delivered_is_on_the_stream(
+    engine: Running, run_prefect: RunPrefect
+) -> None:
+    finished = await run_prefect(engine, "checkpointed_client.py", "2100", "700", "0")
+    assert finished.returncode == 0, finished.stderr
+    delivered = script_lines(finished.stdout)["ids"]
+    assert len(delivered) == 2100
+    on_stream = await stream_ids(engine.engine.bus)
+    assert [i for i in on_stream if i in set(delivered)] == delivered  # all, in order
+
+
+async def test_prefects_client_vanishing_mid_batch_loses_nothing_it_counted_delivered(
+    engine: Running, run_prefect: RunPrefect
+) -> None:
+    finished = await run_prefect(engine, "checkpointed_client.py", "1400", "700", "300")
+    assert finished.returncode == 0, finished.stderr
+    printed = script_lines(finished.stdout)
+    assert len(printed["ids"]) == 1400
+    assert len(printed["unconfirmed"]) == 300
+    assert set(printed["ids"]) <= set(await stream_ids(engine.engine.bus))
