@@ -106,7 +106,7 @@ async def partitioned(conn: AsyncConnection) -> bool:
         return False
     kind = await conn.scalar(
         text(
-            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relname = 'events' AND n.nspname = current_schema()"
         )
     )

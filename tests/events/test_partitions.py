@@ -1,0 +1,239 @@
+"""Day partitions of the event store on PostgreSQL; SQLite keeps one table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events import partitions
+from events.filters import EventFilter
+from events.model import Event, ReceivedEvent
+from events.store import Countable, EventStore
+from tripwire.database import create_engine, migrate
+
+NOW = datetime.now(UTC)
+KEEP = timedelta(days=7)
+FLOW = {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"}
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    db = create_engine(database_url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine) -> EventStore:
+    await migrate(engine)
+    store = EventStore(engine)
+    await store.prepare(NOW, KEEP)
+    return store
+
+
+def event(at: datetime, name: str = "prefect.flow-run.Completed", **fields: Any) -> ReceivedEvent:
+    return Event(
+        event=name,
+        resource={"prefect.resource.id": fields.pop("resource", "prefect.flow-run.r1")},
+        related=[FLOW],
+        occurred=at,
+        **fields,
+    ).receive(at)
+
+
+def encode(events: list[ReceivedEvent]) -> list[bytes]:
+    return [e.model_dump_json().encode() for e in events]
+
+
+async def where_stored(engine: AsyncEngine, table: str = "events") -> dict[str, str]:
+    """Each row's partition, by event id."""
+    key = "id" if table == "events" else "event_id"
+    where = "tableoid::regclass::text" if engine.dialect.name == "postgresql" else "'events'"
+    sql = f"SELECT {key}, {where} FROM {table}"
+    async with engine.connect() as conn:
+        return {row[0]: row[1] for row in await conn.execute(text(sql))}
+
+
+def postgres_only(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps one table")
+
+
+async def test_partitions_are_made_for_retention_and_the_days_ahead(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    if engine.dialect.name == "sqlite":
+        assert await store.prepare(NOW, KEEP) == []
+        async with engine.connect() as conn:
+            assert not await partitions.partitioned(conn)
+        return
+    wanted = partitions.days_between(
+        (NOW - KEEP).date(), NOW.date() + timedelta(days=partitions.AHEAD)
+    )
+    async with engine.connect() as conn:
+        for table in partitions.TABLES:
+            assert set(wanted) <= set(await partitions.days(conn, table))
+    assert await store.prepare(NOW, KEEP) == []  # made already: nothing to do
+    later = NOW + timedelta(days=2)
+    made = await store.prepare(later, KEEP)
+    assert made == [NOW.date() + timedelta(days=partitions.AHEAD + n) for n in (1, 2)]
+
+
+async def test_events_land_in_the_partition_of_their_day(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    postgres_only(engine)
+    two_days_ago, today = event(NOW - timedelta(days=2)), event(NOW)
+    await store.write(encode([two_days_ago, today]))
+    for table in partitions.TABLES:
+        stored = await where_stored(engine, table)
+        assert stored[str(two_days_ago.id)] == partitions.day_name(
+            table, two_days_ago.occurred.date()
+        )
+        assert stored[str(today.id)] == partitions.day_name(table, NOW.date())
+
+
+async def test_a_copy_is_dropped_once_whatever_its_time(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    original = event(NOW - timedelta(days=3))
+    await store.write(encode([original, original]))
+    # A webhook delivered again days later: the same id, a new `occurred`, another day.
+    again = original.model_copy(update={"occurred": NOW, "received": NOW})
+    async with engine.begin() as conn:
+        assert await store.insert(conn, encode([again, original])) == []
+    assert await store.count() == 1
+    assert await store.get(str(original.id)) == original
+    assert len(await where_stored(engine)) == 1
+    assert len(await where_stored(engine, "event_resources")) == 1
+
+
+async def test_two_writers_store_a_copy_once(store: EventStore, engine: AsyncEngine) -> None:
+    postgres_only(engine)
+    first = event(NOW - timedelta(days=1))
+    later = first.model_copy(update={"occurred": NOW})
+    async with engine.begin() as one:
+        assert len(await store.insert(one, encode([first]))) == 1
+        other = EventStore(engine)
+        async with engine.begin() as two:
+            # Waits on the first transaction's claim of the id; then finds it taken.
+            import asyncio
+
+            pending = asyncio.create_task(other.insert(two, encode([later])))
+            await asyncio.sleep(0.3)
+            assert not pending.done()
+            await one.commit()
+            assert await pending == []
+    assert await store.count() == 1
+
+
+async def test_retention_drops_whole_days_and_keeps_the_newer(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    postgres_only(engine)
+    await store.prepare(NOW, timedelta(days=14))
+    old = [event(NOW - timedelta(days=d), resource=f"r{d}") for d in (12, 10, 9)]
+    kept = [event(NOW - timedelta(days=d), resource=f"r{d}") for d in (1, 0)]
+    await store.write(encode(old + kept))
+    cut = NOW - timedelta(days=8, hours=12)
+    removed = await store.sweep(cut)
+    assert removed == 3
+    async with engine.connect() as conn:
+        left = await partitions.days(conn)
+        ids = {row[0] for row in await conn.execute(text("SELECT id FROM event_ids"))}
+    assert min(left) == cut.date()  # the day that holds the cut stays until all of it is past
+    assert all(d not in left for d in ((NOW - timedelta(days=d)).date() for d in (12, 10, 9)))
+    assert ids == {str(e.id) for e in kept}
+    assert {e.id for e in (await store.read(EventFilter(), limit=10)).events} == {
+        e.id for e in kept
+    }
+    related = await store.read(EventFilter.model_validate({"related": {"role": ["flow"]}}))
+    assert related.total == 2
+    assert sum(b.count for b in await store.count_by(Countable.day, EventFilter())) == 2
+
+
+async def test_events_outside_the_days_made_are_stored_and_move_when_their_day_is_made(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    ancient = event(datetime(2001, 1, 1, tzinfo=UTC), resource="ancient")
+    ahead = event(NOW + timedelta(days=20), resource="ahead")
+    await store.write(encode([ancient, ahead]))
+    assert await store.get(str(ancient.id)) == ancient
+    assert await store.get(str(ahead.id)) == ahead
+    if engine.dialect.name != "postgresql":
+        return
+    stored = await where_stored(engine)
+    assert stored[str(ancient.id)] == stored[str(ahead.id)] == "events_default"
+    # Twenty days on, the engine makes that day: the event moves out of the default.
+    await store.prepare(NOW + timedelta(days=20), KEEP)
+    stored = await where_stored(engine)
+    assert stored[str(ahead.id)] == partitions.day_name("events", ahead.occurred.date())
+    related = await where_stored(engine, "event_resources")
+    assert related[str(ahead.id)] == partitions.day_name("event_resources", ahead.occurred.date())
+    assert await store.get(str(ahead.id)) == ahead
+    # The default is swept by rows: the ancient event goes, a copy of it stays out no more.
+    assert await store.sweep(NOW - KEEP) == 1
+    assert await store.get(str(ancient.id)) is None
+
+
+async def test_a_time_range_reads_only_its_days(store: EventStore, engine: AsyncEngine) -> None:
+    postgres_only(engine)
+    since = datetime.combine(NOW.date() - timedelta(days=2), datetime.min.time(), UTC)
+    flt = EventFilter.model_validate(
+        {
+            "occurred": {
+                "since": since.isoformat(),
+                "until": (since + timedelta(hours=5)).isoformat(),
+            },
+            "related": {"id": ["prefect.flow.f1"]},
+        }
+    )
+    from sqlalchemy import select
+
+    from events.conditions import matching
+    from events.tables import events
+
+    query = select(events.c.id).where(*matching(flt))
+    sql = str(query.compile(engine.sync_engine, compile_kwargs={"literal_binds": True}))
+    async with engine.connect() as conn:
+        plan = "\n".join(row[0] for row in await conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    day = since.date()
+    for table in partitions.TABLES:
+        assert partitions.day_name(table, day) in plan, plan
+        assert partitions.day_name(table, day + timedelta(days=1)) not in plan, plan
+        assert partitions.day_name(table, day - timedelta(days=1)) not in plan, plan
+
+
+async def test_a_store_with_rows_is_migrated_to_partitions(engine: AsyncEngine) -> None:
+    postgres_only(engine)
+    await migrate(engine, "0008_metric_triggers")
+    before = EventStore(engine)
+    stored = [
+        event(NOW - timedelta(days=d, minutes=m), resource=f"r{d}")
+        for d in (0, 2, 30, 400)
+        for m in (1, 2)
+    ]
+    await before.write(encode(stored))
+    await migrate(engine)
+    after = EventStore(engine)
+    async with engine.connect() as conn:
+        assert await partitions.partitioned(conn)
+        made = await partitions.days(conn)
+        ids = {row[0] for row in await conn.execute(text("SELECT id FROM event_ids"))}
+    assert {(NOW - timedelta(days=d, minutes=1)).date() for d in (0, 2, 30)} <= set(made)
+    assert ids == {str(e.id) for e in stored}
+    where = await where_stored(engine)
+    old = [e for e in stored if e.occurred < NOW - timedelta(days=366)]
+    assert {where[str(e.id)] for e in old} == {"events_default"}
+    for original in stored:
+        assert await after.get(str(original.id)) == original
+    assert await after.count() == len(stored)
+    related = await after.read(EventFilter.model_validate({"related": {"id": ["prefect.flow.f1"]}}))
+    assert related.total == len(stored)
+    async with engine.begin() as conn:
+        assert await after.insert(conn, encode(stored)) == []  # still stored once
