@@ -169,6 +169,56 @@ async def test_unknown_deployment_name_fails_naming_it_and_the_server(
     )
 
 
+async def test_run_deployment_by_its_name_alone_finds_it_whatever_its_flow(
+    make_execution: MakeExecution, prefect_server: PrefectServer, prefect_objects: PrefectObjects
+) -> None:
+    objects = prefect_objects
+    action = {
+        "type": "run-deployment",
+        "deployment": objects.deployment_name,
+        "parameters": {"rows": 3},
+    }
+
+    outcome = await execute(make_execution(action, prefect=prefect_server.connections()))
+
+    (flow_run,) = await objects.runs_of_deployment()
+    assert target_id(outcome) == f"prefect.flow-run.{flow_run['id']}"
+    assert flow_run["parameters"] == {"rows": 3}
+    assert outcome.details["deployment_id"] == objects.deployment_id
+
+
+async def test_a_deployment_name_several_flows_have_fails_naming_them(
+    make_execution: MakeExecution, prefect_server: PrefectServer, prefect_objects: PrefectObjects
+) -> None:
+    objects = prefect_objects
+    other = await objects.post("/flows/", {"name": f"{objects.flow_name}-backfill"})
+    await objects.post("/deployments/", {"name": objects.deployment_name, "flow_id": other["id"]})
+    action = {"type": "run-deployment", "deployment": objects.deployment_name}
+
+    with pytest.raises(ActionFailed) as failed:
+        await execute(make_execution(action, prefect=prefect_server.connections()))
+
+    name, flow = objects.deployment_name, objects.flow_name
+    assert failed.value.message == (
+        f"several flows have a deployment named {name} ({flow}, {flow}-backfill) on "
+        f"{prefect_server.url}: name it as flow/deployment, e.g. {flow}/{name}"
+    )
+    assert await objects.runs_of_deployment() == []
+
+
+async def test_an_unknown_deployment_name_alone_fails_naming_it(
+    make_execution: MakeExecution, prefect_server: PrefectServer, prefect_objects: PrefectObjects
+) -> None:
+    action = {"type": "run-deployment", "deployment": "no-such-deployment"}
+
+    with pytest.raises(ActionFailed) as failed:
+        await execute(make_execution(action, prefect=prefect_server.connections()))
+
+    assert failed.value.message == (
+        f"deployment no-such-deployment not found on {prefect_server.url}"
+    )
+
+
 # pause / resume
 
 
