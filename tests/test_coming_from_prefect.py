@@ -1,9 +1,10 @@
 """The "Coming from Prefect" page against the installed Prefect package.
 
 Every name Prefect has (automation fields, trigger types and fields, action types, SLA
-types and fields, template variables) must have a row on the page saying what tripwire does
-with it, and every row marked same or more must be something tripwire's models accept. A
-field Prefect adds, or one tripwire drops, fails here with the row named.
+types and fields, deployment trigger fields, template variables) must have a row on the
+page saying what tripwire does with it, and every row marked same or more must be something
+tripwire's models accept. A field Prefect adds, or one tripwire drops, fails here with the
+row named.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 from actions import prefect_objects
 from actions.context import template_context
 from actions.model import Action
-from sla import prefect_slas
+from sla import prefect_slas, prefect_triggers
 from tests.actions.conftest import request_for
 from tests.support import require_venv
 from triggers.automation import Automation
@@ -171,6 +172,13 @@ def test_the_page_lists_every_sla_type_and_field_and_tripwire_reads_them():
         assert issubclass(model, BaseModel)
         unread = set(slas[kind]) - accepted(model)
         assert not unread, f"SLA type {kind}: tripwire does not read {sorted(unread)}"
+
+
+def test_the_page_lists_every_deployment_trigger_field_and_tripwire_reads_them():
+    rows = check_rows("Deployment trigger fields", prefect_schemas()["deployment_trigger_fields"])
+    for model in members(prefect_triggers.DeploymentTrigger):
+        unread = [name for name in supported(rows) if name not in accepted(model)]
+        assert not unread, f"{model.__name__} does not read {unread}"
 
 
 def test_the_page_lists_every_template_variable_and_templates_see_them():

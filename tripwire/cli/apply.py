@@ -57,7 +57,8 @@ def apply(
 ) -> None:
     """Create or update automations, SLAs, connections (by name) and webhooks (by slug) from
     files, all in one transaction; the same files again change nothing. A prefect.yaml
-    gives its deployments' SLAs: each deployment's list replaces the SLAs it had."""
+    gives its deployments' SLAs and triggers: each deployment's `sla:` list replaces the
+    SLAs it had, its `triggers:` list the automations that run it."""
     from tripwire.definitions import APPLIED
 
     definitions = load_definitions(files, "nothing was applied")

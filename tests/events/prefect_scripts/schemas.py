@@ -1,10 +1,11 @@
 """Run by tests/test_coming_from_prefect.py with the Prefect venv's Python.
 
 Walks the installed Prefect package and prints, as one JSON object, every name a Prefect
-user can write in an automation or a deployment SLA: the automation's fields, each trigger
-type with its fields (and the metric query's), each action type with its fields (the
-client's and the server's), each SLA type with its fields, and the variables an action's
-templates see. The test compares them with the "Coming from Prefect" page, so a field
+user can write in an automation, a deployment trigger or a deployment SLA: the
+automation's fields, each trigger type with its fields (and the metric query's), each
+action type with its fields (the client's and the server's), each SLA type with its
+fields, the variables an action's templates see, and what a deployment trigger adds to its
+trigger. The test compares them with the "Coming from Prefect" page, so a field
 Prefect adds shows up as a missing row.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from prefect._experimental.sla import objects as sla_objects
 from prefect.events import actions as client_actions
-from prefect.events.schemas import automations
+from prefect.events.schemas import automations, deployment_triggers
 from prefect.server.events import actions as server_actions
 
 
@@ -79,6 +80,8 @@ def main() -> None:
             for model in model_classes(sla_objects.SlaTypes)
         },
         "template_variables": template_variables(),
+        # What a prefect.yaml deployment trigger adds to its trigger's fields.
+        "deployment_trigger_fields": fields(deployment_triggers.BaseDeploymentTrigger, without=()),
     }
     print(json.dumps(schemas))
 
