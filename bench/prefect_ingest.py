@@ -179,6 +179,12 @@ async def stream_messages(nats_url: str, stream: str) -> int:
         await connection.close()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and everything it started (tripwire: its nats-server too)."""
+    own = harness.cpu_seconds(pid) or 0.0
+    return own + sum(tree_cpu_seconds(child) for child in harness.children(pid))
+
+
 @contextlib.contextmanager
 def servers(home: Path) -> Iterator[dict[str, Any]]:
     """tripwire and a Prefect server, both healthy; stopped on the way out."""
@@ -203,6 +209,7 @@ def servers(home: Path) -> Iterator[dict[str, Any]]:
             "tripwire": f"http://127.0.0.1:{port}/api",
             "prefect": f"http://127.0.0.1:{prefect_port}/api",
             "nats": f"nats://127.0.0.1:{nats_port}",
+            "pids": {"tripwire": engine.pid, "prefect": prefect.pid},
         }
     finally:
         harness.stop_engine(engine, home / "tripwire")
@@ -222,6 +229,7 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
         )
     figures: dict[str, dict[str, list[float]]] = {"tripwire": {}, "prefect": {}}
     client_cpu: dict[str, dict[str, list[float]]] = {"tripwire": {}, "prefect": {}}
+    server_cpu: dict[str, dict[str, list[float]]] = {"tripwire": {}, "prefect": {}}
     missing = 0
     with tempfile.TemporaryDirectory(prefix="tripwire-bench-") as tmp:
         home = Path(tmp)
@@ -231,17 +239,21 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
                 for count in clients:
                     for system in ("tripwire", "prefect"):
                         before = asyncio.run(stream_messages(urls["nats"], stream))
+                        pid = urls["pids"][system]
+                        cpu_before = tree_cpu_seconds(pid)
                         rate, cpu_us = asyncio.run(
                             send_with_clients(urls[system], home, count, events)
                         )
+                        server_us = (tree_cpu_seconds(pid) - cpu_before) * 1e6 / (count * events)
                         if system == "tripwire":
                             added = asyncio.run(stream_messages(urls["nats"], stream)) - before
                             missing += max(0, count * events - added)
                         figures[system].setdefault(str(count), []).append(round(rate, 1))
                         client_cpu[system].setdefault(str(count), []).append(round(cpu_us, 1))
+                        server_cpu[system].setdefault(str(count), []).append(round(server_us, 1))
                         log(
                             f"round {number}: {system}, {count} client(s): {rate:,.0f} events/s, "
-                            f"clients' CPU {cpu_us:.0f} µs per event"
+                            f"CPU per event: clients {cpu_us:.0f} µs, server {server_us:.0f} µs"
                         )
     return {
         "benchmark": "ingest-websocket",
@@ -258,6 +270,13 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
         "client_cpu_us_per_event": {
             system: {count: statistics.median(values) for count, values in by_count.items()}
             for system, by_count in client_cpu.items()
+        },
+        # The server's process tree while the clients ran (tripwire's includes its
+        # nats-server and its store worker; Prefect's its services); clients start up in
+        # that time too, so this is an upper bound.
+        "server_cpu_us_per_event": {
+            system: {count: statistics.median(values) for count, values in by_count.items()}
+            for system, by_count in server_cpu.items()
         },
         "tripwire_events_missing_from_jetstream": missing,
         "machine": harness.machine(with_cpu_model=True),
