@@ -347,12 +347,12 @@ class EventStore:
             query = query.where(*name_conditions(flt.event, c.event))
         return query
 
-    def _minute_bucket(self, unit: str) -> Any:
-        """`_bucket` of a per-minute count's minute."""
-        seconds = cast(event_counts.c.minute, BigInteger) * 60
+    def _minute_bucket(self, unit: str, minutes: Any) -> Any:
+        """`_bucket` of a column of whole hours or days, counted in minutes since 1970."""
+        seconds = cast(minutes, BigInteger) * 60
         if self.dialect == "postgresql":
             moment = func.timezone("UTC", func.to_timestamp(seconds))
-            return func.to_char(func.date_trunc(unit, moment), 'YYYY-MM-DD"T"HH24:00:00')
+            return func.to_char(moment, 'YYYY-MM-DD"T"HH24:00:00')
         pattern = "%Y-%m-%dT00:00:00" if unit == "day" else "%Y-%m-%dT%H:00:00"
         return func.strftime(pattern, seconds, "unixepoch")
 
@@ -380,15 +380,21 @@ class EventStore:
             # As `_count`: the whole minutes from the per-minute counts, the edges from
             # the events, added up by key in the database.
             first, end, edges = split
-            counted = (
-                self._minute_bucket(countable.value)
-                if countable is not Countable.event
-                else event_counts.c.event
-            ).label("key")
+            n = func.sum(event_counts.c.count).label("n")
+            if countable is Countable.event:
+                counted = self._minutes(flt, first, end, event_counts.c.event.label("key"), n)
+                counted = counted.group_by(event_counts.c.event)
+            else:
+                # Summed per hour or day as a number first: formatting each minute's row
+                # would cost more than the sums.
+                size = 60 if countable is Countable.hour else 1440
+                start = (event_counts.c.minute - event_counts.c.minute % size).label("start")
+                sums = self._minutes(flt, first, end, start, n).group_by(start).subquery()
+                counted = select(
+                    self._minute_bucket(countable.value, sums.c.start).label("key"), sums.c.n
+                )
             parts = [
-                self._minutes(
-                    flt, first, end, counted, func.sum(event_counts.c.count).label("n")
-                ).group_by(counted),
+                counted,
                 *(
                     select(key, func.count().label("n")).where(*matching(edge)).group_by(key)
                     for edge in edges
