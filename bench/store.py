@@ -210,7 +210,8 @@ async def queries(store: EventStore, db: AsyncEngine, now: datetime, runs: int) 
             "SELECT id, resource_id FROM events WHERE occurred > now() - interval '2 days' "
             "AND occurred < now() - interval '1 day' LIMIT 1"
         )
-        event_id, run_id = run.one()
+        sample = list(run.one())
+        event_id, run_id = str(sample[0]), str(sample[1])
     failed = {"name": ["prefect.flow-run.Failed"]}
     cases: dict[str, Callable[[], Awaitable[Any]]] = {
         # POST /api/events/filter as sent with no filter: the newest 50 and the total.

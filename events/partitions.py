@@ -110,7 +110,7 @@ async def partitioned(conn: AsyncConnection) -> bool:
             "WHERE c.relname = 'events' AND n.nspname = current_schema()"
         )
     )
-    return kind == "p"
+    return bool(kind == "p")
 
 
 async def days(conn: AsyncConnection, table: str = "events") -> list[date]:

@@ -388,10 +388,11 @@ class EventStore:
                 # Summed per hour or day as a number first: formatting each minute's row
                 # would cost more than the sums.
                 size = 60 if countable is Countable.hour else 1440
-                start = (event_counts.c.minute - event_counts.c.minute % size).label("start")
-                sums = self._minutes(flt, first, end, start, n).group_by(start).subquery()
+                hour_or_day = event_counts.c.minute - event_counts.c.minute % size
+                begins = hour_or_day.label("begins")
+                sums = self._minutes(flt, first, end, begins, n).group_by(begins).subquery()
                 counted = select(
-                    self._minute_bucket(countable.value, sums.c.start).label("key"), sums.c.n
+                    self._minute_bucket(countable.value, sums.c.begins).label("key"), sums.c.n
                 )
             parts = [
                 counted,
