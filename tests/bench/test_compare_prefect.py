@@ -85,6 +85,36 @@ def test_sizes_are_automations_by_events() -> None:
     assert compare_prefect.parse_sizes("100x2000, 1000X10000") == [(100, 2000), (1000, 10000)]
 
 
+def _figures(per_s: float, p99: float) -> dict[str, Any]:
+    latency = {"p50": p99 / 2, "p99": p99}
+    return {
+        "firings": 10,
+        "firings_missing": 0,
+        "wall_seconds": 10 / per_s,
+        "firings_per_s": per_s,
+        "latency_ms": latency,
+        "action_latency_ms": latency,
+        "received_latency_ms": latency,
+        "client_events_per_s": 1000.0,
+    }
+
+
+def test_a_failed_round_is_reported_and_left_out_of_the_medians() -> None:
+    rounds = [
+        {"tripwire": _figures(1000.0, 10.0), "prefect": _figures(10.0, 2000.0)},
+        {"error": "the engine was not healthy"},
+        {"tripwire": _figures(3000.0, 30.0), "prefect": _figures(30.0, 4000.0)},
+    ]
+
+    size = compare_prefect.summary(100, 10, rounds)
+
+    assert size["rounds_failed"] == 1
+    assert size["tripwire"]["firings_per_s"] == 2000.0
+    assert size["prefect"]["latency_ms"]["p99"] == 3000.0
+    assert size["ratios"] == {"firings_per_s": 100.0, "latency_p50": 150.0, "latency_p99": 150.0}
+    assert size["targets_met"] == {"firings_per_s_50x": True, "latency_p99_100x": True}
+
+
 @pytest.mark.prefect
 @pytest.mark.slow
 def test_both_systems_fire_once_for_every_event() -> None:
