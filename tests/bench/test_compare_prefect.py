@@ -100,7 +100,7 @@ def _figures(per_s: float, p99: float) -> dict[str, Any]:
 
 
 def test_a_failed_round_is_reported_and_left_out_of_the_medians() -> None:
-    rounds = [
+    rounds: list[dict[str, Any]] = [
         {"tripwire": _figures(1000.0, 10.0), "prefect": _figures(10.0, 2000.0)},
         {"error": "the engine was not healthy"},
         {"tripwire": _figures(3000.0, 30.0), "prefect": _figures(30.0, 4000.0)},
