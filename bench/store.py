@@ -20,6 +20,9 @@ Each query is run 3 times to warm up, then `--runs` times, through the engine's 
 `EventStore`; `ms` has p50, p99 and max. Last, retention: the oldest day is dropped (or
 deleted, on the plain layout) with `EventStore.sweep`, timed once.
 
+With `--layout plain --migrate` the queries are timed on the plain layout, the store is
+migrated to day partitions (revision 0009, timed: `migration`), and timed again.
+
 `--reuse NAME` times an existing seeded database again; `--keep` leaves the database in
 place at the end (its name is in the result). Progress goes to stderr; one JSON object
 with the results goes to stdout.
@@ -262,6 +265,11 @@ async def queries(store: EventStore, db: AsyncEngine, now: datetime, runs: int) 
     return found
 
 
+async def partitioned_store(db: AsyncEngine) -> bool:
+    async with db.connect() as conn:
+        return await partitions.partitioned(conn)
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     admin = admin_dsn(args.postgres)
     name = args.reuse or f"tw_bench_store_{uuid.uuid4().hex[:8]}"
@@ -299,9 +307,25 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await conn.close()
         result["database_gb"] = round(size / 1e9, 2)
+        if args.migrate:
+            if await partitioned_store(db):
+                raise ValueError("--migrate takes a store of the plain layout")
+            result["queries_plain"] = await queries(store, db, now, args.runs)
+            log("migrating to day partitions")
+            started = time.perf_counter()
+            await migrate(db)
+            took = time.perf_counter() - started
+            stored = max(int(result["stored_events"] or 0), 1)
+            result["migration"] = {
+                "seconds": round(took, 1),
+                "seconds_per_million_events": round(took / stored * 1e6, 1),
+            }
+            log(f"migrated: {result['migration']}")
+            store = EventStore(db)
+            await store.prepare(now, timedelta(days=args.days))
         result["queries"] = await queries(store, db, now, args.runs)
+        whole_days = await partitioned_store(db)
         async with db.connect() as conn:
-            whole_days = await partitions.partitioned(conn)
             first = await conn.exec_driver_sql("SELECT min(occurred) FROM events")
             cut = partitions.bounds(first.scalar_one().astimezone(UTC).date())[1]
         started = time.perf_counter()
@@ -333,6 +357,11 @@ def main() -> None:
     parser.add_argument("--postgres", default=None)
     parser.add_argument("--reuse", default=None, help="time this seeded database again")
     parser.add_argument("--keep", action="store_true", help="leave the database in place")
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="with --layout plain: time the queries, migrate to day partitions, time again",
+    )
     args = parser.parse_args()
     run_printed(lambda: asyncio.run(bench(args)))
 
