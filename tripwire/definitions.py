@@ -29,6 +29,7 @@ from events.webhooks.model import WebhookDefinition
 from events.webhooks.store import WEBHOOKS
 from sla.model import SLA
 from sla.prefect_slas import PrefectDeployment
+from sla.prefect_triggers import to_automations
 from sla.store import DEPLOYMENT_SLAS, DEPLOYMENT_TRIGGERS, SLAS
 from triggers.automation import Automation
 from triggers.repository import AUTOMATIONS
@@ -121,6 +122,11 @@ class Definitions(loading.Definitions):
     @property
     def deployments(self) -> list[PrefectDeployment]:
         return self.of("deployments")
+
+    @property
+    def deployment_automations(self) -> list[Automation]:
+        """The automations the deployments' triggers become, as apply stores them."""
+        return [a for d in self.deployments for a in to_automations(d.name, d.triggers or [])]
 
     @property
     def silences(self) -> list[RecurringSilence]:

@@ -4,6 +4,7 @@ the file again replaces each deployment's automations (created, updated, deleted
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,21 @@ async def test_trigger_names_must_make_unique_automation_names(tmp_path: Path) -
         f"{project}:4: deployments[0]: triggers[0] and triggers[1] are both the automation "
         "'daily__automation_1'; automation names are unique"
     )
+
+
+async def test_tripwire_test_replays_events_through_a_prefect_yamls_triggers(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "prefect.yaml"
+    project.write_text(PREFECT_YAML)
+    recorded = tmp_path / "events.json"
+    loaded = {
+        "occurred": "2026-11-21T09:00:00Z",
+        "event": "warehouse.orders.loaded",
+        "resource": {"prefect.resource.id": "warehouse.orders"},
+        "payload": {"rows": 42},
+    }
+    recorded.write_text(json.dumps([loaded]))
+    code, out, err = await invoke("test", "-f", str(project), "--events", str(recorded))
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("2026-11-21 09:00:00  daily__automation_1  triggered")

@@ -101,7 +101,8 @@ def replay_automations(
         fail("give recorded events with --events FILE, or --from-store (not both)")
     definitions = load_definitions(files, "nothing was replayed")
     events = _recorded(events_file, home, since)
-    report = asyncio.run(replay(definitions.automations, events, until=_end(until, events)))
+    automations = [*definitions.deployment_automations, *definitions.automations]
+    report = asyncio.run(replay(automations, events, until=_end(until, events)))
     if as_json:
         body = {
             "events": report.events,
