@@ -139,6 +139,13 @@ async def ensure(engine: AsyncEngine, needed: Iterable[date]) -> list[date]:
                 for statement in attach_statements(table, day):
                     await conn.execute(text(statement))
         made.append(day)
+    if made:
+        # Autovacuum analyzes each partition but never the partitioned tables: without
+        # their statistics the planner guesses how many rows a related-resource subquery
+        # joins, and has picked a nested loop over a whole day for it. A day is made about
+        # once a day, so this runs about once a day (it samples every partition).
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE events, event_resources"))
     return made
 
 

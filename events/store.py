@@ -122,6 +122,8 @@ def _by_minutes(flt: EventFilter) -> tuple[int | None, int | None, list[EventFil
     if flt.resource or flt.any_resource or flt.related or (flt.id and flt.id.id is not None):
         return None
     since, until = flt.occurred.since, flt.occurred.until
+    since = None if since is None else as_utc(since)
+    until = None if until is None else as_utc(until)
     first = end = None
     edges: list[EventFilter] = []
     if since is not None:

@@ -237,3 +237,44 @@ async def test_a_store_with_rows_is_migrated_to_partitions(engine: AsyncEngine) 
     assert related.total == len(stored)
     async with engine.begin() as conn:
         assert await after.insert(conn, encode(stored)) == []  # still stored once
+
+
+async def test_counts_from_the_per_minute_counts_equal_counting_the_events(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    from collections import Counter
+
+    base = datetime(2026, 12, 1, 23, 58, 10, tzinfo=UTC)
+    names = ["prefect.flow-run.Failed", "prefect.flow-run.Completed", "airflow.dag-run.failed"]
+    stored = [
+        event(base + timedelta(seconds=37 * n), names[n % 3], resource=f"r{n}") for n in range(40)
+    ]
+    await store.write(encode(stored))
+    cuts = [base - timedelta(minutes=5), base + timedelta(seconds=50), base + timedelta(minutes=7)]
+    ranges: list[dict[str, Any]] = [
+        {},
+        {"since": cuts[1].isoformat()},
+        {"until": cuts[2].isoformat()},
+        {"since": cuts[1].isoformat(), "until": cuts[2].isoformat()},
+        {"since": cuts[0].isoformat(), "until": cuts[1].isoformat()},
+        {"since": stored[3].occurred.isoformat(), "until": stored[3].occurred.isoformat()},
+        {"since": "2026-12-02T00:00:00Z", "until": "2026-12-02T00:10:00Z"},
+    ]
+    for occurred in ranges:
+        for name in [None, {"prefix": ["prefect."]}, {"name": [names[2]]}]:
+            spec: dict[str, Any] = {"occurred": occurred}
+            if name:
+                spec["event"] = name
+            flt = EventFilter.model_validate(spec)
+            expected = [e for e in stored if flt.includes(e)]
+            assert await store.count(flt) == len(expected), spec
+            assert (await store.read(flt)).total == len(expected), spec
+            by_event = Counter(e.event for e in expected)
+            counted = await store.count_by(Countable.event, flt)
+            assert [(b.value, b.count) for b in counted] == sorted(by_event.items()), spec
+            by_hour = Counter(e.occurred.strftime("%Y-%m-%dT%H:00:00") for e in expected)
+            counted = await store.count_by(Countable.hour, flt)
+            assert [(b.value, b.count) for b in counted] == sorted(by_hour.items()), spec
+            by_day = Counter(e.occurred.strftime("%Y-%m-%dT00:00:00") for e in expected)
+            counted = await store.count_by(Countable.day, flt)
+            assert [(b.value, b.count) for b in counted] == sorted(by_day.items()), spec
