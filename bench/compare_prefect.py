@@ -6,10 +6,11 @@
 
 For each size NxM and each round it starts, on free ports and in fresh temporary homes,
 `tripwire up` and a Prefect 3.8 server (`prefect server start` from .venv-prefect, services
-on, SQLite), and creates in both, through the same REST call (`POST /api/automations/`)
-and with the same body, N one-resource reactive automations: automation i expects
-`bench.compare.happened` about `bench.resource.<i>`, threshold 1, within 0, action
-`do-nothing`. A probe automation, created last, tells when each system has loaded them.
+on, SQLite), and creates in both, with the same bodies in Prefect's format, N
+one-resource reactive automations: automation i expects `bench.compare.happened` about
+`bench.resource.<i>`, threshold 1, within 0, action `do-nothing`. Prefect takes them one
+by one (`POST /api/automations/`), tripwire in one `POST /api/automations/apply`. A probe
+automation, created last, tells when each system has loaded them.
 
 Then, one system at a time, Prefect's own `PrefectEventsClient` (bench/prefect_scripts/
 compare_client.py, run by the Prefect venv's Python) sends M events over the websocket,
@@ -115,10 +116,18 @@ def probe_automation() -> dict[str, Any]:
     return body
 
 
-async def create_automations(client: httpx.AsyncClient, api: str, count: int) -> float:
-    """POST the automations one by one, the probe last; seconds taken."""
+async def create_automations(client: httpx.AsyncClient, api: str, system: str, count: int) -> float:
+    """Create the automations, the probe last; seconds taken. tripwire takes them in one
+    request, as `tripwire apply` sends them: one transaction and one reload, where a
+    thousand single creations each make the worker reload. Prefect has no such call."""
     started = time.monotonic()
-    for body in [*(automation(i) for i in range(count)), probe_automation()]:
+    bodies = [*(automation(i) for i in range(count)), probe_automation()]
+    if system == "tripwire":
+        response = await client.post(f"{api}/automations/apply", json={"automations": bodies})
+        if response.status_code != 200:
+            raise RuntimeError(f"applying at {api}: {response.status_code} {response.text[:500]}")
+        return time.monotonic() - started
+    for body in bodies:
         response = await client.post(f"{api}/automations/", json=body)
         if response.status_code != 201:
             raise RuntimeError(
@@ -437,7 +446,7 @@ async def measure(
     firings; one round's figures for one system."""
     since = datetime.now(UTC) - timedelta(minutes=1)
     async with httpx.AsyncClient(timeout=harness.REQUEST_TIMEOUT) as client:
-        create_seconds = await create_automations(client, api, automations)
+        create_seconds = await create_automations(client, api, system, automations)
         log(f"{system}: {automations:,} automations created in {create_seconds:.1f}s")
         sender = await EventsClient.connect(api, home, events, automations)
         try:

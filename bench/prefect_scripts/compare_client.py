@@ -45,9 +45,9 @@ async def main() -> None:
     count, resources, checkpoint_every = (int(a) for a in sys.argv[1:4])
     batch = events(count, resources)
     loop = asyncio.get_running_loop()
-    async with PrefectEventsClient(
-        reconnection_attempts=0, checkpoint_every=checkpoint_every
-    ) as client:
+    # Prefect's own reconnection: a server that closes the socket (tripwire's 1013 when
+    # its event bus is slow to acknowledge) gets the unconfirmed events again.
+    async with PrefectEventsClient(checkpoint_every=checkpoint_every) as client:
         print("ready", flush=True)
         while True:
             command = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
