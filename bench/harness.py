@@ -254,12 +254,25 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def process_name(pid: int) -> str:
+    """What `ps -o comm` shows: nats-server, or tw-<name> for a process of `tripwire up`."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return ""
+
+
 class Processes:
-    """CPU time of the engine and its nats-server between two marks."""
+    """CPU time of the engine, the processes `tripwire up` started for its roles (named
+    as `up` names them: worker, api, ...) and its nats-server, between two marks."""
 
     def __init__(self, engine: int) -> None:
-        nats_pids = children(engine)
-        self.pids = {"engine": engine, **({"nats": nats_pids[0]} if nats_pids else {})}
+        self.pids = {"engine": engine}
+        for pid in children(engine):
+            name = process_name(pid)
+            if name == "nats-server":
+                self.pids.setdefault("nats", pid)
+            elif name.startswith("tw-"):
+                self.pids[name.removeprefix("tw-")] = pid
         self._before: dict[str, float | None] = {}
         self._started = 0.0
 

@@ -46,8 +46,13 @@ class SQLiteEngine(AsyncEngine):
     when the other commits a moment later: the worker's batches, the action ledger and the
     timers all write, and those sleeps were a fifth of the worker's database time. Here
     they queue on an asyncio lock instead and start the moment it is free. A task that
-    already holds the lock may begin again (reading beside its own transaction). Other
-    processes still meet the busy handler.
+    already holds the lock may begin again (reading beside its own transaction).
+
+    Between processes (`tripwire up` runs its roles in several), each transaction starts
+    with `BEGIN IMMEDIATE`: it holds the write lock from its first statement, so what it
+    reads cannot change before it writes. The driver would begin only at the first
+    INSERT, UPDATE or DELETE, leaving the reads before it outside the transaction; one
+    process's asyncio lock covered that, another process's writes would not be.
     """
 
     __slots__ = ("_loop", "_owner", "_turns")
@@ -72,6 +77,7 @@ class SQLiteEngine(AsyncEngine):
             self._owner = task
             try:
                 async with super().begin() as conn:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
                     yield conn
             finally:
                 self._owner = None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -19,6 +20,7 @@ from events.bus import Bus, Names, StreamSettings
 from events.consumer import BatchConsumer, store_consumer
 from events.embedded import EmbeddedNats
 from events.follower import PrefectFollower
+from events.sources import PrefectSource
 from events.store import EventStore
 from events.webhooks import WebhookStore
 from sla.evaluator import SLAEvaluator
@@ -95,6 +97,7 @@ class Engine:
         roles: frozenset[Role] = frozenset(Role),
         *,
         definitions: Definitions | None = None,
+        sources: Sequence[PrefectSource] | None = None,
     ) -> None:
         # Everything is built here but nothing connects until `start`.
         self.settings = s = settings
@@ -140,10 +143,11 @@ class Engine:
             )
         # Following is ingestion: the api role follows (two api processes both do; the
         # bus and the store drop the copies).
+        # `sources` when the definitions were applied elsewhere (by `up`'s first process).
+        if sources is None:
+            sources = definitions.sources if definitions else []
         self.followers: list[PrefectFollower] = (
-            build_followers(s, definitions.sources if definitions else [], self.bus, self.store)
-            if Role.api in roles
-            else []
+            build_followers(s, sources, self.bus, self.store) if Role.api in roles else []
         )
         self._tasks: list[asyncio.Task[None]] = []  # cancelled on stop
         self._loops: list[asyncio.Task[None]] = []  # database passes: told to stop, not cut

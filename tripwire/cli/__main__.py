@@ -2,4 +2,7 @@
 
 from tripwire.cli import main
 
-main()
+# Guarded: `up` starts its processes with multiprocessing's spawn, which imports this
+# module again in each of them.
+if __name__ == "__main__":
+    main()

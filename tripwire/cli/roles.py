@@ -30,13 +30,29 @@ def up(
         "--automations",
         help="Apply the automations in this file or folder at start (repeatable).",
     ),
+    processes: int = typer.Option(
+        None,
+        "--processes",
+        envvar="TRIPWIRE_PROCESSES",
+        min=1,
+        help="Processes to run the roles in (default: one per core, at most 3). 1 runs "
+        "everything in this process; 2 runs the worker and the timers beside the API and "
+        "the actions; 3 gives the actions their own; more adds workers on PostgreSQL.",
+    ),
 ) -> None:
-    """Run everything in one process on embedded defaults (nats-server + SQLite)."""
+    """Run everything on embedded defaults (nats-server + SQLite), in a process per core."""
+    from tripwire.cli.processes import cores, layout, run_processes
     from tripwire.cli.serving import Role, serve
 
     settings = load_settings(home, host, port)
     initial = load_definitions(automations, "the engine was not started") if automations else None
-    serve(settings, frozenset(Role), initial)
+    available = cores()
+    sqlite = settings.resolved_database_url.startswith("sqlite")
+    parts = layout(processes or min(available, 3), sqlite=sqlite)
+    if len(parts) == 1:
+        serve(settings, frozenset(Role), initial)
+    else:
+        run_processes(settings, parts, initial, available)
 
 
 @serve_app.command("api")

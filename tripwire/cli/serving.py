@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import typer
@@ -25,22 +26,37 @@ from tripwire.settings import Settings
 from tripwire_client.config import DEFAULT_API_URL
 
 if TYPE_CHECKING:
+    from events.sources import PrefectSource
     from tripwire.definitions import Definitions
 
-__all__ = ["Role", "serve"]
+__all__ = [
+    "Role",
+    "banner",
+    "check_port_free",
+    "nats_line",
+    "quiet_libraries",
+    "role_names",
+    "serve",
+]
 
 
 def serve(
-    settings: Settings, roles: frozenset[Role], definitions: Definitions | None = None
+    settings: Settings,
+    roles: frozenset[Role],
+    definitions: Definitions | None = None,
+    *,
+    sources: Sequence[PrefectSource] | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> None:
-    """Run these roles of the engine until Ctrl-C; `definitions` are applied at start."""
+    """Run these roles of the engine until Ctrl-C; `definitions` are applied at start.
+
+    `announce` replaces the banner (a process of a several-process `tripwire up`, whose
+    first process prints it); `sources` are the Prefect servers to follow when the
+    definitions were applied there."""
     configure_logging(settings)
-    # FastStream logs every batch at INFO; keep its warnings and errors only.
-    logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # logs every timer run
-    _check_port_free(settings)
-    engine = Engine(settings, roles, definitions=definitions)
+    quiet_libraries()
+    check_port_free(settings)
+    engine = Engine(settings, roles, definitions=definitions, sources=sources)
     config = uvicorn.Config(
         create_app(engine),
         host=settings.host,
@@ -53,7 +69,18 @@ def serve(
         # it, and the engine the inflating; events are a few hundred bytes.
         ws_per_message_deflate=False,
     )
-    server = _AnnouncingServer(config, lambda: typer.echo(_banner(settings, engine)))
+    if announce is None:
+        processes = f"1: {role_names(roles)} (pid {os.getpid()}; --processes N splits them)"
+        announce = lambda: typer.echo(  # noqa: E731
+            banner(
+                settings,
+                nats_line(settings, engine.nats_url, embedded=engine.embedded is not None),
+                definitions,
+                [f.source.api_url for f in engine.followers],
+                processes,
+            )
+        )
+    server = _AnnouncingServer(config, announce)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(server.serve())
@@ -65,7 +92,21 @@ def serve(
         fail(f"the engine did not start on port {settings.port}; see the messages above")
 
 
-def _check_port_free(settings: Settings) -> None:
+def quiet_libraries() -> None:
+    """Keep the libraries' warnings and errors only."""
+    # FastStream logs every batch at INFO.
+    logging.getLogger("tripwire.faststream").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # logs every timer run
+
+
+def role_names(roles: Iterable[Role]) -> str:
+    """`api, worker, actions, sla`: in the order a request travels."""
+    return ", ".join(r.value for r in Role if r in set(roles))
+
+
+def check_port_free(settings: Settings) -> None:
+    """End the command with a clear message when the API port is taken."""
     with socket.socket() as probe:
         try:
             probe.bind((settings.host, settings.port))
@@ -76,25 +117,34 @@ def _check_port_free(settings: Settings) -> None:
             )
 
 
-def _banner(settings: Settings, engine: Engine) -> str:
+def nats_line(settings: Settings, url: str, *, embedded: bool) -> str:
+    """The banner's NATS line: where it is, and its store when `up` runs it."""
+    if embedded:
+        return f"{url} (embedded, store {settings.nats_store_dir})"
+    return redact_url(url)
+
+
+def banner(
+    settings: Settings,
+    nats: str,
+    definitions: Definitions | None,
+    following: Sequence[str],
+    processes: str,
+) -> str:
+    """What `tripwire up` prints once it serves: where to look and what to try."""
     api = settings.api_url
-    nats = (
-        f"{engine.nats_url} (embedded, store {settings.nats_store_dir})"
-        if engine.embedded
-        else redact_url(engine.nats_url)
-    )
     database = settings.resolved_database_url.split("@")[-1]
     applied = ""
-    if engine.definitions is not None:
-        count = len(engine.definitions.automations)
+    if definitions is not None:
+        count = len(definitions.automations)
         applied = f"  automations  {count} applied at start (tripwire automations ls)\n"
-        if count := len(engine.definitions.slas):
+        if count := len(definitions.slas):
             applied += f"  SLAs         {count} applied at start (tripwire sla ls)\n"
-        if count := len(engine.definitions.silences):
+        if count := len(definitions.silences):
             applied += f"  silences     {count} maintenance windows (tripwire silence ls)\n"
         applied += "  alerts       tripwire alerts ls, or the dashboard's Alerts page\n"
-    for follower in engine.followers:
-        applied += f"  following    {follower.source.api_url} (state in /api/health)\n"
+    for url in following:
+        applied += f"  following    {url} (state in /api/health)\n"
     export = "" if api == DEFAULT_API_URL else f"  export TRIPWIRE_API_URL={api}\n"
     return (
         f"\ntripwire is up\n"
@@ -102,6 +152,7 @@ def _banner(settings: Settings, engine: Engine) -> str:
         f"  API       {api}   (OpenAPI: {api}/docs, health: {api}/api/health)\n"
         f"  NATS      {nats}\n"
         f"  database  {database}\n"
+        f"  processes {processes}\n"
         f"{applied}"
         f"Try, in another terminal:\n"
         f"{export}"
