@@ -261,21 +261,27 @@ def run(events: int = 7000, clients: tuple[int, ...] = (1, 4), rounds: int = 3) 
         "checkpoint_every": CHECKPOINT_EVERY,
         "rounds": rounds,
         "events_per_s": {
-            system: {count: statistics.median(values) for count, values in by_count.items()}
+            system: {
+                count: round(statistics.median(values), 1) for count, values in by_count.items()
+            }
             for system, by_count in figures.items()
         },
         "rounds_events_per_s": figures,
         # What Prefect's client itself spends per event it emits: on a shared machine
         # this is CPU the servers do not get.
         "client_cpu_us_per_event": {
-            system: {count: statistics.median(values) for count, values in by_count.items()}
+            system: {
+                count: round(statistics.median(values), 1) for count, values in by_count.items()
+            }
             for system, by_count in client_cpu.items()
         },
         # The server's process tree while the clients ran (tripwire's includes its
         # nats-server and its store worker; Prefect's its services); clients start up in
         # that time too, so this is an upper bound.
         "server_cpu_us_per_event": {
-            system: {count: statistics.median(values) for count, values in by_count.items()}
+            system: {
+                count: round(statistics.median(values), 1) for count, values in by_count.items()
+            }
             for system, by_count in server_cpu.items()
         },
         "tripwire_events_missing_from_jetstream": missing,
