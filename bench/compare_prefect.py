@@ -49,7 +49,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +139,9 @@ async def create_automations(client: httpx.AsyncClient, api: str, system: str, c
 # --- reading firings back -----------------------------------------------------------------
 
 
-def _filter(name: str, since: datetime, **parts: Any) -> dict[str, Any]:
-    until = datetime.now(UTC) + timedelta(days=1)
-    occurred = {"since": since.isoformat(), "until": until.isoformat()}
-    return {"event": {"name": [name]}, "occurred": occurred, **parts}
+def _filter(name: str, **parts: Any) -> dict[str, Any]:
+    # No time range: the servers are fresh, and a count without one is the events' own.
+    return {"event": {"name": [name]}, **parts}
 
 
 async def count_events(client: httpx.AsyncClient, api: str, flt: dict[str, Any]) -> int:
@@ -167,12 +166,12 @@ async def read_events(
         response = await client.get(page["next_page"])
 
 
-async def bench_firings(client: httpx.AsyncClient, api: str, system: str, since: datetime) -> int:
+async def bench_firings(client: httpx.AsyncClient, api: str, system: str) -> int:
     """Firings recorded so far, the probe's left out."""
     name = TRIGGERED[system]
     probe = {"labels": {"prefect.resource.name": PROBE_AUTOMATION}}
-    every = await count_events(client, api, _filter(name, since))
-    return every - await count_events(client, api, _filter(name, since, resource=probe))
+    every = await count_events(client, api, _filter(name))
+    return every - await count_events(client, api, _filter(name, resource=probe))
 
 
 def _time(value: str) -> datetime:
@@ -382,12 +381,12 @@ class EventsClient:
 
 
 async def wait_loaded(
-    client: httpx.AsyncClient, events: EventsClient, api: str, system: str, since: datetime
+    client: httpx.AsyncClient, events: EventsClient, api: str, system: str
 ) -> float:
     """Probe until the probe automation fires; seconds taken."""
     started = time.monotonic()
     probe = {"labels": {"prefect.resource.name": PROBE_AUTOMATION}}
-    flt = _filter(TRIGGERED[system], since, resource=probe)
+    flt = _filter(TRIGGERED[system], resource=probe)
     while time.monotonic() - started < READY_TIMEOUT:
         await events.probe()
         waited = time.monotonic()
@@ -444,20 +443,19 @@ async def measure(
 ) -> dict[str, Any]:
     """Create the automations, wait until they are loaded, send the events and count the
     firings; one round's figures for one system."""
-    since = datetime.now(UTC) - timedelta(minutes=1)
     async with httpx.AsyncClient(timeout=harness.REQUEST_TIMEOUT) as client:
         create_seconds = await create_automations(client, api, system, automations)
         log(f"{system}: {automations:,} automations created in {create_seconds:.1f}s")
         sender = await EventsClient.connect(api, home, events, automations)
         try:
-            loaded_seconds = await wait_loaded(client, sender, api, system, since)
+            loaded_seconds = await wait_loaded(client, sender, api, system)
             log(f"{system}: loaded; sending {events:,} events with Prefect's client")
             cpu = CpuWindow(trees)
             sent = await sender.send()
             log(f"{system}: sent in {sent['seconds']:.1f}s; counting firings")
 
             async def firings() -> int:
-                return await bench_firings(client, api, system, since)
+                return await bench_firings(client, api, system)
 
             counted, fire_wait = await wait_for(
                 f"{system} firings", firings, events, timeout, stall
@@ -465,18 +463,16 @@ async def measure(
             cpu_percent = cpu.stop({"client": float(sent["cpu_seconds"])})
 
             async def actions() -> int:
-                return await count_events(client, api, _filter(EXECUTED[system], since))
+                return await count_events(client, api, _filter(EXECUTED[system]))
 
             # The probe's actions are counted too: every firing's, then.
             probe = {"labels": {"prefect.resource.name": PROBE_AUTOMATION}}
-            probes = await count_events(
-                client, api, _filter(TRIGGERED[system], since, resource=probe)
-            )
+            probes = await count_events(client, api, _filter(TRIGGERED[system], resource=probe))
             await wait_for(f"{system} actions", actions, counted + probes, timeout, stall)
         finally:
             await sender.close()
-        triggered = await read_events(client, api, _filter(TRIGGERED[system], since))
-        executed = await read_events(client, api, _filter(EXECUTED[system], since))
+        triggered = await read_events(client, api, _filter(TRIGGERED[system]))
+        executed = await read_events(client, api, _filter(EXECUTED[system]))
     found = tally(system, triggered, executed)
     first = float(sent["first"])
     wall = max(found.fired.values()) - first if found.fired else None
