@@ -1,7 +1,7 @@
 """Side by side: tripwire and a Prefect server fire the same automations on the same events.
 
     python -m bench.compare_prefect [--sizes 100x2000,1000x10000] [--rounds 3]
-                                    [--timeout 1800] [--stall 180]
+                                    [--timeout 1800] [--stall 180] [--systems tripwire,prefect]
     make bench-compare-prefect ARGS="--sizes 100x2000 --rounds 1"
 
 For each size NxM and each round it starts, on free ports and in fresh temporary homes,
@@ -508,15 +508,22 @@ async def measure(
     return result
 
 
-def one_round(automations: int, events: int, timeout: float, stall: float) -> dict[str, Any]:
-    """Fresh servers; tripwire measured, then Prefect."""
+def one_round(
+    automations: int,
+    events: int,
+    timeout: float,
+    stall: float,
+    systems: Sequence[str] = SYSTEMS,
+) -> dict[str, Any]:
+    """Fresh servers; tripwire measured, then Prefect (both run, whichever is measured, so
+    the machine is the same)."""
     figures: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
     with (
         tempfile.TemporaryDirectory(prefix="tripwire-bench-") as tmp,
         servers(Path(tmp)) as running,
     ):
         trees = {name: descendants(pid) for name, pid in running.pids.items()}
-        for system in SYSTEMS:
+        for system in systems:
             figures[system] = asyncio.run(
                 measure(
                     system,
@@ -538,7 +545,7 @@ def one_round(automations: int, events: int, timeout: float, stall: float) -> di
 def _median(rounds: list[dict[str, Any]], system: str, *path: str) -> float | None:
     values = []
     for figures in rounds:
-        if "error" in figures:
+        if "error" in figures or system not in figures:
             continue
         value: Any = figures[system]
         for key in path:
@@ -558,7 +565,7 @@ def summary(automations: int, events: int, rounds: list[dict[str, Any]]) -> dict
         system: {
             "firings": _median(rounds, system, "firings"),
             "firings_missing": max(
-                (r[system]["firings_missing"] for r in rounds if "error" not in r), default=None
+                (r[system]["firings_missing"] for r in rounds if system in r), default=None
             ),
             "wall_seconds": _median(rounds, system, "wall_seconds"),
             "firings_per_s": _median(rounds, system, "firings_per_s"),
@@ -602,6 +609,7 @@ def run(
     rounds: int = 3,
     timeout: float = 1800.0,
     stall: float = 180.0,
+    systems: Sequence[str] = SYSTEMS,
 ) -> dict[str, Any]:
     """Run every size `rounds` times and return the result object."""
     if rounds < 1 or timeout <= 0 or stall <= 0:
@@ -619,7 +627,7 @@ def run(
         for number in range(1, rounds + 1):
             log(f"N={automations:,} M={events:,}: round {number} of {rounds}")
             try:
-                done.append(one_round(automations, events, timeout, stall))
+                done.append(one_round(automations, events, timeout, stall, systems))
             except (RuntimeError, OSError, TimeoutError, httpx.HTTPError) as exc:
                 # On a shared machine one round can fail (a server that does not start):
                 # the others still count, and the failure is in the result.
@@ -629,6 +637,7 @@ def run(
     return {
         "benchmark": "compare-prefect",
         "rounds": rounds,
+        "systems": list(systems),
         "sizes": results,
         "targets": {
             "firings_per_s_ratio": TARGET_THROUGHPUT_RATIO,
@@ -673,20 +682,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=180.0,
         help="give up on a system whose firing count has not moved for this long (default 180)",
     )
+    parser.add_argument(
+        "--systems",
+        type=parse_systems,
+        default=list(SYSTEMS),
+        help="which systems to measure, comma-separated (default tripwire,prefect); both "
+        "servers run either way, so the machine is the same",
+    )
     return parser.parse_args(argv)
+
+
+def parse_systems(text: str) -> list[str]:
+    """`tripwire` or `tripwire,prefect`, in the order measured."""
+    systems = [part.strip() for part in text.split(",") if part.strip()]
+    if not systems or any(s not in SYSTEMS for s in systems):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(SYSTEMS)}")
+    return systems
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when every round ran and both systems fired for every
     event."""
     args = parse_args(argv)
-    result = harness.run_printed(lambda: run(args.sizes, args.rounds, args.timeout, args.stall))
+    result = harness.run_printed(
+        lambda: run(args.sizes, args.rounds, args.timeout, args.stall, args.systems)
+    )
     if isinstance(result, int):
         return result
     complete = all(
         s["rounds_failed"] == 0 and s[system]["firings_missing"] == 0
         for s in result["sizes"]
-        for system in SYSTEMS
+        for system in args.systems
     )
     return 0 if complete else 1
 
