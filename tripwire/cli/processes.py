@@ -128,8 +128,10 @@ def _child(
     sources: Sequence[PrefectSource],
     parent: int,
     notes: Connection,
+    go: Connection,
 ) -> None:
-    """A process of `up`: its roles until `up` stops it (SIGINT)."""
+    """A process of `up`: its roles until `up` stops it (SIGINT). It imports the engine at
+    once, then waits for `up`'s go before it starts it."""
     # Ctrl-C reaches the terminal's whole process group. This process leaves it, so that
     # only `up` tells it to stop, and once: uvicorn takes a second SIGINT as "do not wait
     # for anything". It starts with SIGINT ignored (see `_spawn`) and takes it from `up`
@@ -147,13 +149,16 @@ def _child(
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         notes.send(GROUPED)
+        if not go.recv():
+            sys.exit(0)  # `up` stopped before this process was to start
+        go.close()
         serve(
             settings,
             part.roles,
             sources=sources if Role.api in part.roles else [],
             announce=announce,
         )
-    except KeyboardInterrupt:  # stopped before the engine had started
+    except (KeyboardInterrupt, EOFError):  # stopped before the engine had started
         sys.exit(0)
     except click.exceptions.Exit as exc:  # fail(): the message is printed already
         sys.exit(exc.exit_code)
@@ -167,6 +172,8 @@ class _Running:
     process: BaseProcess
     port: int
     notes: Connection
+    go: Connection
+    going: bool = False  # told to start its engine
     grouped: bool = False
     listening: bool = False
     silent: bool = False  # its end of the pipe is closed: nothing more will come
@@ -181,6 +188,13 @@ class _Running:
                 self.listening |= note == LISTENING
         except (EOFError, OSError):
             self.silent = True
+
+    def start(self) -> None:
+        """Let it start its engine."""
+        if not self.going:
+            self.going = True
+            with contextlib.suppress(OSError):
+                self.go.send(True)
 
     def stop(self) -> None:
         """SIGINT, once, as soon as it can take it (it left the terminal's group)."""
@@ -199,10 +213,11 @@ def _spawn(
 ) -> _Running:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked loop
     reader, writer = context.Pipe(duplex=False)
+    go_reader, go_writer = context.Pipe(duplex=False)
     child_settings = settings.model_copy(update={"port": port})
     process = context.Process(
         target=_child,
-        args=(child_settings, part, list(sources), os.getpid(), writer),
+        args=(child_settings, part, list(sources), os.getpid(), writer, go_reader),
         name=f"tripwire-{part.name}",
     )
     # An ignored signal stays ignored in the new process (a handler would not): a Ctrl-C
@@ -213,7 +228,8 @@ def _spawn(
     finally:
         signal.signal(signal.SIGINT, previous)
     writer.close()
-    return _Running(part, process, port, reader)
+    go_reader.close()
+    return _Running(part, process, port, reader, go_writer)
 
 
 def _exit_text(code: int | None) -> str:
@@ -280,22 +296,20 @@ class _Supervisor:
     ) -> int:
         """Start, announce, watch; the exit code of `up`.
 
-        The API's process starts last, once the others listen: when the API answers, the
-        whole engine runs (tests, scripts and the benchmarks wait for the API)."""
+        Every process is spawned at once (importing the engine is most of a start), but
+        the API's starts its engine only once the others listen: when the API answers,
+        the whole engine runs (tests, scripts and the benchmarks wait for the API)."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        waves = [
-            [p for p in self.parts if Role.api not in p.roles],
-            [p for p in self.parts if Role.api in p.roles],
-        ]
-        for wave in waves:
-            for part in wave:
-                if self.stop_asked:
-                    break
-                port = (
-                    self.settings.port if Role.api in part.roles else free_port(self.settings.host)
-                )
-                self.running.append(_spawn(self.settings, part, port, sources))
-            while not self.stop_asked and not all(r.listening for r in self.running):
+        for part in self.parts:  # all at once: importing the engine is most of a start
+            if self.stop_asked:
+                break
+            port = self.settings.port if Role.api in part.roles else free_port(self.settings.host)
+            self.running.append(_spawn(self.settings, part, port, sources))
+        first = [r for r in self.running if Role.api not in r.part.roles]
+        for wave in (first, [r for r in self.running if r not in first]):
+            for running in wave:
+                running.start()
+            while not self.stop_asked and not all(r.listening for r in wave):
                 self._wait(min(WATCH_EVERY, deadline - time.monotonic()))
                 if (dead := self._dead()) is not None:
                     return self._fail(
