@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 TABLES = ("events", "event_resources")
 AHEAD = 3  # days made in advance of today, so an ordinary event never meets the default
+BEHIND = 7  # days before today made when missing (a new store, or a worker back after days)
 LOCK = 0x7472_6970_7061_7274  # advisory lock held while partitions are made or dropped
 LOCK_TIMEOUT = "10s"  # dropping a day briefly locks the table: give way to long readers
 ID_BATCH = 50_000  # ids forgotten per statement, so no transaction holds a day's rows
@@ -57,8 +58,13 @@ def days_between(first: date, last: date) -> list[date]:
 
 
 def wanted(now: datetime, keep: timedelta) -> list[date]:
-    """The days that should have partitions: those retention keeps, and AHEAD more."""
-    return days_between(day_of(now - keep), day_of(now) + timedelta(days=AHEAD))
+    """The days that should have partitions: the last BEHIND of those retention keeps,
+    and AHEAD more. Older days are not made afterwards (a retention of years would make
+    thousands at once): their late events go to the default partition. Days made stay
+    until retention drops them, so a store made today has every day of its retention
+    in a partition once it is older than that."""
+    back = min(keep, timedelta(days=BEHIND))
+    return days_between(day_of(now - back), day_of(now) + timedelta(days=AHEAD))
 
 
 def parse_day(table: str, name: str) -> date | None:
