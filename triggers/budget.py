@@ -1,15 +1,20 @@
 """The decision budget: which decisions a batch records (every firing, a few of the
 rest per automation, per batch and per second), and the screening of candidates, whose
-reasons for not matching are worded only while the budget would still record them."""
+reasons for not matching are worded only while the budget would still record them.
+
+The candidate index leaves out the triggers pinned to other resource ids than an
+event's. The full scan would have found them unmatched, and recorded that while their
+budget lasted: so the ones whose budget may still record are screened as before, in
+their place in the full list, until they fall silent (at most a few times per batch)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from events import clock
-from events.model import ReceivedEvent
+from events.model import RESOURCE_ID, ReceivedEvent
 from triggers.compiled import EventScreen, Screens
-from triggers.index import CandidateIndex, Group, Roles, Watch
+from triggers.index import CandidateIndex, Candidates, Group, Roles, Watch
 from triggers.matching import why_not_covered
 from triggers.results import ALWAYS_RECORDED, Decision, Outcome
 
@@ -59,6 +64,8 @@ class Recorder:
         self._left: dict[str, int] = {}
         self._worded: dict[Group, int] = {}  # events whose mismatch was worded, per group
         self._silent: set[Group] = set()  # groups whose mismatches go unrecorded
+        # Per event name: its pinned groups that are not silent yet.
+        self._unsilenced: dict[Candidates, list[Group]] = {}
 
     def records(self, automation_id: str, outcome: Outcome) -> bool:
         """Whether a decision of this outcome would still be recorded in this batch."""
@@ -101,6 +108,8 @@ class Recorder:
             self._silent.add(group)
             return []
         self._worded[group] = worded + 1
+        if worded + 1 >= self.per_batch:
+            self._silent.add(group)  # what its next visit would find: no need to visit
         # A group shares its specs and `where`, so one reason serves all its watches.
         event, trigger = screen.event, group.watches[0].trigger
         if outcome is Outcome.paused:
@@ -125,7 +134,13 @@ class Recorder:
         self, index: CandidateIndex, screens: Screens, document: dict[str, Any]
     ) -> list[Candidate]:
         """The candidates an event passes, with their bucket keys."""
-        groups = index.candidates(document["event"])
+        entry = index.of_name(document["event"])
+        if not entry.groups:
+            return []
+        resource_id = document["resource"].get(RESOURCE_ID)
+        groups = entry.for_resource(resource_id)
+        if len(groups) < len(entry.groups):
+            groups = self._with_skipped(entry, groups, resource_id)
         if not groups:
             return []
         screen = screens.screen(document)
@@ -134,3 +149,19 @@ class Recorder:
             for group in groups
             for watch, key, roles in self.screen(group, screen)
         ]
+
+    def _with_skipped(
+        self, entry: Candidates, groups: list[Group], resource_id: str | None
+    ) -> list[Group]:
+        """The groups the index found for the event, and in their places the pinned
+        groups it skipped that are not silent yet: screening those records what the full
+        scan would have recorded (their mismatch), and nothing else."""
+        unsilenced = self._unsilenced.get(entry)
+        if unsilenced is None:
+            unsilenced = self._unsilenced[entry] = list(entry.pinned)
+        silent = self._silent
+        unsilenced[:] = [g for g in unsilenced if g not in silent]
+        skipped = [g for g in unsilenced if g.pins is None or resource_id not in g.pins]
+        if not skipped:
+            return groups
+        return sorted([*groups, *skipped], key=lambda g: g.position)
