@@ -17,6 +17,7 @@ from actions.causation import CAUSE_ROLE
 from actions.request import ActionRequest
 from events import clock
 from events.filters import EventFilter
+from events.model import Event
 from sla.timers import DueTimer
 from tests.support import Running, StartEngine, eventually
 from tests.triggers.conftest import flow_run
@@ -235,3 +236,50 @@ async def test_explain_an_event_without_a_recorded_decision(engine: Running) -> 
     assert computed["recorded"] is False
     assert computed["outcome"] == "not-expected"
     assert computed["reason"] == "prefect.flow-run.Completed is not among prefect.flow-run.Failed"
+
+
+async def test_many_pinned_automations_each_fire_only_on_their_own_resource(
+    engine: Running,
+) -> None:
+    # One automation per resource, all on the same event name: the index by resource id
+    # hands each event its own automation (and the unpinned one), not all of them.
+    def one_resource(name: str, resource: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "trigger": {
+                "type": "event",
+                "match": {"prefect.resource.id": resource},
+                "expect": ["tests.happened"],
+                "threshold": 1,
+                "within": 0,
+            },
+            "actions": [{"type": "do-nothing"}],
+        }
+
+    bodies = [one_resource(f"pinned-{i:03d}", f"tests.resource.{i}") for i in range(300)]
+    bodies.append(one_resource("every-resource", "tests.resource.*"))
+    async with engine.client() as client:
+        response = await client.post("/api/automations/apply", json={"automations": bodies})
+        assert response.status_code == 200, response.text
+    await engine.engine.pipeline.reload()
+    sent = [7 * k % 300 for k in range(40)]
+    events = [
+        Event(
+            occurred=clock.now(),
+            event="tests.happened",
+            resource={"prefect.resource.id": f"tests.resource.{i}"},
+        )
+        for i in [*sent, 1000]  # 1000: no automation of its own
+    ]
+    await post(engine, *events)
+    await stored(engine, TRIGGERED, 2 * len(sent) + 1)
+
+    firings = (await engine.engine.store.read(TRIGGERED, limit=500)).events
+    by_event: dict[str, list[str]] = {}
+    for firing in firings:
+        (cause,) = [r.id for r in firing.related if r.role == "triggering-event"]
+        by_event.setdefault(cause, []).append(firing.resource["prefect.resource.name"])
+    for i, event in zip([*sent, 1000], events, strict=True):
+        own = [] if i == 1000 else [f"pinned-{i:03d}"]
+        assert sorted(by_event[f"prefect.event.{event.id}"]) == sorted([*own, "every-resource"]), i
+    assert len(firings) == 2 * len(sent) + 1
