@@ -123,6 +123,9 @@ def upgrade() -> None:
     op.execute("DROP TABLE events_unpartitioned")
     for statement in KEYS:
         op.execute(statement)
+    # New tables have no statistics until autovacuum comes by, and without them the
+    # planner's guesses for the related-resource subqueries were several times slower.
+    op.execute("ANALYZE events, event_resources, event_ids")
 
 
 def downgrade() -> None:
