@@ -244,7 +244,8 @@ def test_an_unknown_section_lists_the_known_ones_automations_first() -> None:
     errors = [str(e) for e in load_text("slos: []\n", "s.yaml").errors]
     assert errors == [
         "s.yaml:1: slos: is not a known section; "
-        "use automations:, connections:, sources:, webhooks:, slas:, deployments:, silences: or inhibit:"
+        "use automations:, connections:, sources:, webhooks:, slas:, deployments:, "
+        "silences: or inhibit:"
     ]
 
 
