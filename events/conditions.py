@@ -14,13 +14,7 @@ from events.tables import event_resources, events
 def matching(flt: EventFilter) -> list[ColumnElement[bool]]:
     """The conditions an `events` row meets when its event matches `flt` (all of them)."""
     c = events.c
-    conditions = _within(flt, c.occurred)
-    if flt.event is not None:
-        conditions.extend(name_conditions(flt.event, c.event))
-    if flt.resource is not None:
-        conditions.extend(_resource_conditions(flt.resource, c.resource_id, c.resource))
-    if flt.id is not None and flt.id.id is not None:
-        conditions.append(c.id.in_([str(i) for i in flt.id.id]))
+    conditions = own_conditions(flt)
     # Related resources as `id IN (SELECT event_id ...)`, not a correlated EXISTS: for
     # each event scanned, SQLite would search the EXISTS through the resource_id (or role)
     # index, every row of that resource, so a filter on one flow read the related rows
@@ -29,28 +23,67 @@ def matching(flt: EventFilter) -> list[ColumnElement[bool]]:
     # The related rows carry their event's `occurred`: the time range bounds them too, so
     # on PostgreSQL the subquery reads only the days in range of `event_resources`.
     r = event_resources.c
-    within = _within(flt, r.occurred)
-    if flt.related is not None:
-        rel = flt.related
-        related: list[ColumnElement[bool]] = list(within)
-        if rel.id is not None:
-            related.append(r.resource_id.in_(rel.id))
-        if rel.role is not None:
-            related.append(r.resource_role.in_(rel.role))
-        for name, values in (rel.labels or {}).items():
-            related.append(_label_condition(r.resource, name, values))
-        conditions.append(c.id.in_(select(r.event_id).where(true(), *related)))
+    related = related_conditions(flt)
+    if related is not None:
+        conditions.append(c.id.in_(select(r.event_id).where(true(), *related).correlate(None)))
     if flt.any_resource is not None:
-        own = and_(true(), *_resource_conditions(flt.any_resource, c.resource_id, c.resource))
-        other = c.id.in_(
-            select(r.event_id).where(
-                true(),
-                *within,
-                *_resource_conditions(flt.any_resource, r.resource_id, r.resource),
-            )
-        )
-        conditions.append(or_(own, other))
+        conditions.append(any_resource_condition(flt))
     return conditions
+
+
+def own_conditions(flt: EventFilter) -> list[ColumnElement[bool]]:
+    """The conditions of `flt` on the `events` row itself: time, name, resource, id."""
+    c = events.c
+    conditions = _within(flt, c.occurred)
+    if flt.event is not None:
+        conditions.extend(name_conditions(flt.event, c.event))
+    if flt.resource is not None:
+        conditions.extend(_resource_conditions(flt.resource, c.resource_id, c.resource))
+    if flt.id is not None and flt.id.id is not None:
+        conditions.append(c.id.in_([str(i) for i in flt.id.id]))
+    return conditions
+
+
+def related_conditions(flt: EventFilter) -> list[ColumnElement[bool]] | None:
+    """The conditions on an `event_resources` row that `flt.related` asks some related
+    row of the event to meet, with the time range (None without `related`)."""
+    if flt.related is None:
+        return None
+    r = event_resources.c
+    rel = flt.related
+    related = _within(flt, r.occurred)
+    if rel.id is not None:
+        related.append(r.resource_id.in_(rel.id))
+    if rel.role is not None:
+        related.append(r.resource_role.in_(rel.role))
+    for name, values in (rel.labels or {}).items():
+        related.append(_label_condition(r.resource, name, values))
+    return related
+
+
+def any_resource_parts(
+    flt: EventFilter,
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+    """`flt.any_resource` (set) as its two sides: the conditions on the `events` row's own
+    resource, and those on one of its `event_resources` rows (with the time range)."""
+    assert flt.any_resource is not None
+    c, r = events.c, event_resources.c
+    own = _resource_conditions(flt.any_resource, c.resource_id, c.resource)
+    other = [
+        *_within(flt, r.occurred),
+        *_resource_conditions(flt.any_resource, r.resource_id, r.resource),
+    ]
+    return own, other
+
+
+def any_resource_condition(flt: EventFilter) -> ColumnElement[bool]:
+    """`flt.any_resource` (set) on an `events` row: its resource or a related one."""
+    r = event_resources.c
+    own, other = any_resource_parts(flt)
+    return or_(
+        and_(true(), *own),
+        events.c.id.in_(select(r.event_id).where(true(), *other).correlate(None)),
+    )
 
 
 def _within(flt: EventFilter, column: Any) -> list[ColumnElement[bool]]:

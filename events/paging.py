@@ -25,12 +25,18 @@ def ordered(query: Select[Any], order: EventOrder) -> Select[Any]:
     return query.order_by(events.c.occurred.desc(), events.c.id.desc())
 
 
-def after(position: Position, order: EventOrder) -> ColumnElement[bool]:
-    """The events that come after `position` in page order."""
+def after(
+    position: Position,
+    order: EventOrder,
+    occurred: Any = events.c.occurred,
+    event_id: Any = events.c.id,
+) -> ColumnElement[bool]:
+    """The events that come after `position` in page order (of the columns given, by
+    default `events`' own)."""
     at, last_id = datetime.fromisoformat(position[0]), position[1]
     if order is EventOrder.ASC:
-        return or_(events.c.occurred > at, and_(events.c.occurred == at, events.c.id > last_id))
-    return or_(events.c.occurred < at, and_(events.c.occurred == at, events.c.id < last_id))
+        return or_(occurred > at, and_(occurred == at, event_id > last_id))
+    return or_(occurred < at, and_(occurred == at, event_id < last_id))
 
 
 def encode_token(flt: EventFilter, limit: int, position: Position) -> str:

@@ -12,12 +12,30 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, cast, delete, func, literal, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import bulk, clock, paging, partitions
-from events.conditions import matching, name_conditions
-from events.filters import EventFilter, EventOccurredFilter
+from events.conditions import (
+    any_resource_condition,
+    any_resource_parts,
+    matching,
+    name_conditions,
+    own_conditions,
+    related_conditions,
+)
+from events.filters import EventFilter, EventOccurredFilter, EventOrder
 from events.model import RESOURCE_ID, RESOURCE_ROLE, ReceivedEvent
 from events.tables import event_counts, event_ids, event_resources, events
 from events.timestamps import as_utc
@@ -143,6 +161,74 @@ def _by_minutes(flt: EventFilter) -> tuple[int | None, int | None, list[EventFil
 
 def _within(flt: EventFilter, since: datetime, until: datetime) -> EventFilter:
     return flt.model_copy(update={"occurred": EventOccurredFilter(since=since, until=until)})
+
+
+def _driven(flt: EventFilter) -> bool:
+    """Whether a page of `flt` is read from the related rows in page order (see
+    `_driven_page`): filters on related resources whose time range is open."""
+    related = flt.related is not None or flt.any_resource is not None
+    return related and (flt.occurred.since is None or flt.occurred.until is None)
+
+
+def _after(
+    position: tuple[str, str] | None, order: EventOrder, occurred: Any, event_id: Any
+) -> list[Any]:
+    """`paging.after` on these columns, with the bound on `occurred` alone that an index
+    scan starts from (the OR of the other does not bound it)."""
+    if position is None:
+        return []
+    at = datetime.fromisoformat(position[0])
+    bound = occurred >= at if order is EventOrder.ASC else occurred <= at
+    return [bound, paging.after(position, order, occurred, event_id)]
+
+
+def _related_keys(*conditions: list[Any]) -> Any:
+    """(occurred, id) of the events of the related rows that meet `conditions`."""
+    r = event_resources.c
+    return select(r.occurred.label("occurred"), r.event_id.label("id")).where(
+        *(cond for part in conditions for cond in part)
+    )
+
+
+def _driven_page(flt: EventFilter, limit: int, after: tuple[str, str] | None) -> Any:
+    """A page of a related-resource filter on day partitions, found from the related rows.
+
+    As `id IN (SELECT event_id ...)` with no time range to prune by, PostgreSQL hash-joins
+    every event with the resource's related rows and sorts them all. Here the page's keys
+    (occurred, id) come first, in page order, from the related rows (and, for
+    `any_resource`, the events' own resource), each checked against the rest of the
+    filter on its event: the day partitions' (resource, occurred, event_id) indexes
+    (revision 0010) are merged in order and read only until the page is full. The events
+    are then read by key."""
+    r, c = event_resources.c, events.c
+    rest = own_conditions(flt)
+    if flt.related is not None and flt.any_resource is not None:
+        rest.append(any_resource_condition(flt))
+    on_related = _after(after, flt.order, r.occurred, r.event_id)
+    if rest:
+        # The rest of the filter, on the event of the related row.
+        event = select(literal(1)).where(c.id == r.event_id, c.occurred == r.occurred, *rest)
+        on_related.append(exists(event))
+    if flt.related is not None:
+        parts = [_related_keys(related_conditions(flt) or [], on_related)]
+    else:
+        own, other = any_resource_parts(flt)
+        on_own = _after(after, flt.order, c.occurred, c.id)
+        parts = [
+            select(c.occurred.label("occurred"), c.id.label("id")).where(*own, *rest, *on_own),
+            _related_keys(other, on_related),
+        ]
+    keys = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
+    if flt.order is EventOrder.DESC:
+        order = (keys.c.occurred.desc(), keys.c.id.desc())
+    else:
+        order = (keys.c.occurred.asc(), keys.c.id.asc())
+    page = select(keys.c.occurred, keys.c.id).distinct().order_by(*order).limit(limit + 1)
+    found = page.subquery()
+    query = select(c.body, c.occurred, c.id).select_from(
+        found.join(events, and_(c.id == found.c.id, c.occurred == found.c.occurred))
+    )
+    return paging.ordered(query, flt.order)
 
 
 class EventStore:
@@ -299,12 +385,14 @@ class EventStore:
         """A page of matching events; `after` continues from a previous page's last event.
         `count=False` skips counting every match, which reads them all."""
         limit = max(1, min(limit, MAX_PAGE))
-        conditions = matching(flt)
-        query = select(events.c.body, events.c.occurred, events.c.id).where(*conditions)
-        if after is not None:
-            query = query.where(paging.after(after, flt.order))
-        query = paging.ordered(query, flt.order).limit(limit + 1)
         async with self.engine.connect() as conn:
+            if await self.partitioned(conn) and _driven(flt):
+                query = _driven_page(flt, limit, after)
+            else:
+                query = select(events.c.body, events.c.occurred, events.c.id).where(*matching(flt))
+                if after is not None:
+                    query = query.where(paging.after(after, flt.order))
+                query = paging.ordered(query, flt.order).limit(limit + 1)
             rows = (await conn.execute(query)).all()
             total = await self._count(conn, flt) if count else None
         page = [ReceivedEvent.model_validate_json(row.body) for row in rows[:limit]]

@@ -45,7 +45,9 @@ events = Table(
     Index(None, "resource_id", "occurred"),
 )
 
-# One row per related resource, for filtering by role, id and labels.
+# One row per related resource, for filtering by role, id and labels. On PostgreSQL the
+# two indexes end with `event_id` (revision 0010), so a page with no time range is read
+# from them in page order across the day partitions (events/store.py).
 event_resources = Table(
     "event_resources",
     metadata,
