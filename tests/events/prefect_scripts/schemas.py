@@ -24,9 +24,9 @@ from prefect.events.schemas import automations, deployment_triggers
 from prefect.server.events import actions as server_actions
 
 
-def model_classes(union: Any) -> list[type]:
+def model_classes(union: Any) -> list[Any]:
     """The pydantic classes of a (possibly annotated, nested) union."""
-    found: list[type] = []
+    found: list[Any] = []
     for arg in typing.get_args(union):
         if typing.get_origin(arg) is typing.Annotated:
             arg = typing.get_args(arg)[0]
@@ -58,11 +58,11 @@ def template_variables() -> list[str]:
     context = function_tree(server_actions.JinjaTemplateAction._template_context)
     for node in ast.walk(context):
         if isinstance(node, ast.Dict):
-            names.update(k.value for k in node.keys if isinstance(k, ast.Constant))
+            names.update(str(k.value) for k in node.keys if isinstance(k, ast.Constant))
     objects = function_tree(server_actions.JinjaTemplateAction._relevant_native_objects)
     for node in ast.walk(objects):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Set):
-            names.update(e.value for e in node.value.elts if isinstance(e, ast.Constant))
+            names.update(str(e.value) for e in node.value.elts if isinstance(e, ast.Constant))
     return sorted(names)
 
 
