@@ -132,11 +132,15 @@ def _start(minute: int) -> datetime:
 TICK = timedelta(microseconds=1)  # the finest time the stores keep
 
 
-def _by_minutes(flt: EventFilter) -> tuple[int | None, int | None, list[EventFilter]] | None:
+def _by_minutes(
+    flt: EventFilter, floor: int | None = None
+) -> tuple[int | None, int | None, list[EventFilter]] | None:
     """How to count a filter on time and names only from the per-minute counts: the
     whole minutes of its range (first, end; minute numbers, None when open), and filters
-    for the parts of minutes at its edges, which are counted from the events. None when
-    the filter needs the events (resources, ids) or its range is within a minute."""
+    for the parts of its range counted from the events: the minutes it cuts at its edges,
+    and everything before `floor`, the first minute the counts hold (see EventStore).
+    None when the filter needs the events (resources, ids) or its range is within a
+    minute or before `floor`."""
     if flt.resource or flt.any_resource or flt.related or (flt.id and flt.id.id is not None):
         return None
     since, until = flt.occurred.since, flt.occurred.until
@@ -148,18 +152,23 @@ def _by_minutes(flt: EventFilter) -> tuple[int | None, int | None, list[EventFil
         first = _minute(since)
         if _start(first) < since:
             first += 1
-        if since < _start(first):
-            edges.append(_within(flt, since, _start(first) - TICK))
+    if floor is not None and (first is None or first < floor):
+        if since is None or since < _start(floor):
+            below = _start(floor) - TICK
+            edges.append(_within(flt, since, below if until is None else min(until, below)))
+        first = floor
+    elif since is not None and first is not None and since < _start(first):
+        edges.append(_within(flt, since, _start(first) - TICK))
     if until is not None:
         end = _minute(until + TICK)  # minutes before it end at or before `until`
-        if _start(end) <= until:
+        if _start(end) <= until and (first is None or end >= first):
             edges.append(_within(flt, _start(end), until))
     if first is not None and end is not None and first >= end:
         return None
     return first, end, edges
 
 
-def _within(flt: EventFilter, since: datetime, until: datetime) -> EventFilter:
+def _within(flt: EventFilter, since: datetime | None, until: datetime) -> EventFilter:
     return flt.model_copy(update={"occurred": EventOccurredFilter(since=since, until=until)})
 
 
@@ -234,12 +243,23 @@ def _driven_page(flt: EventFilter, limit: int, after: tuple[str, str] | None) ->
 class EventStore:
     """Reads and writes events through one SQLAlchemy async engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, counted_for: timedelta | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         # This process's rows of `event_counts` (see events/tables.py).
         self.shard = secrets.randbelow(2**31)
         self._partitioned: bool | None = None
+        # The per-minute counts hold only events that occurred within `counted_for` (the
+        # retention) of when they were stored: a sweep deletes the events and then the
+        # counts below its cut, so an older event stored in between would keep its count
+        # without the event. Counting reads the events before that from the events.
+        self.counted_for = counted_for
+
+    def _floor(self) -> int | None:
+        """The first minute the per-minute counts hold events of; None: all of them."""
+        if self.counted_for is None:
+            return None
+        return _minute(as_utc(clock.now()) - self.counted_for)
 
     async def partitioned(self, conn: AsyncConnection) -> bool:
         """Whether `events` is split into day partitions (PostgreSQL; events/partitions.py)."""
@@ -331,7 +351,15 @@ class EventStore:
                 "ON CONFLICT DO NOTHING",
                 repeatable=True,
             )
-        await self._add_counts(conn, [(row[1], row[2]) for row in rows if row[0] in fresh])
+        floor = self._floor()
+        await self._add_counts(
+            conn,
+            [
+                (row[1], row[2])
+                for row in rows
+                if row[0] in fresh and (floor is None or _minute(row[1]) >= floor)
+            ],
+        )
         return [doc for event_id, doc in documents.items() if event_id in fresh]
 
     async def _add_counts(self, conn: AsyncConnection, stored: list[tuple[datetime, str]]) -> None:
@@ -411,7 +439,7 @@ class EventStore:
         """How many events match: for a filter on time and names only, the per-minute
         counts of its whole minutes plus the events of the minutes it cuts, so counting a
         day or a month reads thousands of rows, not millions."""
-        split = _by_minutes(flt)
+        split = _by_minutes(flt, self._floor())
         if split is None:
             query = select(func.count()).select_from(events).where(*matching(flt))
             return int(await conn.scalar(query) or 0)
@@ -465,7 +493,7 @@ class EventStore:
         query = (
             select(key, func.count().label("n")).where(*matching(flt)).group_by(key).order_by(key)
         )
-        split = None if countable is Countable.resource else _by_minutes(flt)
+        split = None if countable is Countable.resource else _by_minutes(flt, self._floor())
         if split is not None:
             # As `_count`: the whole minutes from the per-minute counts, the edges from
             # the events, added up by key in the database.

@@ -105,7 +105,7 @@ class Engine:
         self.embedded = None if s.nats_url else EmbeddedNats(s.nats_store_dir, s.nats_port)
         self.nats_url = s.nats_url or self.embedded.url  # type: ignore[union-attr]
         self.db: AsyncEngine = create_engine(s.resolved_database_url)
-        self.store = EventStore(self.db)
+        self.store = EventStore(self.db, counted_for=settings.event_retention)
         self.bus = Bus(
             self.nats_url,
             Names(s.namespace),

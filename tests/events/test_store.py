@@ -8,14 +8,14 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from events import clock
 from events.conditions import matching
 from events.filters import EventFilter
 from events.model import Event, ReceivedEvent
 from events.store import Countable, EventStore
-from events.tables import events
+from events.tables import event_counts, events
 from tests.support import fixture_events
 from tripwire.database import create_engine, migrate
 
@@ -254,3 +254,28 @@ async def test_counts_over_time_follow_what_is_stored_once(store: EventStore) ->
     }
     if store.engine.dialect.name == "sqlite":
         assert {c.bucket for c in left} == {1, 10}
+
+
+async def test_an_event_older_than_retention_is_counted_from_the_events_not_the_counts(
+    store: EventStore,
+) -> None:
+    # A sweep deletes the events below its cut, then their per-minute counts: an old event
+    # stored in between would keep a count without its event. So the counts hold only
+    # events within retention of when they were stored, and older ones are counted where
+    # they are.
+    kept = EventStore(store.engine, counted_for=timedelta(days=7))
+    with clock.frozen_clock(datetime(2026, 11, 21, 12, tzinfo=UTC)) as frozen:
+        old = [make("old", "r", frozen() - timedelta(days=8, seconds=i)) for i in range(3)]
+        recent = [make("recent", "r", frozen() - timedelta(hours=1, seconds=i)) for i in range(2)]
+        await kept.write(encode(old + recent))
+        async with store.engine.connect() as conn:
+            counted = await conn.scalar(select(func.sum(event_counts.c.count)))
+        assert counted == 2
+        assert await kept.count() == 5
+        week = EventFilter.model_validate({"occurred": {"since": frozen() - timedelta(days=9)}})
+        assert await kept.count(week) == 5
+        by_name = {b.value: b.count for b in await kept.count_by(Countable.event, EventFilter())}
+        assert by_name == {"old": 3, "recent": 2}
+        # The sweep leaves counts and events agreeing.
+        assert await kept.sweep(frozen() - timedelta(days=7)) == 3
+        assert await kept.count() == 2

@@ -95,7 +95,8 @@ async def test_ingest_counts_accepted_and_rejected_events_and_the_store_batches(
     assert delta(after, "tripwire_events_rejected_total", **ws_invalid) == 1
     assert delta(after, "tripwire_evaluation_batch_size_sum") == 5
     assert delta(after, "tripwire_evaluation_seconds_count", kind="events") >= 1
-    assert delta(after, "tripwire_bus_publish_seconds_count", stream="events") >= 3
+    # One publish for the HTTP batch, one or more for the websocket's (it batches frames).
+    assert delta(after, "tripwire_bus_publish_seconds_count", stream="events") >= 2
     assert ("tripwire_consumer_lag", (("consumer", "store"),)) in after
 
 
