@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from events.model import ReceivedEvent
 from events.secrets import Secrets
 from tests.actions.conftest import AllowAll, Recorder, request_for
 from tests.actions.prefect_server import PrefectObjects, PrefectServer
-from tests.actions.receivers import Received, Receiver, Reply, read_body
+from tests.actions.proxies import CountingProxy
+from tests.actions.receivers import Receiver, Reply
 from tests.actions.test_prefect_actions import failed_event
 from tripwire.database import create_engine, migrate
 
@@ -50,50 +51,6 @@ State message: {{ flow_run.state.message }}"""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-
-
-class PrefectProxy(Receiver):
-    """A real HTTP proxy in front of the Prefect server that records every request it
-    forwards: how many requests tripwire made, seen from outside."""
-
-    def __init__(self, upstream: str) -> None:
-        super().__init__()
-        self.upstream = upstream.removesuffix("/api")
-        self._client = httpx.AsyncClient(timeout=10)
-
-    def api(self) -> str:
-        return self.url("/api")
-
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "http":
-            return
-        body = await read_body(receive)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"] if k != b"host"}
-        self.requests.append(
-            Received(
-                scope["method"], scope["path"], scope["query_string"].decode(), headers, body, 0
-            )
-        )
-        answer = await self._client.request(
-            scope["method"], self.upstream + scope["path"], content=body, headers=headers
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status_code,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.content})
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await super().__aexit__(*exc)
-        await self._client.aclose()
 
 
 def event_about(objects: PrefectObjects, flow_run: dict[str, Any]) -> ReceivedEvent:
@@ -129,8 +86,8 @@ def templates() -> Templates:
 
 
 @pytest.fixture
-async def proxy(prefect_server: PrefectServer) -> AsyncIterator[PrefectProxy]:
-    async with PrefectProxy(prefect_server.url) as running:
+async def proxy(prefect_server: PrefectServer) -> AsyncIterator[CountingProxy]:
+    async with CountingProxy(prefect_server.url) as running:
         yield running
 
 
@@ -203,7 +160,7 @@ async def context_for(
 async def test_prefects_default_notification_body_renders_with_the_runs_real_values(
     prefect_server: PrefectServer,
     prefect_objects: PrefectObjects,
-    proxy: PrefectProxy,
+    proxy: CountingProxy,
     make_runner: MakeRunner,
     recorder: Recorder,
 ) -> None:
@@ -211,9 +168,9 @@ async def test_prefects_default_notification_body_renders_with_the_runs_real_val
     flow_run = await failed_run(objects)
     request = request_for(emitting(body=PREFECT_DEFAULT_BODY), event_about(objects, flow_run))
 
-    assert await make_runner(book_for(proxy.api())).run(request) is None
+    assert await make_runner(book_for(proxy.url)).run(request) is None
 
-    ui = proxy.api().removesuffix("/api")  # the UI is where the connection points
+    ui = proxy.url.removesuffix("/api")  # the UI is where the connection points
     timestamp = datetime.fromisoformat(flow_run["state"]["timestamp"])
     assert emitted_payload(recorder)["body"] == (
         f"Flow run {objects.flow_name}/{flow_run['name']} observed in state `Failed` "
@@ -224,8 +181,8 @@ async def test_prefects_default_notification_body_renders_with_the_runs_real_val
         "State message: too few rows"
     )
     # flow_run and flow, once each; nothing for what the template does not name.
-    assert sorted((r.method, r.path) for r in proxy.requests) == sorted(
-        [("GET", f"/api/flow_runs/{flow_run['id']}"), ("GET", f"/api/flows/{objects.flow_id}")]
+    assert sorted(proxy.requests.elements()) == sorted(
+        [f"GET /api/flow_runs/{flow_run['id']}", f"GET /api/flows/{objects.flow_id}"]
     )
 
 
@@ -534,13 +491,13 @@ async def test_without_a_connection_templates_see_the_labels_as_before(
 
 async def test_a_template_naming_no_prefect_object_makes_no_request(
     prefect_objects: PrefectObjects,
-    proxy: PrefectProxy,
+    proxy: CountingProxy,
     make_runner: MakeRunner,
     recorder: Recorder,
 ) -> None:
     flow_run = await failed_run(prefect_objects)
     event = event_about(prefect_objects, flow_run)
-    runner = make_runner(book_for(proxy.api()))
+    runner = make_runner(book_for(proxy.url))
     plain = request_for(
         emitting(
             body="{{ event.resource.name }} of {{ automation.name }}: {{ labels }} "
@@ -552,11 +509,11 @@ async def test_a_template_naming_no_prefect_object_makes_no_request(
 
     assert await runner.run(plain) is None
     assert emitted_payload(recorder)["title"] == "triggered"
-    assert proxy.requests == []
+    assert not proxy.requests
 
     # The same proxy counts a request as soon as a template names an object.
     recorder.emitted.clear()
     named = request_for(emitting(body="{{ work_pool.type }}"), event)
     assert await runner.run(named) is None
     assert emitted_payload(recorder)["body"] == "process"
-    assert [(r.method, r.path) for r in proxy.requests] == [("POST", "/api/work_pools/filter")]
+    assert list(proxy.requests.elements()) == ["POST /api/work_pools/filter"]
