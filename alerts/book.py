@@ -26,13 +26,13 @@ from alerts import repository as db
 from alerts.groups import Group, by_values, decide, group_id, grouping_of
 from alerts.model import Alert, AlertState
 from alerts.muting import expire_resolved, read_muting
-from alerts.notices import alert_event, event_message, notice_request, parse_action
+from alerts.notices import alert_event, notice_request, parse_action
 from alerts.signals import Signal, Sources
 from alerts.tables import alert_firings, alert_group_members, alerts
 from events import clock
 from sla.store import SLAStore
 from triggers.evaluator import Subjects
-from triggers.firing import Message
+from triggers.firing import Message, event_message
 from triggers.identity import NAMESPACE
 from triggers.repository import AutomationStore
 from triggers.results import Result

@@ -17,7 +17,6 @@ from alerts.groups import Group, Notice
 from alerts.model import Alert
 from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
-from triggers.firing import Message
 from triggers.identity import NAMESPACE
 
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)
@@ -48,10 +47,6 @@ def alert_event(
         ],
         payload={**alert.as_json(), **(extra or {})},
     )
-
-
-def event_message(event: ReceivedEvent, subject: str) -> Message:
-    return Message(event.id, subject, event.model_dump_json().encode())
 
 
 def notice_request(group: Group, notice: Notice, now: datetime) -> ActionRequest:

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alerts.matchers import matches
 from alerts.model import Alert
 from alerts.muting import read_muting, silence_json
-from alerts.notices import alert_event, event_message
+from alerts.notices import alert_event
 from alerts.schedule import next_change
 from alerts.silences import AdHocSilence, RecurringSilence
 from alerts.tables import alerts, recurring_silences, silences
 from events import clock
+from triggers.firing import event_message
 from triggers.results import Result
 from triggers.state import write_outbox
 

@@ -16,9 +16,10 @@ from alerts import repository as db
 from alerts.book import acknowledge, resolve, touch_groups
 from alerts.model import Alert, AlertState
 from alerts.muting import Muting, read_muting
-from alerts.notices import alert_event, event_message
+from alerts.notices import alert_event
 from alerts.tables import alert_group_members, alert_groups, alerts
 from events import clock
+from triggers.firing import event_message
 from triggers.results import Result
 from triggers.state import write_outbox
 

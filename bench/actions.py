@@ -78,6 +78,11 @@ AUTOMATION = AutomationRef(id=uuid4(), name="bench-webhook")
 # --- the requests -------------------------------------------------------------------------
 
 
+def addressed(batch: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """Action requests as the publisher takes them: (subject, id, body)."""
+    return [(NAMES.actions_subject, msg_id, body) for msg_id, body in batch]
+
+
 def triggering_event() -> ReceivedEvent:
     """A Prefect 3 flow-run Failed event, as a reactive trigger's request carries it."""
     run, flow, deployment = uuid4(), uuid4(), uuid4()
@@ -322,7 +327,7 @@ async def throughput(
         for start in groups:
             batch = requests.group(min(GROUP, count - start))
             try:
-                await publisher.publish(NAMES.actions_subject, batch, PUBLISH_TIMEOUT)
+                await publisher.publish(addressed(batch), PUBLISH_TIMEOUT)
             except BusUnavailable as exc:
                 phase.errors[type(exc).__name__] += 1
                 log(f"A: a batch was not published: {exc}")
@@ -408,7 +413,7 @@ async def latency(
     async def publish(batch: list[tuple[str, bytes]]) -> None:
         sent = time.perf_counter()
         try:
-            await publisher.publish(NAMES.actions_subject, batch, PUBLISH_TIMEOUT)
+            await publisher.publish(addressed(batch), PUBLISH_TIMEOUT)
         except BusUnavailable as exc:
             phase.errors[type(exc).__name__] += 1
             return

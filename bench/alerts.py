@@ -379,7 +379,7 @@ def _bodies(post: Post, p: Parameters) -> list[bytes]:
     if not post.jobs:
         return []
     array = b"[" + b",".join(failure(j, team_of(j, p), post.at) for j in post.jobs) + b"]"
-    return [body for _, body in encode(receive_events_json(array))]
+    return [message.data for message in encode(receive_events_json(array))]
 
 
 async def _counts(db: AsyncEngine) -> dict[str, int]:

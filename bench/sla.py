@@ -291,7 +291,7 @@ class MissWatcher:
 
     async def start(self, url: str) -> None:
         self._connection = await nats.connect(url, name="bench-sla")
-        await self._connection.subscribe(NAMES.events_subject, cb=self._on_message)
+        await self._connection.subscribe(NAMES.events_wildcard, cb=self._on_message)
         await self._connection.flush()
 
     async def stop(self) -> None:

@@ -67,7 +67,7 @@ class EchoBus(Bus):
 
     async def publish(self, subject: str, messages: Sequence[tuple[UUID | str, bytes]]) -> None:
         await super().publish(subject, messages)
-        kept = self.events if subject == self.names.events_subject else self.requests
+        kept = self.events if subject.startswith(self.names.events_subject) else self.requests
         kept.extend(body for _, body in messages)
 
     def take_events(self) -> list[bytes]:
@@ -145,7 +145,7 @@ def timed_alerts(pipeline: Pipeline) -> Timed | None:
 
 def _bodies(workload: Workload, count: int) -> list[bytes]:
     """Events as the store consumer receives them: validated, stamped, encoded."""
-    return [body for _, body in encode(receive_events_json(stamp(workload.batch(count))))]
+    return [message.data for message in encode(receive_events_json(stamp(workload.batch(count))))]
 
 
 async def _measure(

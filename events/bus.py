@@ -7,6 +7,11 @@ events/consumer.py), where the measured cost per message decided it.
 Two streams per namespace: `<NS>_EVENTS` (subjects `<ns>.events.>`) and `<NS>_ACTIONS`
 (`<ns>.actions.>`). Events are published with `Nats-Msg-Id` = event id, so a resent event
 is stored once by JetStream's duplicate window (and once more by the store's primary key).
+
+An event's subject carries its key, a digest of its resource id: `<ns>.events.in.<key>`.
+With more than one partition the events stream maps it, as it stores the message, to
+`<ns>.events.p.<n>.<key>`, n = partition(key) (a subject transform: nats-server does the
+hashing), and each partition has a durable store consumer of its own (events/owners.py).
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    SubjectTransform,
 )
 
 from events.errors import BusUnavailable
+from events.keys import EventMessage, keyed
 from events.metrics import BUS_PUBLISH_SECONDS
 from events.publisher import BatchPublisher
 
@@ -46,6 +53,7 @@ class StreamSettings:
     actions_max_age: timedelta = timedelta(days=7)
     max_bytes: int = -1
     duplicate_window: timedelta = timedelta(minutes=10)
+    partitions: int = 1  # of the events stream, by key; see events/owners.py
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,22 @@ class Names:
     @property
     def events_subject(self) -> str:
         return f"{self.namespace}.events.in"
+
+    def keyed_subject(self, key: str) -> str:
+        """Where an event with this key is published."""
+        return keyed(self.events_subject, key)
+
+    def partition_subjects(self, partition: int) -> list[str]:
+        """What partition `partition`'s consumer reads. Partition 0 also takes what the
+        stream kept as it was sent: events stored while there was one partition, and any
+        published without a key."""
+        keyed = f"{self.namespace}.events.p.{partition}.*"
+        if partition:
+            return [keyed]
+        return [keyed, self.events_subject, f"{self.events_subject}.*"]
+
+    def partition_consumer(self, partition: int) -> str:
+        return f"{self.store_consumer}-{partition}"
 
     @property
     def events_wildcard(self) -> str:
@@ -159,7 +183,12 @@ class Bus:
         return self._js
 
     def _stream_config(
-        self, name: str, subjects: str, max_age: timedelta, what: str
+        self,
+        name: str,
+        subjects: str,
+        max_age: timedelta,
+        what: str,
+        transform: SubjectTransform | None = None,
     ) -> StreamConfig:
         return StreamConfig(
             name=name,
@@ -172,7 +201,25 @@ class Bus:
             max_age=max_age.total_seconds(),
             max_bytes=self.streams.max_bytes,
             duplicate_window=self.streams.duplicate_window.total_seconds(),
+            subject_transform=transform,
         )
+
+    def _partitioning(self) -> SubjectTransform | None:
+        n, count = self.names, self.streams.partitions
+        if count <= 1:
+            return None
+        return SubjectTransform(
+            src=f"{n.events_subject}.*",
+            dest=f"{n.namespace}.events.p.{{{{partition({count},1)}}}}.{{{{wildcard(1)}}}}",
+        )
+
+    @property
+    def store_consumers(self) -> list[str]:
+        """The durable consumers that together store every event."""
+        count = self.streams.partitions
+        if count <= 1:
+            return [self.names.store_consumer]
+        return [self.names.partition_consumer(p) for p in range(count)]
 
     def _stream_configs(self) -> list[StreamConfig]:
         n, s = self.names, self.streams
@@ -182,6 +229,7 @@ class Bus:
                 n.events_wildcard,
                 s.events_max_age,
                 "tripwire events, deduplicated by Nats-Msg-Id = event id",
+                self._partitioning(),
             ),
             self._stream_config(
                 n.actions_stream,
@@ -203,6 +251,19 @@ class Bus:
                 await self.js.update_stream(config)
 
     async def publish(self, subject: str, messages: Sequence[tuple[UUID | str, bytes]]) -> None:
+        """Publish to one subject and wait until JetStream acknowledged every message."""
+        actions = subject.startswith(f"{self.names.namespace}.actions.")
+        stream = "actions" if actions else "events"
+        await self._publish([(subject, msg_id, data) for msg_id, data in messages], stream)
+
+    async def publish_events(self, messages: Sequence[EventMessage]) -> None:
+        """Publish encoded events onto the events stream, each under its key."""
+        keyed = self.names.keyed_subject
+        await self._publish([(keyed(m.key), m.id, m.data) for m in messages], "events")
+
+    async def _publish(
+        self, messages: Sequence[tuple[str, UUID | str, bytes]], stream: str
+    ) -> None:
         """Publish and wait until JetStream acknowledged every message.
 
         Raises BusUnavailable when NATS is down or does not answer in time; messages that
@@ -217,18 +278,13 @@ class Bus:
             raise RuntimeError("connect the bus first (await bus.connect())")
         started = time.perf_counter()
         try:
-            await self._publisher.publish(subject, messages, self.publish_timeout)
+            await self._publisher.publish(messages, self.publish_timeout)
         except nats.errors.Error as exc:  # e.g. the outbound buffer filled while reconnecting
             raise BusUnavailable(
                 f"the event bus did not take the events ({type(exc).__name__}); "
                 "nothing is lost: send them again"
             ) from exc
-        stream = "actions" if subject.startswith(f"{self.names.namespace}.actions.") else "events"
         BUS_PUBLISH_SECONDS.labels(stream).observe(time.perf_counter() - started)
-
-    async def publish_events(self, messages: Sequence[tuple[UUID, bytes]]) -> None:
-        """Publish encoded events onto the events stream."""
-        await self.publish(self.names.events_subject, messages)
 
     async def notify(self, subject: str, body: bytes) -> None:
         """A best-effort core NATS message (no stream, no acknowledgement)."""
@@ -248,3 +304,11 @@ class Bus:
         """Messages a durable consumer has not yet acknowledged (its lag)."""
         info = await self.js.consumer_info(stream, durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def store_lag(self) -> int | None:
+        """Events not yet stored, over every store consumer; None before any exists."""
+        lags = []
+        for durable in self.store_consumers:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                lags.append(await self.pending(self.names.events_stream, durable))
+        return sum(lags) if lags else None

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import nats.js.errors
 import orjson
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -27,6 +28,7 @@ from events.bus import Bus
 log = logging.getLogger("tripwire.consumer")
 
 BatchHandler = Callable[[Sequence[bytes]], Awaitable[None]]
+MOST_PARTITIONS = 256  # TRIPWIRE_PARTITIONS' upper bound
 STATUS = "Status"
 
 
@@ -41,7 +43,7 @@ class BatchConsumer:
         self,
         bus: Bus,
         stream: str,
-        subject: str,
+        subject: str | Sequence[str],
         durable: str,
         handle: BatchHandler,
         *,
@@ -50,8 +52,10 @@ class BatchConsumer:
         ack_wait: float = 30.0,
         redeliver_after: float = 1.0,
         max_ack_pending: int | None = None,
+        starts_after: Callable[[], Awaitable[int | None]] | None = None,
     ) -> None:
         self.bus = bus
+        self.starts_after = starts_after  # a new durable's first stream sequence - 1
         self.stream = stream
         self.subject = subject
         self.durable = durable
@@ -71,13 +75,15 @@ class BatchConsumer:
 
     async def start(self) -> None:
         """Create or update the durable consumer and start pulling."""
+        one = isinstance(self.subject, str)
         await self.bus.js.add_consumer(
             self.stream,
             ConsumerConfig(
                 durable_name=self.durable,
-                filter_subject=self.subject,
+                filter_subject=self.subject if isinstance(self.subject, str) else None,
+                filter_subjects=None if one else list(self.subject),
                 ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
+                **await self._start_at(),
                 ack_wait=self.ack_wait,
                 max_ack_pending=self.max_ack_pending,
                 max_waiting=512,
@@ -88,6 +94,17 @@ class BatchConsumer:
         self._subscription = await connection.subscribe(self._inbox, cb=self._on_message)
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=f"consume-{self.durable}")
+
+    async def _start_at(self) -> dict[str, Any]:
+        """Where the consumer starts: where it stands when it exists (a start cannot be
+        changed), else at `starts_after` + 1 when given, else at the stream's start."""
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            kept = (await self.bus.js.consumer_info(self.stream, self.durable)).config
+            return {"deliver_policy": kept.deliver_policy, "opt_start_seq": kept.opt_start_seq}
+        after = await self.starts_after() if self.starts_after is not None else None
+        if after is None:
+            return {"deliver_policy": DeliverPolicy.ALL}
+        return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": after + 1}
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, give back what was pulled but not handled, stop."""
@@ -260,8 +277,22 @@ class MessageConsumer(BatchConsumer):
 
 
 def store_consumer(bus: Bus, write: BatchHandler, *, batch_size: int = 500) -> BatchConsumer:
-    """The durable consumer that writes every event to the store."""
+    """The durable consumer that writes every event to the store (one partition)."""
     names = bus.names
+
+    async def partitions_floor() -> int | None:
+        """Where the store stood when it ran in partitions before: the least of their
+        ack floors (the store drops the copies of what some had stored past it)."""
+        floors = []
+        for partition in range(MOST_PARTITIONS):
+            durable = names.partition_consumer(partition)
+            try:
+                info = await bus.js.consumer_info(names.events_stream, durable)
+            except nats.js.errors.NotFoundError:
+                break
+            floors.append(int(info.ack_floor.stream_seq))
+        return min(floors) if floors else None
+
     return BatchConsumer(
         bus,
         names.events_stream,
@@ -269,4 +300,5 @@ def store_consumer(bus: Bus, write: BatchHandler, *, batch_size: int = 500) -> B
         names.store_consumer,
         write,
         batch_size=batch_size,
+        starts_after=partitions_floor,
     )

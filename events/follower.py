@@ -34,6 +34,7 @@ from events import clock
 from events.bus import Bus
 from events.errors import EventsError, InvalidEvent
 from events.filters import EventFilter, EventNameFilter, EventOrder
+from events.keys import EventMessage
 from events.model import RESOURCE_ID, RESOURCE_NAME, Event
 from events.parsing import encode
 from events.prefect_stream import auth_headers, event_of, read_stored, subscribe
@@ -294,7 +295,7 @@ class PrefectFollower:
     async def _publish(self, raw: list[dict[str, Any]]) -> None:
         received = clock.now()
         events: list[Event] = []
-        encoded: list[tuple[UUID, bytes]] = []
+        encoded: list[EventMessage] = []
         for data in raw:
             try:
                 event = Event.model_validate(data)

@@ -20,12 +20,24 @@ OVERFLOW = b""  # what `LiveEvents.next` answers once the subscriber fell that f
 
 async def stored_up_to(bus: Bus) -> int | None:
     """The stream sequence up to which the store has committed every event (its consumer's
-    ack floor); None before the store consumer exists."""
-    try:
-        info = await bus.js.consumer_info(bus.names.events_stream, bus.names.store_consumer)
-    except nats.js.errors.NotFoundError:
-        return None
-    return int(info.ack_floor.stream_seq)
+    ack floor); None before the store consumer exists.
+
+    With partitions, the least floor of the partitions with events outstanding: a
+    partition with none has stored all of its own. Conservative, so a view may show an
+    event stored just then twice, never miss one."""
+    floors: list[int] = []
+    last: int | None = None
+    for durable in bus.store_consumers:
+        try:
+            info = await bus.js.consumer_info(bus.names.events_stream, durable)
+        except nats.js.errors.NotFoundError:
+            continue
+        last = max(last or 0, int(info.delivered.stream_seq))
+        if info.num_pending or info.num_ack_pending or len(bus.store_consumers) == 1:
+            floors.append(int(info.ack_floor.stream_seq))
+    if floors:
+        return min(floors)
+    return last
 
 
 async def _start(bus: Bus, after: int | None) -> dict[str, Any]:

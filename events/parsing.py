@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from events import clock, cloudevents
 from events.errors import EventTooLarge, InvalidEvent
+from events.keys import EventMessage
 from events.model import MAX_EVENT_BYTES, ReceivedEvent
 
 # curl -d sends form-urlencoded by default; a JSON body is what such users mean.
@@ -98,8 +98,8 @@ def parse_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> li
     return [event.receive(received) for event in events]
 
 
-def encode(events: list[ReceivedEvent]) -> list[tuple[UUID, bytes]]:
-    """(id, JSON) pairs for the bus, enforcing the per-event size limit."""
+def encode(events: list[ReceivedEvent]) -> list[EventMessage]:
+    """The events as bus messages (id, JSON, key), enforcing the per-event size limit."""
     encoded = []
     for index, event in enumerate(events):
         data = event.model_dump_json().encode()
@@ -110,5 +110,5 @@ def encode(events: list[ReceivedEvent]) -> list[tuple[UUID, bytes]]:
                 "Move large data out of the payload and link to it",
                 field=where,
             )
-        encoded.append((event.id, data))
+        encoded.append(EventMessage(event.id, data, event.resource.id))
     return encoded

@@ -51,9 +51,10 @@ class BatchPublisher:
         self._subscription = await self.connection.subscribe(self._prefix + "*", cb=self._on_ack)
 
     async def publish(
-        self, subject: str, messages: Sequence[tuple[UUID | str, bytes]], timeout: float
+        self, messages: Sequence[tuple[str, UUID | str, bytes]], timeout: float
     ) -> None:
-        """Publish with `Nats-Msg-Id` headers; return once JetStream stored them all."""
+        """Publish (subject, id, data) messages with `Nats-Msg-Id` headers; return once
+        JetStream stored them all."""
         token = str(next(self._tokens))
         batch = _Batch(len(messages))
         self._batches[token] = batch
@@ -61,7 +62,7 @@ class BatchPublisher:
         publish = self.connection.publish
         try:
             async with self._writing:
-                for msg_id, data in messages:
+                for subject, msg_id, data in messages:
                     await publish(subject, data, reply=reply, headers={MSG_ID: str(msg_id)})
             async with asyncio.timeout(timeout):
                 await batch.done.wait()

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -25,6 +24,7 @@ from events.bus import Bus
 from events.checkpoints import Checkpoints, checkpoints
 from events.errors import BusUnavailable, EventTooLarge, InvalidEvent
 from events.filters import EventFilter, EventOrder
+from events.keys import EventMessage
 from events.live import LIVE_QUEUE_LIMIT, OVERFLOW, live_events
 from events.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from events.model import ReceivedEvent
@@ -177,7 +177,7 @@ class _Ingest:
         self.bus = bus
         self.held = held
         self.received = received  # data messages read so far
-        self.queued: deque[tuple[int, list[tuple[UUID, bytes]]]] = deque()  # (message, events)
+        self.queued: deque[tuple[int, list[EventMessage]]] = deque()  # (message, events)
         self.queued_events = 0
         self.in_flight: deque[tuple[int, int, asyncio.Task[None]]] = deque()  # (to, n, task)
         self.in_flight_events = 0
@@ -258,7 +258,7 @@ class _Ingest:
     def _start(self) -> None:
         self.starting = False
         while self.queued and len(self.in_flight) < MAX_IN_FLIGHT and self.failure is None:
-            batch: list[tuple[UUID, bytes]] = []
+            batch: list[EventMessage] = []
             to = 0
             while self.queued and len(batch) < MAX_BATCH:
                 to, events = self.queued.popleft()

@@ -18,7 +18,7 @@ from events import clock
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
 from sla.model import SLA
 from sla.violations import violation_event
-from triggers.firing import Message
+from triggers.firing import Message, event_message
 from triggers.identity import NAMESPACE
 
 
@@ -130,10 +130,10 @@ def messages(occurrence: Occurrence, events_subject: str, actions_subject: str) 
     """The event (and for a miss of a Prefect deployment SLA, `prefect.sla.violation`),
     then one action request per action."""
     event = sla_event(occurrence)
-    out = [Message(event.id, events_subject, event.model_dump_json().encode())]
+    out = [event_message(event, events_subject)]
     violation = violation_event(occurrence) if occurrence.state is SLAState.missed else None
     if violation is not None:
-        out.append(Message(violation.id, events_subject, violation.model_dump_json().encode()))
+        out.append(event_message(violation, events_subject))
     chosen, state = _actions(occurrence)
     context = occurrence.context()
     for index, action in enumerate(chosen):

@@ -37,6 +37,7 @@ from triggers.firing import (
     Firing,
     Message,
     action_requests,
+    event_message,
     firing_id,
     loop_event,
     state_event,
@@ -329,18 +330,14 @@ class _Pass:
         if firing.depth > self.ev.max_depth:
             if firing.depth == self.ev.max_depth + 1:
                 warning = loop_event(firing, self.ev.max_depth)
-                self.result.messages.append(
-                    Message(warning.id, subjects.events, warning.model_dump_json().encode())
-                )
+                self.result.messages.append(event_message(warning, subjects.events))
             return Outcome.stopped, (
                 f"stopped: this would be firing number {firing.depth} in a chain of "
                 f"automations (limit {self.ev.max_depth}, TRIPWIRE_MAX_CASCADE_DEPTH)"
             )
         self.result.firings.append(firing)
         announcement = state_event(firing)
-        self.result.messages.append(
-            Message(announcement.id, subjects.events, announcement.model_dump_json().encode())
-        )
+        self.result.messages.append(event_message(announcement, subjects.events))
         for request in action_requests(firing):
             self.result.messages.append(
                 Message(request.id, subjects.actions, request.model_dump_json().encode())

@@ -12,6 +12,7 @@ from actions.causation import cascade_depth, cause
 from actions.model import grouped
 from actions.request import ActionRequest, AutomationRef, FiringState
 from events import clock
+from events.keys import keyed
 from events.model import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent
 from triggers.automation import Automation
 from triggers.identity import NAMESPACE
@@ -48,6 +49,12 @@ class Message:
     id: UUID
     subject: str
     body: bytes
+
+
+def event_message(event: ReceivedEvent, events_subject: str) -> Message:
+    """An event for the outbox, published under its key like any ingested event."""
+    subject = keyed(events_subject, event.resource.id)
+    return Message(event.id, subject, event.model_dump_json().encode())
 
 
 def _automation_resource(automation: Automation) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,13 +19,14 @@ from actions.templating import Templates
 from alerts.gate import SilenceGate
 from events.bus import Bus
 from events.consumer import MessageConsumer
+from events.keys import EventMessage
 from events.model import Event
 from events.parsing import encode
 from events.secrets import Secrets
 from triggers.repository import AutomationStore
 from tripwire.settings import Settings
 
-Encoded = list[tuple[UUID, bytes]]  # (event id, JSON) pairs, as the bus publishes them
+Encoded = list[EventMessage]  # what one action emits, as the bus publishes it
 
 
 def prefect_connections(settings: Settings) -> PrefectConnections:

@@ -45,17 +45,18 @@ LAG_TIMEOUT = 2.0  # seconds; a scrape must not hang on a reconnecting bus
 async def refresh_lag(engine: Engine) -> None:
     """Read the store and actions consumers' lag into the gauge; one that cannot be read
     (bus down, consumer not created yet) is left out rather than failing the scrape."""
-    names = engine.bus.names
-    consumers = {
-        "store": (names.events_stream, names.store_consumer),
-        "actions": (names.actions_stream, names.actions_consumer),
-    }
-    for label, (stream, durable) in consumers.items():
+    bus = engine.bus
+
+    async def actions_lag() -> int | None:
+        return await bus.pending(bus.names.actions_stream, bus.names.actions_consumer)
+
+    consumers = {"store": bus.store_lag, "actions": actions_lag}
+    for label, read in consumers.items():
         lag: int | None = None
-        if engine.bus.is_connected:
+        if bus.is_connected:
             try:
                 async with asyncio.timeout(LAG_TIMEOUT):
-                    lag = await engine.bus.pending(stream, durable)
+                    lag = await read()
             except Exception as exc:  # not found, timed out, reconnecting: no sample
                 log.debug("reading the %s consumer's lag failed: %r", label, exc)
         if lag is None:

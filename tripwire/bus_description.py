@@ -38,15 +38,19 @@ def bus_description(names: Names, nats_url: str) -> dict[str, Any]:
     servers = [without_credentials(server.strip()) for server in nats_url.split(",")]
     broker = NatsBroker(servers)
     broker.publisher(
-        names.events_subject,
+        f"{names.events_subject}.{{key}}",
         stream=JStream(names.events_stream, declare=False),
         title="events",
         description=(
             "Every event tripwire accepted (HTTP, websocket, webhooks, a followed Prefect "
             "server) and every event it emits itself (firings, action outcomes, SLA states, "
             f"sources). JetStream stream {names.events_stream}; the message id "
-            "(Nats-Msg-Id) is the event id, so a copy sent again is dropped. The workers' "
-            f"durable consumer {names.store_consumer} stores and evaluates them."
+            "(Nats-Msg-Id) is the event id, so a copy sent again is dropped. The last token "
+            "is the event's key, 16 hex digits of the BLAKE2b digest of its resource id. "
+            f"The workers' durable consumer {names.store_consumer} stores and evaluates "
+            f"them; with TRIPWIRE_PARTITIONS above 1 the stream stores them as "
+            f"{names.namespace}.events.p.<partition>.<key> and partition n has the "
+            f"consumer {names.store_consumer}-<n>."
         ),
         schema=ReceivedEvent,
     )

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,9 +18,10 @@ from alerts.silencing import SilenceStore
 from alerts.store import AlertStore
 from events import clock
 from events.bus import Bus, Names, StreamSettings
-from events.consumer import BatchConsumer, store_consumer
+from events.consumer import store_consumer
 from events.embedded import EmbeddedNats
 from events.follower import PrefectFollower
+from events.owners import PartitionOwner
 from events.sources import PrefectSource
 from events.store import EventStore
 from events.webhooks import WebhookStore
@@ -79,6 +81,14 @@ def build_pipeline(
     return Pipeline(db, store, bus, automations, evaluator, companions=companions)
 
 
+class Consuming(Protocol):
+    """A store or actions consumer, or the partitions' owner that runs several."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Role(StrEnum):
     """What a process does; `tripwire up` runs them all."""
 
@@ -115,6 +125,7 @@ class Engine:
                 actions_max_age=s.stream_max_age,
                 max_bytes=s.stream_max_bytes,
                 duplicate_window=s.duplicate_window,
+                partitions=s.partitions,
             ),
         )
         self.automations = AutomationStore(self.db)
@@ -130,14 +141,20 @@ class Engine:
         self.leadership = Leadership(self.db, s.namespace)
         # A window opened here wakes the timer here, or in the sla process over NATS.
         self.pipeline.on_due = self.timer.wake_at if Role.sla in roles else self._tell_timer
-        self.consumers: list[BatchConsumer] = []
+        self.consumers: list[Consuming] = []
         ledger_url = s.ledger_database_url
         same = ledger_url == s.resolved_database_url
         self.ledger_db: AsyncEngine = self.db if same else create_engine(ledger_url)
         self.acting = Acting(s, self.db, self.ledger_db, self.bus, self.automations)
         if Role.actions in roles:
             self.consumers.append(self.acting.consumer)
-        if Role.worker in roles:
+        self.owner: PartitionOwner | None = None  # with partitions: which this worker stores
+        if Role.worker in roles and s.partitions > 1:
+            self.owner = PartitionOwner(
+                self.bus, self.pipeline.handle, batch_size=s.store_batch_size
+            )
+            self.consumers.append(self.owner)
+        elif Role.worker in roles:
             self.consumers.append(
                 store_consumer(self.bus, self.pipeline.handle, batch_size=s.store_batch_size)
             )

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import nats.js.errors
-
 from tripwire import __version__
 from tripwire.engine import Engine, Role
 
@@ -26,13 +24,14 @@ async def health(engine: Engine) -> tuple[bool, dict[str, Any]]:
         report["database"] = {"ok": False, "error": type(exc).__name__}
     lag: int | None = None
     if bus_ok:
-        try:
-            lag = await engine.bus.pending(
-                engine.bus.names.events_stream, engine.bus.names.store_consumer
-            )
-        except nats.js.errors.NotFoundError:
-            lag = None  # no worker has created the store consumer yet
+        lag = await engine.bus.store_lag()  # None: no worker created a store consumer yet
     report["store_consumer"] = {"lag": lag}
+    if engine.owner is not None:
+        report["partitions"] = {
+            "count": engine.settings.partitions,
+            "member": engine.owner.name,
+            "stored_here": engine.owner.owned,
+        }
     if Role.sla in engine.roles:
         upcoming = engine.timer.next
         report["timers"] = {

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         description="Most events per store transaction: a backlog drains in batches this "
         "big; a steady flow makes smaller ones.",
     )
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Partitions of the events stream by resource id, for several workers: "
+        "each partition is stored by one worker at a time, so a key's windows are only "
+        "touched by one. The same on every process; 1 = all workers share one consumer.",
+    )
     max_cascade_depth: int = Field(
         default=5,
         ge=1,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from events.bus import Bus, Names, StreamSettings
 from events.embedded import EmbeddedNats
+from events.keys import EventMessage
 
 
 async def test_streams_are_created_then_updated_idempotently(nats_server: EmbeddedNats) -> None:
@@ -34,8 +35,10 @@ async def test_a_resent_id_is_stored_once_by_jetstream(nats_server: EmbeddedNats
     bus = Bus(nats_server.url, names)
     await bus.connect()
     event_id = uuid.uuid4()
-    await bus.publish_events([(event_id, b"{}")])
-    await bus.publish_events([(event_id, b"{}"), (uuid.uuid4(), b"{}")])
+    await bus.publish_events([EventMessage(event_id, b"{}", "r")])
+    await bus.publish_events(
+        [EventMessage(event_id, b"{}", "r"), EventMessage(uuid.uuid4(), b"{}", "r")]
+    )
     info = await bus.js.stream_info(names.events_stream)
     assert info.state.messages == 2
     await bus.close()

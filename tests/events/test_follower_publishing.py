@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
-from uuid import UUID
 
 import orjson
 import pytest
@@ -16,6 +15,7 @@ from events import clock
 from events.bus import Bus
 from events.errors import BusUnavailable
 from events.follower import PrefectFollower
+from events.keys import EventMessage
 from events.sources import PrefectSource
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -28,10 +28,10 @@ class RecordingBus:
         self.published: list[dict[str, Any]] = []
         self.down = False
 
-    async def publish_events(self, messages: Sequence[tuple[UUID, bytes]]) -> None:
+    async def publish_events(self, messages: Sequence[EventMessage]) -> None:
         if self.down:
             raise BusUnavailable("down")
-        self.published += [orjson.loads(data) for _, data in messages]
+        self.published += [orjson.loads(message.data) for message in messages]
 
 
 def prefect_event(name: str, occurred: datetime, event_id: str) -> dict[str, Any]:

@@ -95,11 +95,11 @@ class Rig:
         self.loads.append(Load(api.url, **options))
         return self.loads[-1]
 
-    def api(self) -> Tripwire:
-        return self.lab.tripwire("api", self.env())
+    def api(self, **settings: Any) -> Tripwire:
+        return self.lab.tripwire("api", self.env(**settings))
 
-    def worker(self) -> Tripwire:
-        return self.lab.tripwire("worker", self.env())
+    def worker(self, **settings: Any) -> Tripwire:
+        return self.lab.tripwire("worker", self.env(**settings))
 
     async def terminate_backends(self, only_busy: bool = False) -> int:
         """pg_terminate_backend on every other connection to the test database (with

@@ -8,9 +8,11 @@ import asyncio
 import logging
 from collections import Counter
 
+import httpx
 import pytest
 
 from tests.faults.conftest import Rig
+from tests.faults.processes import Tripwire
 from tests.faults.workload import ITEM, PER_KEY, automation, key_id
 from tests.support import eventually
 from triggers.replay import replay
@@ -98,6 +100,60 @@ async def test_two_workers_one_killed_the_other_carries_on(rig: Rig) -> None:
     await probe.assert_exactly_once(load.accepted, load.keys, receiver)
     assert survivor.alive
     # The same firings as one evaluator makes of these events.
+    one_worker = await replay(
+        [automation(receiver.url("/hook"))], [e.receive() for e in load.events]
+    )
+    assert Counter(f.labels["prefect.resource.id"] for f in one_worker.firings) == Counter(
+        {key_id(k): 1 for k in load.keys}
+    )
+
+
+async def stored_here(worker: Tripwire) -> list[int]:
+    """The partitions a worker stores, from its health report."""
+    async with httpx.AsyncClient(timeout=2) as client:
+        report = (await client.get(worker.url + "/api/health")).json()
+    return list(report["partitions"]["stored_here"])
+
+
+async def test_a_worker_killed_while_it_stores_partitions_hands_them_over(rig: Rig) -> None:
+    partitions = {"partitions": 4}
+    api = rig.api(**partitions)
+    doomed, survivor = rig.worker(**partitions), rig.worker(**partitions)
+    await asyncio.gather(api.wait_healthy(), doomed.wait_healthy(), survivor.wait_healthy())
+
+    async def split() -> bool:
+        return len(await stored_here(doomed)) == 2 and len(await stored_here(survivor)) == 2
+
+    await eventually(split, 30, "the four partitions split two and two")
+    load = rig.load(api, **BURST)
+    load.start(limit=KEYS)
+    probe, receiver = rig.probe, rig.receiver
+
+    async def midway() -> bool:
+        return await probe.count(ITEM) >= 45 and len(receiver.requests) >= 3
+
+    await eventually(midway, 30, "45 events stored and 3 webhook calls")
+    owned = await stored_here(doomed)
+    in_hand = await probe.delivered_unacked()
+    doomed.kill()
+    log.info(
+        "killed a worker storing partitions %s with %d events stored, %d delivered and not acked",
+        owned,
+        await probe.count(ITEM),
+        in_hand,
+    )
+    assert await probe.count(ITEM) < PER_KEY * KEYS, "killed after the last batch"
+
+    async def taken_over() -> bool:
+        return await stored_here(survivor) == [0, 1, 2, 3]
+
+    await eventually(taken_over, 30, "the survivor storing every partition")
+    await load.wait_keys(KEYS)
+    await load.stop()
+
+    await probe.wait_settled(len(load.accepted), KEYS, receiver, timeout=90)
+    await probe.assert_exactly_once(load.accepted, load.keys, receiver)
+    assert survivor.alive
     one_worker = await replay(
         [automation(receiver.url("/hook"))], [e.receive() for e in load.events]
     )

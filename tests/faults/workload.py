@@ -213,17 +213,15 @@ class Probe:
         return int(await self.conn.fetchval("SELECT count(*) FROM outbox"))
 
     async def _consumers(self) -> list[Any] | None:
-        """consumer_info of the store and the actions consumers; None when NATS does not
-        answer."""
+        """consumer_info of the store consumers (one, or one per partition) and the
+        actions consumer, the actions' last; None when NATS does not answer."""
         ns = self.namespace
-        consumers = [
-            (f"{ns.upper()}_EVENTS", f"{ns}-store"),
-            (f"{ns.upper()}_ACTIONS", f"{ns}-actions"),
-        ]
         nc = await self.nats.connect()
         try:
             js = nc.jetstream(timeout=2)
-            return [await js.consumer_info(stream, durable) for stream, durable in consumers]
+            stored = await js.consumers_info(f"{ns.upper()}_EVENTS")
+            store = [i for i in stored if i.name.startswith(f"{ns}-store")]
+            return [*store, await js.consumer_info(f"{ns.upper()}_ACTIONS", f"{ns}-actions")]
         except (APIError, nats.errors.Error, TimeoutError):
             return None
         finally:
@@ -244,7 +242,7 @@ class Probe:
         """Events delivered to a worker and not acknowledged (in a batch or prefetched)."""
         infos = await self._consumers()
         assert infos is not None, "NATS did not answer"
-        return int(infos[0].num_ack_pending or 0)
+        return sum(int(info.num_ack_pending or 0) for info in infos[:-1])
 
     async def running_actions(self) -> int:
         """Ledger rows claimed by a worker and not finished."""

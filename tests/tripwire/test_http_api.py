@@ -169,7 +169,7 @@ async def test_asyncapi_describes_the_bus_subjects_and_their_messages(engine: Ru
     names = engine.engine.bus.names
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {
-        names.events_subject,
+        f"{names.events_subject}.{{key}}",
         names.actions_subject,
         names.timers_subject,
         names.silences_subject,
