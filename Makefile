@@ -55,7 +55,7 @@ format: $(BIN)/tripwire
 # Benchmarks (bench/, not part of the engine). `make bench-sla ARGS="--keys 1000"` passes
 # options on; `python -m bench.sla --help` lists them.
 .PHONY: bench bench-ingest bench-triggers bench-worker bench-actions bench-sla bench-scale bench-ui \
-	bench-alerts bench-compare-prefect bench-store
+	bench-alerts bench-compare-prefect bench-store bench-memory
 
 bench: bench-ingest
 
@@ -76,6 +76,11 @@ bench-sla: $(BIN)/tripwire
 
 bench-scale: $(BIN)/tripwire
 	$(BIN)/python -m bench.scale $(ARGS)
+
+# SQLite by default; `make bench-memory ARGS="--postgres postgresql://postgres@HOST/DB"` runs it
+# on a PostgreSQL database created and dropped for the run (about a minute either way).
+bench-memory: $(BIN)/tripwire
+	$(BIN)/python -m bench.memory $(ARGS)
 
 # 20 minutes of event time on a moved clock (4 minutes on SQLite), then the worker's CPU
 # with alerts on and off (8 more): `make bench-alerts ARGS="--database-url postgresql://..."`.
