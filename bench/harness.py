@@ -280,16 +280,29 @@ class Processes:
         self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._started = time.monotonic()
 
-    def percent(self) -> dict[str, float | None]:
-        elapsed = time.monotonic() - self._started
+    def seconds(self) -> dict[str, float | None]:
+        """CPU seconds each process used since the mark."""
         found: dict[str, float | None] = {}
         for name, pid in self.pids.items():
             before, after = self._before.get(name), cpu_seconds(pid)
-            found[name] = (
-                None
-                if before is None or after is None
-                else round(100 * (after - before) / elapsed, 1)
-            )
+            found[name] = None if before is None or after is None else after - before
+        return found
+
+    def percent(self) -> dict[str, float | None]:
+        elapsed = time.monotonic() - self._started
+        return {
+            name: None if used is None else round(100 * used / elapsed, 1)
+            for name, used in self.seconds().items()
+        }
+
+    def cores(self) -> dict[str, list[int] | None]:
+        """The cores each process may run on (its CPU affinity)."""
+        found: dict[str, list[int] | None] = {}
+        for name, pid in self.pids.items():
+            try:
+                found[name] = sorted(os.sched_getaffinity(pid))
+            except OSError:  # exited
+                found[name] = None
         return found
 
     def rss_mb(self) -> dict[str, float | None]:

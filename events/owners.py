@@ -75,8 +75,16 @@ class PartitionOwner:
         on_change: Callable[[list[int]], None] | None = None,
     ) -> None:
         self.bus = bus
-        self.handle = handle
         self.batch_size = batch_size
+        self._handling = asyncio.Lock()
+
+        async def one_at_a_time(batch: Sequence[bytes]) -> None:
+            # As with one consumer: a worker's partitions take turns, so its own batches
+            # never wait on each other's window locks; the next ones are pulled meanwhile.
+            async with self._handling:
+                await handle(batch)
+
+        self.handle: BatchHandler = one_at_a_time
         self.name = name or member_name()
         self.member_ttl = member_ttl
         self.renew_every = renew_every

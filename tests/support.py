@@ -146,3 +146,9 @@ async def stream_ids(bus: Bus) -> list[str]:
                 return ids
     finally:
         await subscription.unsubscribe()
+
+
+def published_on(subject: str, base: str) -> bool:
+    """Whether a message's subject is `base` or under it: events are published under
+    their key (`<ns>.events.in.<key>`)."""
+    return subject == base or subject.startswith(base + ".")

@@ -21,6 +21,7 @@ from sla.model import SLA
 from sla.store import SLAStore
 from sla.windows import Window
 from sla.windows import load as load_windows
+from tests.support import published_on
 from triggers.evaluator import Subjects
 from triggers.results import Result
 from tripwire.database import create_engine, migrate
@@ -97,7 +98,7 @@ def reported(result: Result) -> list[tuple[str, dict[str, Any]]]:
     """(event name, payload) of the tripwire.sla.* events a pass produced."""
     out = []
     for message in result.messages:
-        if message.subject == EVENTS_SUBJECT:
+        if published_on(message.subject, EVENTS_SUBJECT):
             body = orjson.loads(message.body)
             out.append((body["event"], body["payload"]))
     return out

@@ -24,6 +24,7 @@ from sla.prefect_slas import (
     to_slas,
 )
 from tests.sla.conftest import EVENTS_SUBJECT, MONDAY_8, SLABench, minutes, states
+from tests.support import published_on
 from triggers.results import Result
 from tripwire import definitions
 from tripwire.definitions import load_text
@@ -74,7 +75,9 @@ async def apply(bench: SLABench, *deployments: dict[str, Any], prune: bool = Fal
 
 
 def events(result: Result) -> list[dict[str, Any]]:
-    return [orjson.loads(m.body) for m in result.messages if m.subject == EVENTS_SUBJECT]
+    return [
+        orjson.loads(m.body) for m in result.messages if published_on(m.subject, EVENTS_SUBJECT)
+    ]
 
 
 def violation(result: Result) -> dict[str, Any]:

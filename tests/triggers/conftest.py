@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from events.model import Event, ReceivedEvent
 from events.store import EventStore
+from tests.support import published_on
 from triggers.automation import Automation
 from triggers.evaluator import Evaluator, Subjects
 from triggers.identity import stamped
@@ -96,7 +97,7 @@ def fired(result: Result) -> list[str]:
 
 
 def published(result: Result, subject: str) -> list[dict[str, Any]]:
-    return [orjson.loads(m.body) for m in result.messages if m.subject == subject]
+    return [orjson.loads(m.body) for m in result.messages if published_on(m.subject, subject)]
 
 
 def as_received(document: dict[str, Any]) -> ReceivedEvent:
