@@ -4,9 +4,11 @@ own notification actions (those without `grouping:`) and, under a silence that s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,16 +39,29 @@ class SilenceGate:
         self.automations = automations
         self._muting: Muting | None = None
         self._read_at = 0.0
+        self._reading = asyncio.Lock()
+
+    def _current(self, now: datetime) -> Muting | None:
+        cached = self._muting
+        fresh = time.monotonic() - self._read_at < READ_EVERY
+        if cached is None or not fresh or (cached.next_change and now >= cached.next_change):
+            return None
+        return cached
 
     async def muting(self) -> Muting:
         """What mutes now, read again when the last reading is a second old."""
         now = clock.now()
-        cached = self._muting
-        fresh = time.monotonic() - self._read_at < READ_EVERY
-        if cached is None or not fresh or (cached.next_change and now >= cached.next_change):
-            async with self.db.connect() as conn:
-                cached = self._muting = await read_muting(conn, now)
-            self._read_at = time.monotonic()
+        cached = self._current(now)
+        if cached is not None:
+            return cached
+        # One reading serves every attempt waiting for it: read by each, a thousand
+        # concurrent actions took a connection apiece, past the pool, once a second.
+        async with self._reading:
+            cached = self._current(now)
+            if cached is None:
+                async with self.db.connect() as conn:
+                    cached = self._muting = await read_muting(conn, now)
+                self._read_at = time.monotonic()
         return cached
 
     def forget(self, _: bytes = b"") -> None:

@@ -116,6 +116,7 @@ class BucketCount:
 
 
 COUNT_COLUMNS = ("minute", "event", "shard", "count")
+MOST_LANES = 64
 ADD_COUNTS = (
     "ON CONFLICT (minute, event, shard) DO UPDATE SET count = event_counts.count + excluded.count"
 )
@@ -247,7 +248,7 @@ class EventStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         # This process's rows of `event_counts` (see events/tables.py).
-        self.shard = secrets.randbelow(2**31)
+        self.shard = secrets.randbelow(2**31 - MOST_LANES)  # and up to MOST_LANES after it
         self._partitioned: bool | None = None
         # The per-minute counts hold only events that occurred within `counted_for` (the
         # retention) of when they were stored: a sweep deletes the events and then the
@@ -281,9 +282,12 @@ class EventStore:
             async with self.engine.begin() as conn:
                 await self.insert(conn, bodies)
 
-    async def insert(self, conn: AsyncConnection, bodies: Sequence[bytes]) -> list[dict[str, Any]]:
+    async def insert(
+        self, conn: AsyncConnection, bodies: Sequence[bytes], lane: int = 0
+    ) -> list[dict[str, Any]]:
         """Store encoded ReceivedEvents on the caller's transaction; returns the ones that
-        were not stored before (as JSON documents), in the order given."""
+        were not stored before (as JSON documents), in the order given. Transactions of
+        this process side by side pass different `lane`s: each counts in rows of its own."""
         recorded = as_utc(clock.now())
         rows, related_rows, documents = [], [], {}
         for body in bodies:
@@ -354,6 +358,7 @@ class EventStore:
         floor = self._floor()
         await self._add_counts(
             conn,
+            self.shard + lane,
             [
                 (row[1], row[2])
                 for row in rows
@@ -362,11 +367,13 @@ class EventStore:
         )
         return [doc for event_id, doc in documents.items() if event_id in fresh]
 
-    async def _add_counts(self, conn: AsyncConnection, stored: list[tuple[datetime, str]]) -> None:
+    async def _add_counts(
+        self, conn: AsyncConnection, shard: int, stored: list[tuple[datetime, str]]
+    ) -> None:
         """Add the events just stored to the per-minute counts, in one upsert whose rows
         are sorted, so two transactions of this shard lock them in one order."""
         counted = Counter((_minute(occurred), name) for occurred, name in stored)
-        rows = [(minute, name, self.shard, n) for (minute, name), n in sorted(counted.items())]
+        rows = [(minute, name, shard, n) for (minute, name), n in sorted(counted.items())]
         if rows:
             await bulk.insert(conn, event_counts, COUNT_COLUMNS, rows, ADD_COUNTS)
 

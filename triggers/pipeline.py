@@ -99,11 +99,12 @@ class Pipeline:
             log.info("loaded %d automations (revision %d)", len(stored), revision)
             return True
 
-    async def handle(self, bodies: Sequence[bytes]) -> None:
-        """The store consumer's handler."""
+    async def handle(self, bodies: Sequence[bytes], lane: int = 0) -> None:
+        """The store consumer's handler; batches handled side by side pass different
+        `lane`s (events/owners.py)."""
         started = time.perf_counter()
         async with self._transaction() as conn:
-            documents = await self.store.insert(conn, bodies)
+            documents = await self.store.insert(conn, bodies, lane)
             result = await self.evaluator.evaluate(conn, documents)
             for companion in self.companions:
                 _merge(result, await companion.evaluate(conn, documents))

@@ -4,6 +4,7 @@ workers alive, and a worker that joins, leaves or stops renewing changes the dea
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -12,10 +13,10 @@ import orjson
 import pytest
 
 from events.bus import Bus, Names, StreamSettings
-from events.consumer import BatchHandler, store_consumer
+from events.consumer import store_consumer
 from events.embedded import EmbeddedNats
 from events.keys import EventMessage, key_token
-from events.owners import PartitionOwner, deal
+from events.owners import LaneHandler, PartitionOwner, deal
 from tests.support import eventually
 
 PARTITIONS = 4
@@ -53,8 +54,8 @@ class Stored:
     def __init__(self) -> None:
         self.resources: dict[str, list[str]] = defaultdict(list)  # owner -> resources
 
-    def handler(self, owner: str) -> BatchHandler:
-        async def handle(batch: Sequence[bytes]) -> None:
+    def handler(self, owner: str) -> LaneHandler:
+        async def handle(batch: Sequence[bytes], lane: int) -> None:
             self.resources[owner] += [orjson.loads(body)["resource"] for body in batch]
 
         return handle
@@ -168,7 +169,8 @@ async def test_partitions_pick_up_where_the_one_store_consumer_left_off(
     await single.connect()
 
     before = Stored()
-    consumer = store_consumer(single, before.handler("single"), batch_size=100)
+    handle = before.handler("single")
+    consumer = store_consumer(single, lambda batch: handle(batch, 0), batch_size=100)
     await consumer.start()
     await single.publish_events(events_about([f"r{n}" for n in range(10)], 1))
 
@@ -194,3 +196,27 @@ async def test_partitions_pick_up_where_the_one_store_consumer_left_off(
     finally:
         await owner.stop()
         await bus.close()
+
+
+async def test_a_worker_stores_two_of_its_partitions_at_once_in_lanes_of_their_own(
+    bus: Bus,
+) -> None:
+    in_lanes: list[int] = []
+    both_in = asyncio.Event()
+
+    async def handle(batch: Sequence[bytes], lane: int) -> None:
+        in_lanes.append(lane)
+        if len(in_lanes) == 2:
+            both_in.set()
+        await both_in.wait()  # the first batch waits until a second one is handled
+
+    owner = PartitionOwner(bus, handle, lanes=2, name="a")
+    await owner.start()
+    try:
+        resources = [f"prefect.flow-run.{n}" for n in range(40)]  # every partition
+        await bus.publish_events(events_about(resources, 1))
+        async with asyncio.timeout(10):
+            await both_in.wait()
+        assert sorted(in_lanes[:2]) == [0, 1]
+    finally:
+        await owner.stop()
