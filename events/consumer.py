@@ -75,13 +75,13 @@ class BatchConsumer:
 
     async def start(self) -> None:
         """Create or update the durable consumer and start pulling."""
-        one = isinstance(self.subject, str)
+        subjects = [self.subject] if isinstance(self.subject, str) else list(self.subject)
         await self.bus.js.add_consumer(
             self.stream,
             ConsumerConfig(
                 durable_name=self.durable,
-                filter_subject=self.subject if isinstance(self.subject, str) else None,
-                filter_subjects=None if one else list(self.subject),
+                filter_subject=subjects[0] if len(subjects) == 1 else None,
+                filter_subjects=subjects if len(subjects) > 1 else None,
                 ack_policy=AckPolicy.EXPLICIT,
                 **await self._start_at(),
                 ack_wait=self.ack_wait,

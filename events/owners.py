@@ -14,8 +14,9 @@ Two workers may both pull a partition for a moment while their views of the memb
 differ, or while a dead worker's last batch waits out its ack_wait. That costs nothing in
 correctness: a batch is stored and evaluated in one transaction under the windows' locks
 and a stored event is never evaluated twice (triggers/state.py). What the partitions buy
-is that, in the steady state, a key's windows are only ever touched by one worker, so
-workers do not wait for each other's locks.
+is that, in the steady state, a resource's events reach one worker in order, and the
+windows kept per resource are only locked by that worker; windows that several
+resources share (per flow, per deployment, unkeyed) are still locked in turn.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ class PartitionOwner:
         member_ttl: float = MEMBER_TTL,
         renew_every: float = RENEW_EVERY,
         read_every: float = READ_EVERY,
-        on_change: Callable[[list[int]], None] | None = None,
     ) -> None:
         self.bus = bus
         self.batch_size = batch_size
@@ -100,7 +100,6 @@ class PartitionOwner:
         self.member_ttl = member_ttl
         self.renew_every = renew_every
         self.read_every = read_every
-        self.on_change = on_change
         self.consumers: dict[int, BatchConsumer] = {}
         self._kv: nats.js.kv.KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
@@ -173,8 +172,6 @@ class PartitionOwner:
             self.bus.streams.partitions,
             len(members),
         )
-        if self.on_change is not None:
-            self.on_change(self.owned)
 
     def _consumer(self, partition: int) -> BatchConsumer:
         names = self.bus.names
