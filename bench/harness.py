@@ -339,6 +339,35 @@ async def every(seconds: float, action: Callable[[], Awaitable[None]]) -> AsyncI
         await task
 
 
+async def wait_counted(
+    count: Callable[[], Awaitable[int]],
+    expected: int,
+    started: float,
+    what: str,
+    *,
+    timeout: float,
+    stall: float,
+) -> int:
+    """Poll `count` until it reaches `expected`, stops moving for `stall` seconds, or
+    `timeout` seconds passed since `started` (monotonic); the count last seen. Progress
+    goes to stderr every 5 s."""
+    last, moved, logged = -1, time.monotonic(), time.monotonic()
+    while True:
+        counted = await count()
+        now = time.monotonic()
+        if counted >= expected:
+            return counted
+        if counted != last:
+            last, moved = counted, now
+        if now - started > timeout or now - moved > stall:
+            log(f"{what}: {last:,} of {expected:,}; giving up waiting")
+            return last
+        if now - logged >= 5.0:
+            logged = now
+            log(f"{what} t={now - started:6.1f}s {counted:>9,} of {expected:,}")
+        await asyncio.sleep(0.5)
+
+
 def serialise_pool(make_batch: Callable[[int], bytes], batch: int, batches: int) -> list[bytes]:
     """`batches` batches built before the load, so that building them costs it nothing."""
     log(f"serialising {batches:,} batches of {batch} events ({batches * batch:,} events)")

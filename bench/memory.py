@@ -312,21 +312,16 @@ async def wait_loaded(deployment: Deployment, count: int) -> float:
 
 async def wait_windows(database: Database, expected: int, started: float) -> dict[str, int]:
     """Poll trigger_buckets until it holds `expected` rows, stalls or times out."""
-    last, moved, logged = -1, time.monotonic(), time.monotonic()
-    while True:
-        found = await database.windows()
-        now = time.monotonic()
-        if found["rows"] >= expected:
-            return found
-        if found["rows"] != last:
-            last, moved = found["rows"], now
-        if now - started > WINDOWS_TIMEOUT or now - moved > WINDOWS_STALL:
-            log(f"{last:,} of {expected:,} windows written; giving up waiting")
-            return found
-        if now - logged >= 5.0:
-            logged = now
-            log(f"t={now - started:6.1f}s windows={found['rows']:>9,} of {expected:,}")
-        await asyncio.sleep(0.5)
+    found: dict[str, int] = {}
+
+    async def rows() -> int:
+        found.update(await database.windows())
+        return found["rows"]
+
+    await harness.wait_counted(
+        rows, expected, started, "windows", timeout=WINDOWS_TIMEOUT, stall=WINDOWS_STALL
+    )
+    return found
 
 
 async def wait_drained(client: httpx.AsyncClient) -> None:

@@ -255,25 +255,19 @@ async def wait_stored(
 ) -> int:
     """Poll until `expected` events named `name` are stored, the count stalls or times out;
     the count last seen."""
-    last, moved, logged = -1, time.monotonic(), time.monotonic()
-    while True:
+    last = -1
+
+    async def count() -> int:
+        nonlocal last
         try:
-            count = await stored(client, name)
+            last = await stored(client, name)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             log(f"{what}: polling the store failed ({exc!r})")
-            count = last
-        now = time.monotonic()
-        if count >= expected:
-            return count
-        if count != last:
-            last, moved = count, now
-        if now - started > STORE_TIMEOUT or now - moved > STORE_STALL:
-            log(f"{what}: {last:,} of {expected:,} stored; giving up waiting")
-            return last
-        if now - logged >= 5.0:
-            logged = now
-            log(f"{what} t={now - started:6.1f}s stored={count:>9,} of {expected:,}")
-        await asyncio.sleep(0.5)
+        return last
+
+    return await harness.wait_counted(
+        count, expected, started, what, timeout=STORE_TIMEOUT, stall=STORE_STALL
+    )
 
 
 # --- the misses ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from tests.faults.conftest import Rig
 from tests.faults.processes import Tripwire
-from tests.faults.workload import ITEM, PER_KEY, automation, key_id
+from tests.faults.workload import ITEM, PER_KEY, Load, automation, key_id
 from tests.support import eventually
 from triggers.replay import replay
 
@@ -23,6 +23,33 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
 
 KEYS = 60  # 180 events in batches of 10, 120 actions four at a time
 BURST = {"keys_per_block": 5, "pause": 0.0}  # a backlog: the worker is always mid-batch
+
+
+async def loaded_midway(rig: Rig, api: Tripwire) -> Load:
+    """A backlog load started on `api`, once 45 events are stored and 3 webhooks called."""
+    load = rig.load(api, **BURST)
+    load.start(limit=KEYS)
+
+    async def midway() -> bool:
+        return await rig.probe.count(ITEM) >= 45 and len(rig.receiver.requests) >= 3
+
+    await eventually(midway, 30, "45 events stored and 3 webhook calls")
+    return load
+
+
+async def settled_as_one_evaluator_would(rig: Rig, load: Load, survivor: Tripwire) -> None:
+    """Everything settles exactly once, with the survivor alive, and the keys that fired
+    are those one evaluator fires on the same events."""
+    probe, receiver = rig.probe, rig.receiver
+    await probe.wait_settled(len(load.accepted), KEYS, receiver, timeout=90)
+    await probe.assert_exactly_once(load.accepted, load.keys, receiver)
+    assert survivor.alive
+    one_worker = await replay(
+        [automation(receiver.url("/hook"))], [e.receive() for e in load.events]
+    )
+    assert Counter(f.labels["prefect.resource.id"] for f in one_worker.firings) == Counter(
+        {key_id(k): 1 for k in load.keys}
+    )
 
 
 async def test_a_worker_killed_mid_batch_and_mid_action_and_restarted(rig: Rig) -> None:
@@ -78,14 +105,8 @@ async def test_a_worker_killed_mid_batch_and_mid_action_and_restarted(rig: Rig) 
 async def test_two_workers_one_killed_the_other_carries_on(rig: Rig) -> None:
     api, doomed, survivor = rig.api(), rig.worker(), rig.worker()
     await asyncio.gather(api.wait_healthy(), doomed.wait_healthy(), survivor.wait_healthy())
-    load = rig.load(api, **BURST)
-    load.start(limit=KEYS)
+    load = await loaded_midway(rig, api)
     probe, receiver = rig.probe, rig.receiver
-
-    async def midway() -> bool:
-        return await probe.count(ITEM) >= 45 and len(receiver.requests) >= 3
-
-    await eventually(midway, 30, "45 events stored and 3 webhook calls")
     doomed.kill()
     log.info(
         "killed one of two workers with %d events stored, %d webhook calls",
@@ -96,16 +117,7 @@ async def test_two_workers_one_killed_the_other_carries_on(rig: Rig) -> None:
     await load.wait_keys(KEYS)
     await load.stop()
 
-    await probe.wait_settled(len(load.accepted), KEYS, receiver, timeout=90)
-    await probe.assert_exactly_once(load.accepted, load.keys, receiver)
-    assert survivor.alive
-    # The same firings as one evaluator makes of these events.
-    one_worker = await replay(
-        [automation(receiver.url("/hook"))], [e.receive() for e in load.events]
-    )
-    assert Counter(f.labels["prefect.resource.id"] for f in one_worker.firings) == Counter(
-        {key_id(k): 1 for k in load.keys}
-    )
+    await settled_as_one_evaluator_would(rig, load, survivor)
 
 
 async def stored_here(worker: Tripwire) -> list[int]:
@@ -125,14 +137,8 @@ async def test_a_worker_killed_while_it_stores_partitions_hands_them_over(rig: R
         return len(await stored_here(doomed)) == 2 and len(await stored_here(survivor)) == 2
 
     await eventually(split, 30, "the four partitions split two and two")
-    load = rig.load(api, **BURST)
-    load.start(limit=KEYS)
-    probe, receiver = rig.probe, rig.receiver
-
-    async def midway() -> bool:
-        return await probe.count(ITEM) >= 45 and len(receiver.requests) >= 3
-
-    await eventually(midway, 30, "45 events stored and 3 webhook calls")
+    load = await loaded_midway(rig, api)
+    probe = rig.probe
     owned = await stored_here(doomed)
     in_hand = await probe.delivered_unacked()
     doomed.kill()
@@ -151,12 +157,4 @@ async def test_a_worker_killed_while_it_stores_partitions_hands_them_over(rig: R
     await load.wait_keys(KEYS)
     await load.stop()
 
-    await probe.wait_settled(len(load.accepted), KEYS, receiver, timeout=90)
-    await probe.assert_exactly_once(load.accepted, load.keys, receiver)
-    assert survivor.alive
-    one_worker = await replay(
-        [automation(receiver.url("/hook"))], [e.receive() for e in load.events]
-    )
-    assert Counter(f.labels["prefect.resource.id"] for f in one_worker.firings) == Counter(
-        {key_id(k): 1 for k in load.keys}
-    )
+    await settled_as_one_evaluator_would(rig, load, survivor)
